@@ -1,0 +1,1 @@
+"""The daemon side: scheduler, results store, Prometheus exporter, HTTP server."""

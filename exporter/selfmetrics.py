@@ -1,0 +1,50 @@
+"""The daemon's own health: bugs, schedule lag, runs in flight, config reloads."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from lakeprobe import __version__
+
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class DaemonMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.exceptions = Counter(
+            "lakeprobe_exceptions",
+            "Bugs that escaped a probe, by probe and exception class",
+            ["probe", "exception"],
+            registry=registry,
+        )
+        self.schedule_lag = Histogram(
+            "lakeprobe_scheduler_lag_seconds",
+            "Delay from a run's scheduled time to its start (includes waiting for a slot)",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self.missed_runs = Counter(
+            "lakeprobe_scheduler_missed_runs",
+            "Runs not started because the previous run of the same target was still going",
+            ["probe"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "lakeprobe_runs_in_flight", "Probe runs executing now", registry=registry
+        )
+        self.targets = Gauge(
+            "lakeprobe_targets", "Configured (probe, endpoint) targets", registry=registry
+        )
+        self.reload_ok = Gauge(
+            "lakeprobe_config_last_reload_successful",
+            "1 if the last config (re)load succeeded",
+            registry=registry,
+        )
+        self.reload_time = Gauge(
+            "lakeprobe_config_last_reload_success_timestamp_seconds",
+            "Time of the last successful config (re)load",
+            registry=registry,
+        )
+        Info("lakeprobe_build", "lakeprobe version", registry=registry).info(
+            {"version": __version__}
+        )

@@ -1,0 +1,1 @@
+"""lakeprobe.cli"""

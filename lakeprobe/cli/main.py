@@ -1,0 +1,108 @@
+"""The `lakeprobe` command: serve, run, list, check-config, lake, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from lakeprobe import __version__
+from lakeprobe.cli import demo, run
+from lakeprobe.cli.logs import setup_logging
+from lakeprobe.config import ConfigError, load_config
+from lakeprobe.config.plan import build_plan
+from lakeprobe.probes.registry import PROBE_TYPES
+
+EXIT_CONFIG_INVALID = 2
+EXIT_USAGE = 3  # UNKNOWN, as Nagios plugins report bad usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lakeprobe", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lakeprobe {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    serve = commands.add_parser("serve", help="run the daemon: scheduled probes, /metrics")
+    serve.add_argument("-c", "--config", type=Path, required=True)
+    run.add_arguments(commands.add_parser("run", help="run one probe now (exit 0/1/2/3)"))
+    listing = commands.add_parser("list", help="probe types, or a config's targets")
+    listing.add_argument("-c", "--config", type=Path, help="list this config's targets")
+    check = commands.add_parser("check-config", help="validate a config file (exit 0 or 2)")
+    check.add_argument("config", type=Path)
+    demo.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return int(_dispatch(args))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return EXIT_CONFIG_INVALID
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    match args.command:
+        case "serve":
+            return _serve(args.config)
+        case "run":
+            return run.command(args)
+        case "list":
+            return _list(args.config)
+        case "check-config":
+            return _check_config(args.config)
+        case _:
+            return demo.dispatch(args)
+
+
+def _serve(config_path: Path) -> int:
+    from lakeprobe.exporter.daemon import Daemon
+    from lakeprobe.exporter.server import serve
+
+    daemon = Daemon(config_path, load_config(config_path))
+    asyncio.run(serve(daemon))
+    return 0
+
+
+def _check_config(path: Path) -> int:
+    config = load_config(path)
+    jobs = build_plan(config)
+    endpoints = sum(len(site.endpoints) for site in config.sites)
+    print(
+        f"{path}: OK: {len(config.sites)} sites, {endpoints} endpoints, "
+        f"{len(config.probes)} probes, {len(jobs)} targets"
+    )
+    return 0
+
+
+def _list(config_path: Path | None) -> int:
+    if config_path is None:
+        for name, probe_type in sorted(PROBE_TYPES.items()):
+            schemes = ",".join(sorted(probe_type.schemes))
+            print(f"{name:12} {schemes:20} {probe_type.description}")
+            for field, info in probe_type.params_model.model_fields.items():
+                print(f"    {field} = {info.default!r}  {info.description or ''}".rstrip())
+        return 0
+    for job in build_plan(load_config(config_path)):
+        key = job.key
+        print(
+            f"{key.probe:12} {key.site:12} {key.endpoint:12} {job.target.url:40} "
+            f"every {job.interval:g} s, timeout {job.timeout:g} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

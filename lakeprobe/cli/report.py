@@ -1,0 +1,74 @@
+"""Render probe results for people (a per-step table) and for machines (JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lakeprobe.config.plan import ProbeJob
+from lakeprobe.probes.outcome import ProbeResult, Status
+from lakeprobe.probes.secrets import redact
+
+_COLUMNS = ("STEP", "STATUS", "TIME", "REASON", "DETAIL")
+
+
+def text_report(job: ProbeJob, result: ProbeResult) -> str:
+    key = job.key
+    head = (
+        f"{key.probe} {key.site}/{key.endpoint} {job.target.url}: {result.status.name}"
+        f"{'' if result.success else f' ({result.reason.value})'}"
+        f" in {result.duration_seconds:.2f} s"
+    )
+    rows = [
+        (
+            step.name,
+            step.status.name,
+            "-" if step.status is Status.SKIPPED else f"{step.duration_seconds:.3f} s",
+            "-" if step.reason.value == "none" else step.reason.value,
+            redact(step.detail),
+        )
+        for step in result.steps
+    ]
+    widths = [max(len(str(r[i])) for r in [_COLUMNS, *rows]) for i in range(4)]
+    lines = [head]
+    for row in [_COLUMNS, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  " + "  ".join([*cells, row[4]]).rstrip())
+    for measurement, value in result.measurements.items():
+        lines.append(f"  {measurement.value} = {value:.6g}")
+    if not result.success and result.hint:
+        lines.append(f"  hint: {result.hint}")
+    return "\n".join(lines)
+
+
+def json_record(job: ProbeJob, result: ProbeResult) -> dict[str, Any]:
+    key = job.key
+    return {
+        "probe": key.probe,
+        "site": key.site,
+        "endpoint": key.endpoint,
+        "protocol": key.protocol,
+        "url": job.target.url,
+        "status": result.status.name,
+        "exit_code": int(result.status),
+        "reason": result.reason.value,
+        "hint": result.hint if not result.success else "",
+        "started_at": result.started_at,
+        "duration_seconds": round(result.duration_seconds, 6),
+        "measurements": {m.value: v for m, v in result.measurements.items()},
+        "steps": [
+            {
+                "name": s.name,
+                "status": s.status.name,
+                "duration_seconds": round(s.duration_seconds, 6),
+                "reason": s.reason.value,
+                "detail": redact(s.detail),
+                "critical": s.critical,
+            }
+            for s in result.steps
+        ],
+    }
+
+
+def json_report(records: list[dict[str, Any]]) -> str:
+    return json.dumps(records, indent=2)

@@ -1,0 +1,155 @@
+"""The config file's schema. Defaults live here and only here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lakeprobe.config.types import Duration, ListenAddress, Name
+from lakeprobe.probes.target import SCHEMES
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Strict):
+    listen: ListenAddress = "127.0.0.1:9780"
+    probe_host: str | None = Field(None, description="host name in test-file names")
+
+
+class Defaults(Strict):
+    interval: Duration = 60.0
+    timeout: Duration = 30.0
+    ca_dir: Path | None = None
+    max_concurrent_runs: int = Field(32, ge=1, le=10_000)
+    max_concurrent_per_endpoint: int = Field(2, ge=1, le=1000)
+
+
+class AuthConfig(Strict):
+    token_file: Path | None = None
+    bearer_discovery: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.token_file is not None and self.bearer_discovery:
+            raise ValueError("set either token_file or bearer_discovery, not both")
+        return self
+
+
+def _absolute_path(value: str, what: str) -> str:
+    if not value.startswith("/") or ".." in value.split("/"):
+        raise ValueError(f"{what} must be an absolute path without '..', got {value!r}")
+    return value
+
+
+class EndpointConfig(Strict):
+    name: Name
+    url: str
+    test_dir: str = "/lakeprobe"
+    read_only: bool = False
+    reference_file: str | None = None
+    reference_adler32: str | None = None
+    ca_dir: Path | None = None
+    auth: AuthConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in SCHEMES:
+            expected = ", ".join(SCHEMES)
+            raise ValueError(f"unsupported scheme {parts.scheme!r} (expected one of {expected})")
+        if not parts.hostname:
+            raise ValueError(f"no host in {url!r}")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("credentials, query and fragment are not allowed in the URL")
+        if parts.path not in ("", "/"):
+            raise ValueError(f"the URL must not carry a path ({parts.path!r}): use test_dir")
+        _ = parts.port  # raises ValueError for a bad port
+        return url.rstrip("/")
+
+    @field_validator("test_dir")
+    @classmethod
+    def _check_test_dir(cls, value: str) -> str:
+        value = _absolute_path(value, "test_dir").rstrip("/")
+        if not value:
+            raise ValueError("test_dir must not be the root directory '/'")
+        return value
+
+    @field_validator("reference_file")
+    @classmethod
+    def _check_reference(cls, value: str | None) -> str | None:
+        return None if value is None else _absolute_path(value, "reference_file")
+
+    @field_validator("reference_adler32")
+    @classmethod
+    def _check_adler(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{1,8}", value):
+            raise ValueError(f"expected up to 8 hex digits, got {value!r}")
+        return None if value is None else value.lower().rjust(8, "0")
+
+    @model_validator(mode="after")
+    def _read_only_needs_reference(self) -> Self:
+        if self.read_only and self.reference_file is None:
+            raise ValueError("read_only endpoints need a reference_file to read")
+        return self
+
+
+class SiteConfig(Strict):
+    name: Name
+    endpoints: list[EndpointConfig] = Field(min_length=1)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique(cls, endpoints: list[EndpointConfig]) -> list[EndpointConfig]:
+        _reject_duplicates([e.name for e in endpoints], "endpoint name")
+        return endpoints
+
+
+class TargetSelector(Strict):
+    """Which endpoints a probe runs against. Omitted fields select everything."""
+
+    sites: list[str] | None = None
+    endpoints: list[str] | None = Field(None, description="'SITE/endpoint' or endpoint names")
+    protocols: list[str] | None = None
+
+
+class ProbeConfig(Strict):
+    name: Name
+    type: str
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    targets: TargetSelector = TargetSelector()
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LakeprobeConfig(Strict):
+    server: ServerConfig = ServerConfig()
+    defaults: Defaults = Defaults()
+    sites: list[SiteConfig] = Field(min_length=1)
+    probes: list[ProbeConfig] = Field(min_length=1)
+
+    @field_validator("sites")
+    @classmethod
+    def _unique_sites(cls, sites: list[SiteConfig]) -> list[SiteConfig]:
+        _reject_duplicates([s.name for s in sites], "site name")
+        return sites
+
+    @field_validator("probes")
+    @classmethod
+    def _unique_probes(cls, probes: list[ProbeConfig]) -> list[ProbeConfig]:
+        _reject_duplicates([p.name for p in probes], "probe name")
+        return probes
+
+
+def _reject_duplicates(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate {what} {name!r}")
+        seen.add(name)

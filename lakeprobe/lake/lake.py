@@ -1,0 +1,185 @@
+"""A local data lake: N XRootD sites on loopback sharing one test PKI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import stat
+import string
+import sys
+import tempfile
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import yaml
+
+from lakeprobe.lake.pki import TestPki, make_test_pki
+from lakeprobe.lake.xrootd_site import SiteStartError, XrootdSite
+
+log = logging.getLogger(__name__)
+
+_PORT_ATTEMPTS = 5
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct TCP ports free on 127.0.0.1 right now. Another process may still take one
+    before the server binds it: LocalLake retries with new ports on "address in use"."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:  # all held open at once, so the ports are distinct
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _default_names(count: int) -> list[str]:
+    if count > len(string.ascii_uppercase):
+        return [f"SITE-{i + 1}" for i in range(count)]
+    return [f"SITE-{letter}" for letter in string.ascii_uppercase[:count]]
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a tree even with read-only (0555) directories in it."""
+
+    def retry_writable(func: Callable[..., Any], failed: str, _exc: Any) -> None:
+        parent = os.path.dirname(failed)
+        os.chmod(parent, stat.S_IMODE(os.stat(parent).st_mode) | stat.S_IWUSR | stat.S_IXUSR)
+        func(failed)
+
+    if not path.exists():
+        return
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry_writable)
+    else:
+        shutil.rmtree(path, onerror=retry_writable)
+
+
+class LocalLake:
+    """`n_sites` XRootD sites (names from `site_names` when given) under `base_dir` (a new
+    temporary directory when None, removed on exit). Use as a context manager."""
+
+    test_dir = "/lakeprobe"
+
+    def __init__(
+        self,
+        n_sites: int = 2,
+        base_dir: Path | None = None,
+        site_names: Sequence[str] | None = None,
+    ) -> None:
+        names = list(site_names) if site_names is not None else _default_names(n_sites)
+        if not names or len(set(names)) != len(names) or not all(map(_NAME.fullmatch, names)):
+            raise ValueError(f"site names must be distinct, non-empty, [A-Za-z0-9._-]: {names}")
+        self._cleanup: weakref.finalize[Any, Any] | None = None
+        if base_dir is None:
+            base_dir = Path(tempfile.mkdtemp(prefix="lakeprobe-lake-"))
+            self._cleanup = weakref.finalize(self, _rmtree, base_dir)
+        base_dir.mkdir(parents=True, exist_ok=True)
+        self.base_dir = base_dir
+        self.pki: TestPki = make_test_pki(base_dir / "pki")
+        self.sites: list[XrootdSite] = []
+        for name in names:
+            root_port, http_port = free_ports(2)
+            site_dir = base_dir / "sites" / name.lower()
+            self.sites.append(XrootdSite(name, site_dir, self.pki, root_port, http_port))
+
+    def __repr__(self) -> str:
+        return f"LocalLake({[site.name for site in self.sites]}, base_dir={self.base_dir})"
+
+    def site(self, name: str) -> XrootdSite:
+        for candidate in self.sites:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"no site {name!r} in {[site.name for site in self.sites]}")
+
+    def start(self) -> None:
+        """Start every site (with `test_dir` writable on each); all or nothing."""
+        try:
+            for site in self.sites:
+                site.make_dir(self.test_dir, writable=True)
+                self._start_site(site)
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _start_site(site: XrootdSite) -> None:
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                site.start()
+                return
+            except SiteStartError as exc:
+                if not exc.address_in_use or attempt == _PORT_ATTEMPTS:
+                    raise
+                log.info("%s: port taken (attempt %d), picking new ports", site.name, attempt)
+                site.root_port, site.http_port = free_ports(2)
+
+    def stop(self) -> None:
+        """Stop every site; keeps the files, so start() works again."""
+        for site in self.sites:
+            site.stop()
+
+    def close(self) -> None:
+        """Stop every site and remove base_dir if the lake created it."""
+        self.stop()
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def config_dict(
+        self, listen: str = "127.0.0.1:9780", interval: float = 30, timeout: float = 20
+    ) -> dict[str, Any]:
+        """A lakeprobe configuration probing every site over root:// and davs://."""
+        return {
+            "server": {"listen": listen},
+            "defaults": {"interval": interval, "timeout": timeout, "ca_dir": str(self.pki.ca_dir)},
+            "sites": [
+                {
+                    "name": site.name,
+                    "endpoints": [
+                        {"name": "xrootd", "url": site.root_url, "test_dir": self.test_dir},
+                        {"name": "webdav", "url": site.davs_url, "test_dir": self.test_dir},
+                    ],
+                }
+                for site in self.sites
+            ],
+            "probes": [
+                {"name": "xrootd", "type": "xrootd"},
+                {"name": "webdav", "type": "webdav"},
+            ],
+        }
+
+    def write_config(
+        self,
+        path: Path,
+        listen: str = "127.0.0.1:9780",
+        interval: float = 30,
+        timeout: float = 20,
+    ) -> Path:
+        """Write config_dict(...) as YAML to `path`."""
+        config = self.config_dict(listen=listen, interval=interval, timeout=timeout)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path

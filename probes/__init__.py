@@ -1,0 +1,1 @@
+"""Probe implementations: each module tests one kind of storage access."""

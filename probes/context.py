@@ -1,0 +1,76 @@
+"""What a probe gets besides its target and parameters, and the probe-type contract."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lakeprobe.probes.outcome import ProbeResult
+from lakeprobe.probes.steps import StepRecorder
+from lakeprobe.probes.target import MODES, PairTarget, Target
+
+
+class ProbeParams(BaseModel):
+    """Parameters every probe type accepts; each type extends this model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slow_step_seconds: float = Field(10.0, gt=0, description="a slower step gives WARNING")
+
+
+@dataclass(slots=True)
+class ProbeContext:
+    steps: StepRecorder
+    deadline: float  # event-loop time by which the whole run must end
+    probe_host: str  # this daemon's host name, part of every test-file name
+    log: logging.Logger
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+
+P_contra = TypeVar("P_contra", bound=ProbeParams, contravariant=True)
+T_contra = TypeVar("T_contra", bound=Target | PairTarget, contravariant=True)
+
+
+class Probe(Protocol[P_contra, T_contra]):
+    async def __call__(
+        self, target: T_contra, params: P_contra, ctx: ProbeContext
+    ) -> ProbeResult: ...
+
+
+P = TypeVar("P", bound=ProbeParams)
+T = TypeVar("T", bound=Target | PairTarget)
+
+
+class PairParams(ProbeParams):
+    """Parameters every pair (third-party copy) probe accepts."""
+
+    modes: tuple[str, ...] = Field(("pull",), description="pull, push or both", min_length=1)
+
+    @field_validator("modes")
+    @classmethod
+    def _known_modes(cls, modes: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in modes if m not in MODES]
+        if unknown or len(set(modes)) != len(modes):
+            raise ValueError(f"modes must be distinct values of {', '.join(MODES)}: {modes}")
+        return modes
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeType(Generic[P, T]):
+    """One entry of the probe registry (probes/registry.py). A `pairwise` type runs against
+    ordered pairs of sites (PairTarget); the others against single endpoints (Target)."""
+
+    name: str
+    description: str
+    schemes: frozenset[str]  # URL schemes the probe can test
+    params_model: type[P]
+    factory: Callable[[], Probe[P, T]]
+    pairwise: bool = False
+    modes: tuple[str, ...] = ()  # pairwise only: the modes this type supports

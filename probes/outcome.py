@@ -1,0 +1,152 @@
+"""The values a probe produces: status, reason, per-step results, measurements."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Status(enum.IntEnum):
+    """Nagios-style status; the integer is the plugin exit code. SKIPPED is for steps only."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+    SKIPPED = 4
+
+    @property
+    def severity(self) -> int:
+        """Rank for the rollup: CRITICAL outranks UNKNOWN, which outranks WARNING."""
+        return _SEVERITY[self]
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+_SEVERITY = {
+    Status.SKIPPED: -1,
+    Status.OK: 0,
+    Status.WARNING: 1,
+    Status.UNKNOWN: 2,
+    Status.CRITICAL: 3,
+}
+
+
+class Reason(enum.StrEnum):
+    """Why a step or probe did not succeed. A closed set: safe as a metric label."""
+
+    NONE = "none"
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    TIMEOUT = "timeout"
+    SLOW = "slow"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    CONTENT_MISMATCH = "content_mismatch"
+    SIZE_MISMATCH = "size_mismatch"
+    UNEXPECTED_STATUS = "unexpected_status"
+    SERVER_ERROR = "server_error"
+    PROTOCOL_ERROR = "protocol_error"
+    CHECKSUM_UNAVAILABLE = "checksum_unavailable"
+    CREDENTIAL = "credential"
+    CLEANUP = "cleanup"
+    SOURCE_MISSING = "source_missing"
+    DESTINATION_ERROR = "destination_error"
+    TPC_FAILURE = "tpc_failure"
+    STALL = "stall"
+    INTERNAL = "internal"
+
+
+HINTS: dict[Reason, str] = {
+    Reason.DNS: "the host name does not resolve: check the endpoint URL and DNS",
+    Reason.CONNECT: "nothing answered on that port: is the service up and reachable?",
+    Reason.TLS: "TLS handshake or verification failed: host certificate, CA directory?",
+    Reason.AUTH: "refused: valid credential for this path? is the directory writable?",
+    Reason.NOT_FOUND: "the path does not exist: test directory or reference file configured?",
+    Reason.TIMEOUT: "no answer before the deadline: server overloaded, hung or firewalled?",
+    Reason.SLOW: "the step succeeded but took longer than its warning threshold",
+    Reason.CHECKSUM_MISMATCH: "server checksum differs from the data: silent corruption?",
+    Reason.CONTENT_MISMATCH: "bytes read back differ from bytes written",
+    Reason.SIZE_MISMATCH: "stored size differs from the bytes written",
+    Reason.UNEXPECTED_STATUS: "the server answered with a status the protocol does not expect",
+    Reason.SERVER_ERROR: "the server reported an internal error (5xx or storage error)",
+    Reason.PROTOCOL_ERROR: "the answer could not be understood",
+    Reason.CHECKSUM_UNAVAILABLE: "the server did not report an adler32 checksum",
+    Reason.CREDENTIAL: "the configured credential could not be loaded (token file?)",
+    Reason.CLEANUP: "the probe could not delete its own test file",
+    Reason.SOURCE_MISSING: "the copy's source file is missing or unreadable at the source",
+    Reason.DESTINATION_ERROR: "the destination refused or failed to store the copy",
+    Reason.TPC_FAILURE: "the third-party copy failed: see the remote reason in the detail",
+    Reason.STALL: "the transfer made no progress for longer than the stall limit",
+    Reason.INTERNAL: "a bug in lakeprobe: see the daemon log",
+}
+
+
+class Measurement(enum.StrEnum):
+    """Numbers a probe may report; each becomes one metric (name = value + unit)."""
+
+    WRITE_BYTES = "write_bytes"
+    READ_BYTES = "read_bytes"
+    WRITE_THROUGHPUT = "write_throughput_bytes_per_second"
+    READ_THROUGHPUT = "read_throughput_bytes_per_second"
+    TRANSFER_BYTES = "transfer_bytes"
+    TRANSFER_THROUGHPUT = "transfer_throughput_bytes_per_second"
+    FIRST_MARKER = "time_to_first_marker_seconds"
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    name: str
+    status: Status
+    duration_seconds: float
+    reason: Reason = Reason.NONE
+    detail: str = ""  # free text: logs, CLI and UI only, never a label
+    critical: bool = True
+
+    @property
+    def ran(self) -> bool:
+        return self.status is not Status.SKIPPED
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    status: Status
+    reason: Reason
+    steps: tuple[StepResult, ...]
+    duration_seconds: float
+    started_at: float  # unix time
+    measurements: dict[Measurement, float] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.status in (Status.OK, Status.WARNING)
+
+    @property
+    def hint(self) -> str:
+        return HINTS.get(self.reason, "")
+
+
+def failed(reason: Reason, detail: str) -> StepOutcome:
+    return StepOutcome(Status.CRITICAL, reason, detail)
+
+
+def passed(detail: str = "") -> StepOutcome:
+    return StepOutcome(Status.OK, Reason.NONE, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What one step's code returns; the recorder adds the timing."""
+
+    status: Status
+    reason: Reason = Reason.NONE
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.OK, Status.WARNING)

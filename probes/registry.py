@@ -1,0 +1,17 @@
+"""The one list of probe types. Config validation, the scheduler and the CLI all read it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lakeprobe.probes import webdav, xrootd
+from lakeprobe.probes.context import ProbeType
+
+# Each type has its own params model; callers validate params with that type's model.
+PROBE_TYPES: dict[str, ProbeType[Any, Any]] = {
+    probe_type.name: probe_type for probe_type in (xrootd.PROBE_TYPE, webdav.PROBE_TYPE)
+}
+
+
+def types_for_scheme(scheme: str) -> list[str]:
+    return sorted(name for name, t in PROBE_TYPES.items() if scheme in t.schemes)

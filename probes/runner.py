@@ -1,0 +1,64 @@
+"""Run one probe against one target under a hard deadline: used by the daemon and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from lakeprobe.probes.context import ProbeContext, ProbeParams, ProbeType
+from lakeprobe.probes.outcome import ProbeResult, Reason, Status
+from lakeprobe.probes.secrets import redact
+from lakeprobe.probes.steps import StepRecorder
+from lakeprobe.probes.target import PairTarget, Target
+
+P = TypeVar("P", bound=ProbeParams)
+
+# Beyond the run deadline, how long a probe gets to notice before it is cancelled.
+HARD_DEADLINE_GRACE_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    result: ProbeResult
+    exception: str | None = None  # class name of a bug that escaped the probe
+
+
+def cleanup_reserve(timeout: float) -> float:
+    """The share of a run's deadline kept back so cleanup can still delete the test file."""
+    return min(5.0, timeout * 0.2)
+
+
+async def run_probe(
+    probe_type: ProbeType[P, Any],
+    target: Target | PairTarget,
+    params: P,
+    *,
+    timeout: float,
+    probe_host: str,
+    log: logging.Logger,
+) -> RunOutcome:
+    """Never raises (except cancellation): deadlines and bugs become results."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    recorder = StepRecorder(deadline, params.slow_step_seconds, cleanup_reserve(timeout))
+    ctx = ProbeContext(steps=recorder, deadline=deadline, probe_host=probe_host, log=log)
+    probe = probe_type.factory()
+    try:
+        async with asyncio.timeout_at(deadline + HARD_DEADLINE_GRACE_SECONDS):
+            return RunOutcome(await probe(target, params, ctx))
+    except TimeoutError:
+        recorder.abort(Status.CRITICAL, Reason.TIMEOUT, f"run exceeded its {timeout:g} s deadline")
+        return RunOutcome(recorder.result())
+    except Exception as error:  # a bug: counted and logged by the caller, never fatal
+        log.error(
+            "probe %s on %s raised %s: %s",
+            probe_type.name,
+            target.describe(),
+            type(error).__name__,
+            redact(str(error)),
+            exc_info=True,
+        )
+        recorder.abort(Status.UNKNOWN, Reason.INTERNAL, f"internal error: {type(error).__name__}")
+        return RunOutcome(recorder.result(), exception=type(error).__name__)

@@ -1,0 +1,33 @@
+"""Client TLS: verification always on; trust anchors from a CA directory, as grid tools do."""
+
+from __future__ import annotations
+
+import functools
+import os
+import ssl
+from pathlib import Path
+
+GRID_CA_DIR = Path("/etc/grid-security/certificates")
+
+
+def resolve_ca_dir(configured: Path | None) -> Path | None:
+    """The configured directory, else $X509_CERT_DIR, else the grid default if it exists.
+    None means the system trust store."""
+    if configured is not None:
+        return configured
+    from_env = os.environ.get("X509_CERT_DIR")
+    if from_env:
+        return Path(from_env)
+    return GRID_CA_DIR if GRID_CA_DIR.is_dir() else None
+
+
+@functools.lru_cache(maxsize=32)
+def client_ssl_context(ca_dir: Path | None) -> ssl.SSLContext:
+    """A verifying client context. Grid CA directories hold hashed PEM files (`openssl rehash`)."""
+    context = ssl.create_default_context()
+    if ca_dir is not None:
+        context.load_verify_locations(capath=str(ca_dir))
+        # Also load plain *.pem files, in case the directory was never rehashed.
+        for pem in sorted(ca_dir.glob("*.pem")):
+            context.load_verify_locations(cafile=str(pem))
+    return context

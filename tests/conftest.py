@@ -1,0 +1,62 @@
+"""Shared fixtures. Lake fixtures start real XRootD servers on loopback (see lakeprobe.lake)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lakeprobe.lake import LocalLake, require_binaries
+
+
+def need_binaries() -> None:
+    """Skip when the lake's binaries are missing; in CI a missing server fails, never skips."""
+    missing = require_binaries()
+    if not missing:
+        return
+    message = f"local lake needs binaries not on PATH: {', '.join(missing)}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+LakeFactory = Callable[[int], LocalLake]
+
+
+@pytest.fixture
+def lake_binaries() -> None:
+    """For tests that build a LocalLake themselves: skip (or fail in CI) without binaries."""
+    need_binaries()
+
+
+@pytest.fixture
+def lake_factory(tmp_path: Path) -> Iterator[LakeFactory]:
+    """Start LocalLakes of n sites on demand; all are stopped at teardown."""
+    need_binaries()
+    with contextlib.ExitStack() as stack:  # closes every lake even if one close() fails
+        count = 0
+
+        def start(n_sites: int = 2) -> LocalLake:
+            nonlocal count
+            lake = LocalLake(n_sites, base_dir=tmp_path / f"lake{count}")
+            count += 1
+            stack.callback(lake.close)
+            lake.start()
+            return lake
+
+        yield start
+
+
+@pytest.fixture
+def lake(lake_factory: LakeFactory) -> LocalLake:
+    """A started two-site lake (SITE-A, SITE-B)."""
+    return lake_factory(2)
+
+
+@pytest.fixture
+def lake3(lake_factory: LakeFactory) -> LocalLake:
+    """A started three-site lake (SITE-A, SITE-B, SITE-C)."""
+    return lake_factory(3)

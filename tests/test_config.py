@@ -1,0 +1,97 @@
+"""Config validation: every invalid file yields exactly the message it documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lakeprobe.config import ConfigError, load_config, parse_config
+from lakeprobe.config.plan import build_plan
+from lakeprobe.config.types import parse_duration
+from lakeprobe.probes.tokens import DiscoveredToken, FileToken
+
+HERE = Path(__file__).parent
+INVALID = sorted((HERE / "configs" / "invalid").glob("*.yaml"))
+EXAMPLES = sorted((HERE.parent / "config").glob("*.yaml"))
+
+
+def _expected(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} must start with '# expect: '"
+    return first.removeprefix("# expect: ")
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_config_names_the_problem(path: Path) -> None:
+    """Each invalid file fails with exactly one message naming the YAML path."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.messages == [_expected(path)]
+    assert str(caught.value) == f"{path}: {_expected(path)}"
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    """A missing file is reported, naming the file, not raised as OSError."""
+    with pytest.raises(ConfigError, match="cannot read: No such file or directory"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_all_errors_are_reported_at_once() -> None:
+    """Several problems give several messages, not just the first."""
+    text = """
+sites:
+  - name: A
+    endpoints: [{name: e, url: "ftp://x", bogus: 1}]
+probes: [{name: p, type: xrootd}]
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert len(caught.value.messages) == 2
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_shipped_examples_are_valid(path: Path) -> None:
+    """The documented examples in config/ load and select targets."""
+    assert build_plan(load_config(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [(30, 30.0), (2.5, 2.5), ("500ms", 0.5), ("30s", 30.0), ("5m", 300.0), ("1h", 3600.0)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["0s", "-1", "soon", True, None])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+def test_plan_selects_by_protocol_site_and_endpoint() -> None:
+    """Probes run only on endpoints whose scheme they test and that the selector names."""
+    config = parse_config("""
+defaults: {interval: 2m, timeout: 30s, ca_dir: /etc/grid-security/certificates}
+sites:
+  - name: A
+    endpoints:
+      - {name: x, url: "root://a:1094", auth: {token_file: /run/token}}
+      - {name: w, url: "davs://a:443", auth: {bearer_discovery: true}}
+  - name: B
+    endpoints:
+      - {name: x, url: "root://b:1094"}
+probes:
+  - {name: xr, type: xrootd}
+  - {name: dav, type: webdav, interval: 5m}
+  - {name: onlyb, type: xrootd, targets: {endpoints: [B/x]}}
+""")
+    plan = {job.key.job_id: job for job in build_plan(config)}
+    assert sorted(plan) == ["dav|A|w", "onlyb|B|x", "xr|A|x", "xr|B|x"]
+    assert plan["dav|A|w"].interval == 300.0
+    assert plan["xr|A|x"].timeout == 30.0
+    assert isinstance(plan["xr|A|x"].target.token, FileToken)
+    assert isinstance(plan["dav|A|w"].target.token, DiscoveredToken)
+    assert plan["xr|B|x"].target.token is None
+    assert str(plan["xr|B|x"].target.ca_dir) == "/etc/grid-security/certificates"

@@ -1,0 +1,135 @@
+"""The daemon against the real local lake: schedule, /metrics, reload, isolation of hung sites."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import yaml
+
+from daemon_helpers import Samples, fetch, pick, running_daemon, scrape, wait_for
+from lakeprobe.lake import LocalLake, free_ports
+
+GOLDEN = Path(__file__).parent / "golden" / "metrics.txt"
+PROBES = ("xrootd", "webdav")
+
+
+def write_config(lake: LocalLake, path: Path, interval: float = 2, timeout: float = 2) -> Path:
+    listen = f"127.0.0.1:{free_ports(1)[0]}"
+    return lake.write_config(path, listen=listen, interval=interval, timeout=timeout)
+
+
+def all_ran(samples: Samples, sites: list[str]) -> bool:
+    done = {
+        (dict(k)["probe"], dict(k)["site"])
+        for k in pick(samples, "lakeprobe_probe_last_run_timestamp_seconds")
+    }
+    return all((p, s) in done for p in PROBES for s in sites)
+
+
+def shape(samples: Samples) -> list[str]:
+    """Metric names with their labels, values dropped: what dashboards and alerts rely on."""
+    lines = set()
+    for name, labels in samples:
+        pairs = sorted(labels)
+        text = ",".join(f'{k}="{v}"' if k != "le" else 'le="..."' for k, v in pairs)
+        lines.add(f"{name}{{{text}}}")
+    return sorted(lines)
+
+
+async def test_metrics_hold_every_probe_and_site(lake: LocalLake, tmp_path: Path) -> None:
+    """Both probes succeed on both sites, and the /metrics names and labels match the golden
+    file (regenerate with LAKEPROBE_UPDATE_GOLDEN=1 after a deliberate change)."""
+    config = write_config(lake, tmp_path / "lakeprobe.yaml")
+    sites = [s.name for s in lake.sites]
+    async with running_daemon(config) as (_, base):
+        await wait_for(lambda: _ran(base, sites), timeout=30, what="a run of every target")
+        samples = await scrape(base)
+    success = pick(samples, "lakeprobe_probe_success")
+    assert len(success) == 4
+    assert all(v == 1 for v in success.values()), success
+    assert pick(samples, "lakeprobe_config_last_reload_successful") == {frozenset(): 1.0}
+    if os.environ.get("LAKEPROBE_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text("\n".join(shape(samples)) + "\n")
+    assert shape(samples) == GOLDEN.read_text().splitlines()
+
+
+async def _ran(base: str, sites: list[str]) -> bool:
+    return all_ran(await scrape(base), sites)
+
+
+async def test_reload_removes_series_and_rejects_bad_config(
+    lake: LocalLake, tmp_path: Path
+) -> None:
+    """POST /-/reload applies a valid config (removed targets' series disappear); an invalid
+    one is rejected with its message, the running config stays and the gauge drops to 0;
+    SIGHUP reloads too."""
+    path = write_config(lake, tmp_path / "lakeprobe.yaml")
+    original = path.read_text()
+    async with running_daemon(path) as (_, base):
+        await wait_for(lambda: _ran(base, ["SITE-A", "SITE-B"]), timeout=30, what="first runs")
+        data = yaml.safe_load(original)
+        data["sites"] = data["sites"][:1]
+        path.write_text(yaml.safe_dump(data))
+        status, _ = await fetch(base, "/-/reload", "POST")
+        assert status == 200
+        samples = await scrape(base)
+        assert not any(("site", "SITE-B") in labels for _, labels in samples)
+        assert pick(samples, "lakeprobe_targets") == {frozenset(): 2.0}
+
+        path.write_text(original.replace("type: webdav", "type: gridftp"))
+        status, text = await fetch(base, "/-/reload", "POST")
+        assert status == 400
+        assert "probes[1].type: unknown probe type 'gridftp'" in text
+        samples = await scrape(base)
+        assert pick(samples, "lakeprobe_config_last_reload_successful") == {frozenset(): 0.0}
+        assert pick(samples, "lakeprobe_targets") == {frozenset(): 2.0}
+
+        path.write_text(original)
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_for(lambda: _targets(base, 4), timeout=5, what="SIGHUP reload")
+
+
+async def _targets(base: str, count: int) -> bool:
+    return pick(await scrape(base), "lakeprobe_targets") == {frozenset(): float(count)}
+
+
+async def test_hung_site_times_out_while_others_keep_schedule(
+    lake: LocalLake, tmp_path: Path
+) -> None:
+    """A SIGSTOPped site's probes end CRITICAL/timeout at their deadline, while the healthy
+    site's probes keep running on schedule."""
+    config = write_config(lake, tmp_path / "lakeprobe.yaml", interval=2, timeout=2)
+    hung = lake.sites[1]
+    async with running_daemon(config) as (_, base):
+        await wait_for(lambda: _ran(base, ["SITE-A", "SITE-B"]), timeout=30, what="first runs")
+        hung.pause()
+        try:
+            before = await scrape(base)
+            await wait_for(lambda: _timed_out(base, hung.name), timeout=20, what="timeouts")
+            await wait_for(
+                lambda: _healthy_kept_running(base, before),
+                timeout=20,
+                what="two more runs of each SITE-A probe",
+            )
+            after = await scrape(base)
+        finally:
+            hung.resume()
+    assert all(v == 1 for v in pick(after, "lakeprobe_probe_success", site="SITE-A").values())
+    assert pick(after, "lakeprobe_probe_reason", site="SITE-A", reason="none")
+
+
+async def _healthy_kept_running(base: str, before: Samples) -> bool:
+    after = await scrape(base)
+    return all(_runs(after, p, "SITE-A") >= _runs(before, p, "SITE-A") + 2 for p in PROBES)
+
+
+async def _timed_out(base: str, site: str) -> bool:
+    samples = await scrape(base)
+    reasons = pick(samples, "lakeprobe_probe_reason", site=site, reason="timeout")
+    return len(reasons) == len(PROBES)
+
+
+def _runs(samples: Samples, probe: str, site: str) -> float:
+    return sum(pick(samples, "lakeprobe_probe_runs_total", probe=probe, site=site).values())

@@ -1,0 +1,160 @@
+"""HTTP client helpers shared by the HTTP probes: URL mapping, status and exception reasons,
+adler32 digests and PROPFIND parsing."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+import aiohttp
+import pytest
+
+from lakeprobe.probes.httpclient import exception_reason, http_url, status_reason
+from lakeprobe.probes.httpparse import (
+    DigestError,
+    MultistatusError,
+    adler32_from_content_digest,
+    adler32_from_digest,
+    file_names,
+    parse_multistatus,
+    response_adler32,
+)
+from lakeprobe.probes.outcome import Reason
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("davs://h:1094", "https://h:1094"),
+        ("dav://h", "http://h"),
+        ("https://h:8443", "https://h:8443"),
+        ("http://h", "http://h"),
+        ("DAVS://h", "https://h"),
+    ],
+)
+def test_http_url(url: str, expected: str) -> None:
+    """WebDAV schemes map onto the HTTP ones; hosts and ports are kept."""
+    assert http_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["root://h", "ftp://h", "h:1094"])
+def test_http_url_rejects_other_schemes(url: str) -> None:
+    """Non-HTTP URLs are a configuration bug, reported loudly."""
+    with pytest.raises(ValueError, match="not an HTTP"):
+        http_url(url)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (401, Reason.AUTH), (403, Reason.AUTH), (404, Reason.NOT_FOUND),
+        (500, Reason.SERVER_ERROR), (503, Reason.SERVER_ERROR), (599, Reason.SERVER_ERROR),
+        (200, Reason.UNEXPECTED_STATUS), (301, Reason.UNEXPECTED_STATUS),
+        (405, Reason.UNEXPECTED_STATUS), (409, Reason.UNEXPECTED_STATUS),
+    ],
+)  # fmt: skip
+def test_status_reason(status: int, reason: Reason) -> None:
+    """HTTP status codes that a step did not expect map onto the closed Reason set."""
+    assert status_reason(status) is reason
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ssl.SSLCertVerificationError("verify failed"), Reason.TLS),
+        (ssl.SSLError("bad record"), Reason.TLS),
+        (socket.gaierror(-2, "Name or service not known"), Reason.DNS),
+        (aiohttp.ServerTimeoutError("read"), Reason.TIMEOUT),
+        (TimeoutError(), Reason.TIMEOUT),
+        (ConnectionRefusedError(111, "refused"), Reason.CONNECT),
+        (ConnectionResetError(104, "reset"), Reason.CONNECT),
+        (aiohttp.ClientOSError(104, "reset"), Reason.CONNECT),
+        (aiohttp.ServerDisconnectedError(), Reason.PROTOCOL_ERROR),
+        (aiohttp.ClientPayloadError("truncated"), Reason.PROTOCOL_ERROR),
+        (aiohttp.ClientConnectionError("closed"), Reason.CONNECT),
+        (aiohttp.ClientError("anything else"), Reason.PROTOCOL_ERROR),
+    ],
+)
+def test_exception_reason(error: BaseException, reason: Reason) -> None:
+    """Transport failures map onto the closed Reason set (real servers cover the aiohttp
+    connector errors: refused, certificate, timeout)."""
+    assert exception_reason(error) is reason
+
+
+@pytest.mark.parametrize(
+    ("content_digest", "digest", "expected"),
+    [
+        ([], ["adler32=084b021f"], "084b021f"),
+        ([], ["ADLER32=84B021F"], "084b021f"),  # case and leading zero dropped
+        ([], ["md5=HUXZLQLMuI/KZ5KDcJPcOA==, adler32=0a1b2c3d"], "0a1b2c3d"),
+        ([], ["md5=HUXZLQLMuI/KZ5KDcJPcOA==", "adler32=0a1b2c3d"], "0a1b2c3d"),
+        ([], [], None),
+        ([], ["md5=HUXZLQLMuI/KZ5KDcJPcOA=="], None),
+        (["adler=:CEsCHw==:"], [], "084b021f"),
+        (["sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:, adler=:CEsCHw==:"], [],
+         "084b021f"),
+        (["adler=:CEsCHw==:;param=1"], [], "084b021f"),
+        (["adler=:CEsCHw==:"], ["adler32=ffffffff"], "084b021f"),  # RFC 9530 preferred
+    ],
+)  # fmt: skip
+def test_response_adler32(content_digest: list[str], digest: list[str], expected: str) -> None:
+    """adler32 from RFC 9530 Content-Digest or RFC 3230 Digest, as 8 lower-case hex digits."""
+    assert response_adler32(content_digest, digest) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["adler32=", "adler32=xyz", "adler32=123456789", "adler32=:CEsCHw==:"]
+)
+def test_malformed_digest(value: str) -> None:
+    """An adler32 instance that is not 1-8 hex digits is a protocol error, not 'absent'."""
+    with pytest.raises(DigestError):
+        adler32_from_digest([value])
+
+
+@pytest.mark.parametrize(
+    "value", ["adler=CEsCHw==", "adler=:CEsCHw==", "adler=:!!!!:", "adler=:CEsCHwA=:", "adler=::"]
+)
+def test_malformed_content_digest(value: str) -> None:
+    """Content-Digest adler must be a 4-byte base64 byte sequence between colons."""
+    with pytest.raises(DigestError):
+        adler32_from_content_digest([value])
+
+
+MULTISTATUS = b"""<?xml version="1.0" encoding="utf-8"?>
+<D:multistatus xmlns:D="DAV:" xmlns:lp1="DAV:">
+<D:response><D:href>/lakeprobe/</D:href><D:propstat><D:prop>
+  <lp1:resourcetype><D:collection/></lp1:resourcetype></D:prop></D:propstat></D:response>
+<D:response><D:href>/lakeprobe/a%20b</D:href><D:propstat><D:prop>
+  <lp1:getcontentlength>6</lp1:getcontentlength></D:prop></D:propstat></D:response>
+<D:response><D:href>https://h:8443/lakeprobe/sub/</D:href></D:response>
+<D:response><D:href>https://h:8443/lakeprobe/f2</D:href></D:response>
+</D:multistatus>"""
+
+
+def test_parse_multistatus() -> None:
+    """Hrefs may be paths or URLs and are percent-decoded; collections (by resourcetype or
+    trailing slash) are not files."""
+    entries = parse_multistatus(MULTISTATUS)
+    assert [e.path for e in entries] == ["/lakeprobe/", "/lakeprobe/a b", "/lakeprobe/sub/",
+                                         "/lakeprobe/f2"]  # fmt: skip
+    assert file_names(entries) == ["a b", "f2"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "malformed XML"),
+        (b"<D:multistatus xmlns:D='DAV:'>", "malformed XML"),
+        (b"<html><body>Forbidden</body></html>", "not DAV:multistatus"),
+        (b"<multistatus/>", "not DAV:multistatus"),  # no DAV: namespace
+        (b"<D:multistatus xmlns:D='DAV:'><D:response/></D:multistatus>", "no DAV:href"),
+        (b'<!DOCTYPE m [<!ENTITY a "aaaa">]><m>&a;</m>', "DOCTYPE"),
+        (b'<!DOCTYPE m SYSTEM "http://127.0.0.1:1/x.dtd"><m/>', "DOCTYPE"),
+        ('<?xml version="1.0" encoding="utf-16"?><!DOCTYPE m><m/>'.encode("utf-16"), "DOCTYPE"),
+    ],
+)
+def test_parse_multistatus_rejects(body: bytes, message: str) -> None:
+    """Malformed, non-DAV, and DTD-carrying documents (entity expansion, external fetches)
+    are rejected with MultistatusError before anything is expanded or fetched."""
+    with pytest.raises(MultistatusError, match=message):
+        parse_multistatus(body)

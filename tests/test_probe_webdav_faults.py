@@ -1,0 +1,160 @@
+"""The webdav probe against a loopback WebDAV server that misbehaves on purpose: answers XRootD
+never gives (no digest, wrong bytes, 5xx, DTDs, cut-off bodies, lies about missing files)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import posixpath
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from lakeprobe.probes.outcome import ProbeResult, Reason, Status
+from lakeprobe.probes.runner import run_probe
+from lakeprobe.probes.target import Target
+from lakeprobe.probes.testfiles import adler32_hex
+from lakeprobe.probes.tokens import FileToken
+from lakeprobe.probes.webdav import PROBE_TYPE, WebdavParams
+
+TEST_DIR = "/lakeprobe"
+
+
+@dataclass
+class FakeDav:
+    """An in-memory WebDAV server. `fault` names one misbehaviour (see `handle`)."""
+
+    fault: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)
+    authorization: set[str] = field(default_factory=set)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.authorization.add(request.headers.get("Authorization", ""))
+        method, path = request.method, request.path
+        injected = {"put_500": "PUT", "put_507": "PUT", "delete_403": "DELETE"}
+        if injected.get(self.fault) == method:
+            return web.Response(status=int(self.fault[-3:]), text="injected failure\nmore")
+        if method == "OPTIONS":
+            return web.Response(headers={"DAV": "1,2"})
+        if method == "PUT":
+            self.files[path] = await request.read()
+            return web.Response(status=201)
+        if method == "PROPFIND":
+            return web.Response(status=207, body=self.listing(path), content_type="text/xml")
+        if path not in self.files:
+            lies = {("head_missing_200", "HEAD"): 200, ("delete_missing_204", "DELETE"): 204}
+            return web.Response(status=lies.get((self.fault, method), 404))
+        if method == "DELETE":
+            del self.files[path]
+            return web.Response(status=204)
+        return await self.read(request, self.files[path])
+
+    async def read(self, request: web.Request, data: bytes) -> web.StreamResponse:
+        if request.method == "GET" and self.fault == "get_cut":
+            response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+            await response.prepare(request)
+            await response.write(data[: len(data) // 2])
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        if request.method == "GET" and self.fault == "get_flipped":
+            data = bytes([data[0] ^ 1]) + data[1:]
+        return web.Response(body=data, headers=self.digest(data))
+
+    def digest(self, data: bytes) -> dict[str, str]:
+        value = adler32_hex(data)
+        raw = base64.b64encode(bytes.fromhex(value)).decode()
+        return {
+            "": {"Digest": f"adler32={value}"},
+            "no_digest": {},
+            "content_digest": {"Content-Digest": f"sha-256=:AAAA:, adler=:{raw}:"},
+            "wrong_digest": {"Digest": "adler32=00000001"},
+            "bad_digest": {"Digest": "adler32=not-hex"},
+        }.get(self.fault, {"Digest": f"adler32={value}"})
+
+    def listing(self, directory: str) -> bytes:
+        if self.fault == "propfind_dtd":
+            return b'<!DOCTYPE d [<!ENTITY a "b">]><d:multistatus xmlns:d="DAV:"/>'
+        names = [p for p in self.files if posixpath.dirname(p) == directory.rstrip("/")]
+        entries = "".join(f"<d:response><d:href>{p}</d:href></d:response>" for p in names)
+        return f'<d:multistatus xmlns:d="DAV:">{entries}</d:multistatus>'.encode()
+
+
+@pytest.fixture
+async def dav() -> AsyncIterator[FakeDav]:
+    fake = FakeDav()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake.url = f"http://{host}:{port}"
+    yield fake
+    await runner.cleanup()
+
+
+async def probe(dav: FakeDav, **kw: Any) -> ProbeResult:
+    target = Target("SITE", "fake", dav.url, TEST_DIR, **kw)
+    params = WebdavParams(file_size_bytes=4096)
+    outcome = await run_probe(
+        PROBE_TYPE, target, params, timeout=5, probe_host="h", log=logging.getLogger("test")
+    )
+    assert outcome.exception is None
+    return outcome.result
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "reason", "step"),
+    [
+        ("", Status.OK, Reason.NONE, None),
+        ("content_digest", Status.OK, Reason.NONE, None),
+        ("no_digest", Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "head"),
+        ("wrong_digest", Status.CRITICAL, Reason.CHECKSUM_MISMATCH, "head"),
+        ("bad_digest", Status.CRITICAL, Reason.PROTOCOL_ERROR, "head"),
+        ("put_500", Status.CRITICAL, Reason.SERVER_ERROR, "put"),
+        ("put_507", Status.CRITICAL, Reason.SERVER_ERROR, "put"),
+        ("get_flipped", Status.CRITICAL, Reason.CONTENT_MISMATCH, "get"),
+        ("get_cut", Status.CRITICAL, Reason.PROTOCOL_ERROR, "get"),
+        ("propfind_dtd", Status.CRITICAL, Reason.PROTOCOL_ERROR, "propfind"),
+        ("head_missing_200", Status.CRITICAL, Reason.UNEXPECTED_STATUS, "head_missing"),
+        ("delete_missing_204", Status.WARNING, Reason.UNEXPECTED_STATUS, "delete_missing"),
+        ("delete_403", Status.CRITICAL, Reason.CLEANUP, "delete"),
+    ],
+)
+async def test_faults(
+    dav: FakeDav, fault: str, status: Status, reason: Reason, step: str | None
+) -> None:
+    """Each misbehaviour gives its own status and reason, at the step that saw it; the test
+    file is deleted whatever failed (except when DELETE itself is refused)."""
+    dav.fault = fault
+    result = await probe(dav)
+    assert (result.status, result.reason) == (status, reason), result.steps
+    by_name = {s.name: s for s in result.steps}
+    if step is not None:
+        assert by_name[step].reason is reason
+    assert by_name["delete"].status is (Status.CRITICAL if fault == "delete_403" else Status.OK)
+    assert (dav.files == {}) is (fault != "delete_403")
+
+
+async def test_status_detail_names_method_and_body(dav: FakeDav) -> None:
+    """A refused request's detail reads `PUT: 500 Internal Server Error (<first body line>)`."""
+    dav.fault = "put_500"
+    result = await probe(dav)
+    put = next(s for s in result.steps if s.name == "put")
+    assert put.detail == "PUT: 500 Internal Server Error (injected failure)"
+
+
+async def test_bearer_token_is_sent(dav: FakeDav, tmp_path: Path) -> None:
+    """The token from the file goes into every request's Authorization header, only there."""
+    (tmp_path / "tok").write_text("tok-0123456789abcdef\n")
+    result = await probe(dav, token=FileToken(tmp_path / "tok"))
+    assert result.status is Status.OK, result.steps
+    assert dav.authorization == {"Bearer tok-0123456789abcdef"}
+    assert "tok-0123456789abcdef" not in repr(result)
