@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from lakeprobe.config import ConfigError, LakeprobeConfig, load_config
-from lakeprobe.config.plan import build_plan
-from lakeprobe.exporter.collector import StoreCollector
+from lakeprobe.config.plan import Scope, build_plan
+from lakeprobe.exporter.exposition import Exposition
 from lakeprobe.exporter.scheduler import ProbeScheduler
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.store import ResultsStore
@@ -21,12 +22,19 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 class Daemon:
-    def __init__(self, config_path: Path, config: LakeprobeConfig) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        config: LakeprobeConfig,
+        site: str | None = None,
+        shard: str | None = None,
+    ) -> None:
         self.config_path = config_path
         self.config = config
+        self._site, self._shard = site, shard  # command-line scope, kept across reloads
         self.registry = CollectorRegistry(auto_describe=False)
         self.store = ResultsStore()
-        self.registry.register(StoreCollector(self.store))
+        self.exposition = Exposition(self.store)
         self.metrics = DaemonMetrics(self.registry)
         self.scheduler = ProbeScheduler(
             self.store,
@@ -36,6 +44,11 @@ class Daemon:
             max_per_endpoint=config.defaults.max_concurrent_per_endpoint,
         )
         self.started = False
+
+    def metrics_chunks(self) -> Iterator[bytes]:
+        """The store's series (cached per target), then the daemon's own metrics."""
+        yield from self.exposition.chunks()
+        yield generate_latest(self.registry)
 
     def start(self) -> None:
         """Schedule the initial config. Call from inside the running event loop."""
@@ -66,7 +79,7 @@ class Daemon:
         return []
 
     def _apply(self, config: LakeprobeConfig) -> None:
-        self.scheduler.apply(build_plan(config))
+        self.scheduler.apply(build_plan(config, Scope.of(config, self._site, self._shard)))
         self.config = config
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from lakeprobe.config.plan import ProbeJob, TargetKey
+from lakeprobe.config.plan import ProbeJob, SeriesKey
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.store import ResultsStore
 from lakeprobe.probes.outcome import Status
@@ -54,13 +55,15 @@ class ProbeScheduler:
 
     async def shutdown(self, timeout: float) -> None:
         """Stop scheduling, give running probes `timeout` seconds (they clean up), then cancel."""
-        self._scheduler.shutdown(wait=False)
+        # Pause first: APScheduler's executor shutdown would cancel running probes at once.
+        self._scheduler.pause()
         running = [task for task in asyncio.all_tasks() if task.get_name().startswith("probe:")]
         if running:
             _, pending = await asyncio.wait(running, timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self._scheduler.shutdown(wait=False)
 
     def apply(self, jobs: list[ProbeJob]) -> None:
         """Make the schedule match `jobs`: unchanged intervals keep their timing."""
@@ -105,11 +108,15 @@ class ProbeScheduler:
         if job is not None:
             self._metrics.missed_runs.labels(job.key.probe).inc()
 
-    def _endpoint_slot(self, job: ProbeJob) -> asyncio.Semaphore:
-        endpoint = job.target.url
-        if endpoint not in self._endpoint_slots:
-            self._endpoint_slots[endpoint] = asyncio.Semaphore(self._max_per_endpoint)
-        return self._endpoint_slots[endpoint]
+    def _endpoint_slots_of(self, job: ProbeJob) -> list[asyncio.Semaphore]:
+        """One slot per endpoint the run touches (both sides of a copy), in a fixed order
+        so two pairs sharing endpoints cannot deadlock."""
+        slots = []
+        for url in sorted({target.url for target in job.target.endpoints}):
+            if url not in self._endpoint_slots:
+                self._endpoint_slots[url] = asyncio.Semaphore(self._max_per_endpoint)
+            slots.append(self._endpoint_slots[url])
+        return slots
 
     async def _run(self, job_id: str) -> None:
         task = asyncio.current_task()
@@ -119,7 +126,10 @@ class ProbeScheduler:
         job = self._jobs.get(job_id)
         if job is None:
             return
-        async with self._slots, self._endpoint_slot(job):
+        async with contextlib.AsyncExitStack() as slots:
+            await slots.enter_async_context(self._slots)
+            for slot in self._endpoint_slots_of(job):
+                await slots.enter_async_context(slot)
             if scheduled is not None:
                 lag = (datetime.now(UTC) - scheduled).total_seconds()
                 self._metrics.schedule_lag.observe(max(0.0, lag))
@@ -137,7 +147,7 @@ class ProbeScheduler:
                 log=log,
             )
 
-    def _report(self, key: TargetKey, outcome: RunOutcome) -> None:
+    def _report(self, key: SeriesKey, outcome: RunOutcome) -> None:
         if outcome.exception is not None:
             self._metrics.exceptions.labels(key.probe, outcome.exception).inc()
         if not self._store.record(key, outcome.result):
@@ -149,10 +159,8 @@ class ProbeScheduler:
         level = logging.INFO if result.success else logging.WARNING
         log.log(
             level,
-            "%s %s/%s %s reason=%s %.2fs%s",
-            key.probe,
-            key.site,
-            key.endpoint,
+            "%s %s reason=%s %.2fs%s",
+            key.describe(),
             result.status.name,
             result.reason.value,
             result.duration_seconds,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from lakeprobe import __version__
+from lakeprobe.probes.copyjob import abandoned_copies, running_copies
 
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -45,6 +46,16 @@ class DaemonMetrics:
             "Time of the last successful config (re)load",
             registry=registry,
         )
+        Gauge(
+            "lakeprobe_copy_threads_busy",
+            "Third-party-copy threads running a copy (the blocking XRootD/gfal2 clients)",
+            registry=registry,
+        ).set_function(running_copies)
+        Gauge(
+            "lakeprobe_copy_threads_abandoned",
+            "Copy threads still held by a copy whose probe gave up (a hung endpoint)",
+            registry=registry,
+        ).set_function(abandoned_copies)
         Info("lakeprobe_build", "lakeprobe version", registry=registry).info(
             {"version": __version__}
         )

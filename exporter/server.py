@@ -9,17 +9,22 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lakeprobe.exporter.daemon import Daemon
+from lakeprobe.exporter.exposition import CONTENT_TYPE
 
 DAEMON = web.AppKey("daemon", Daemon)
 log = logging.getLogger("lakeprobe.server")
 
 
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[DAEMON].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Streamed one metric family at a time: a large lake's body is never held whole."""
+    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+    await response.prepare(request)
+    for chunk in request.app[DAEMON].metrics_chunks():
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def healthy(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from lakeprobe.config.plan import TargetKey
+from lakeprobe.config.plan import SeriesKey
 from lakeprobe.probes.outcome import ProbeResult, Reason, Status
 
 
@@ -17,8 +17,10 @@ class TargetState:
     failures: Counter[Reason] = field(default_factory=Counter)
     consecutive_failures: int = 0
     last_success_at: float | None = None
+    version: int = 0  # bumped on every result: the exposition cache's key
 
     def add(self, result: ProbeResult) -> None:
+        self.version += 1
         self.last = result
         self.runs[result.status] += 1
         if result.success:
@@ -30,17 +32,18 @@ class TargetState:
 
 
 class ResultsStore:
-    """Keyed by TargetKey. Only configured targets are kept: a reload that removes a
+    """Keyed by SeriesKey. Only configured targets are kept: a reload that removes a
     target removes its state, so its series disappear from /metrics."""
 
     def __init__(self) -> None:
-        self._states: dict[TargetKey, TargetState] = {}
+        self._states: dict[SeriesKey, TargetState] = {}
 
-    def set_targets(self, keys: Iterable[TargetKey]) -> None:
+    def set_targets(self, keys: Iterable[SeriesKey]) -> None:
         wanted = set(keys)
-        self._states = {key: self._states.get(key) or TargetState() for key in sorted(wanted)}
+        ordered = sorted(wanted, key=lambda k: (type(k).__name__, k.job_id))
+        self._states = {key: self._states.get(key) or TargetState() for key in ordered}
 
-    def record(self, key: TargetKey, result: ProbeResult) -> bool:
+    def record(self, key: SeriesKey, result: ProbeResult) -> bool:
         """False when the target was removed while its run was in flight."""
         state = self._states.get(key)
         if state is None:
@@ -48,10 +51,10 @@ class ResultsStore:
         state.add(result)
         return True
 
-    def get(self, key: TargetKey) -> TargetState | None:
+    def get(self, key: SeriesKey) -> TargetState | None:
         return self._states.get(key)
 
-    def items(self) -> list[tuple[TargetKey, TargetState]]:
+    def items(self) -> list[tuple[SeriesKey, TargetState]]:
         return list(self._states.items())
 
     def __len__(self) -> int:

@@ -35,6 +35,14 @@ class Target:
     def describe(self) -> str:
         return f"{self.site}/{self.endpoint}"
 
+    @property
+    def endpoints(self) -> tuple[Target, ...]:
+        return (self,)
+
+    @property
+    def display_url(self) -> str:
+        return self.url
+
     def url_for(self, path: str) -> str:
         """The endpoint URL of an absolute path (`root://h:1094//p` keeps XRootD's double slash)."""
         if not path.startswith("/"):
@@ -67,3 +75,11 @@ class PairTarget:
 
     def describe(self) -> str:
         return f"{self.source.describe()} -> {self.destination.describe()} ({self.mode})"
+
+    @property
+    def endpoints(self) -> tuple[Target, ...]:
+        return (self.source, self.destination)
+
+    @property
+    def display_url(self) -> str:
+        return f"{self.source.url} -> {self.destination.url}"

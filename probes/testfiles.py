@@ -66,5 +66,11 @@ def source_file(test_dir: str, probe_host: str, size: int) -> str:
 
 
 def source_payload(size: int) -> bytes:
-    """Deterministic bytes, so the expected adler32 of the source file is known locally."""
-    return random.Random(size).randbytes(size)
+    """Deterministic bytes, so the expected adler32 of the source file is known locally:
+    a seeded random block of at most 1 MiB, repeated (randbytes overflows past 256 MiB)."""
+    block = random.Random(size).randbytes(min(size, _SOURCE_BLOCK))
+    repeats = -(-size // len(block)) if block else 0
+    return (block * repeats)[:size]
+
+
+_SOURCE_BLOCK = 1024 * 1024

@@ -9,6 +9,7 @@ import pytest
 from lakeprobe.config import ConfigError, load_config, parse_config
 from lakeprobe.config.plan import build_plan
 from lakeprobe.config.types import parse_duration
+from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.tokens import DiscoveredToken, FileToken
 
 HERE = Path(__file__).parent
@@ -87,11 +88,18 @@ probes:
   - {name: dav, type: webdav, interval: 5m}
   - {name: onlyb, type: xrootd, targets: {endpoints: [B/x]}}
 """)
-    plan = {job.key.job_id: job for job in build_plan(config)}
+    plan = {job.key.job_id: job.target for job in build_plan(config)}
+    assert all(isinstance(target, Target) for target in plan.values())
+    jobs = {job.key.job_id: job for job in build_plan(config)}
     assert sorted(plan) == ["dav|A|w", "onlyb|B|x", "xr|A|x", "xr|B|x"]
-    assert plan["dav|A|w"].interval == 300.0
-    assert plan["xr|A|x"].timeout == 30.0
-    assert isinstance(plan["xr|A|x"].target.token, FileToken)
-    assert isinstance(plan["dav|A|w"].target.token, DiscoveredToken)
-    assert plan["xr|B|x"].target.token is None
-    assert str(plan["xr|B|x"].target.ca_dir) == "/etc/grid-security/certificates"
+    assert jobs["dav|A|w"].interval == 300.0
+    assert jobs["xr|A|x"].timeout == 30.0
+    assert isinstance(_target(plan["xr|A|x"]).token, FileToken)
+    assert isinstance(_target(plan["dav|A|w"]).token, DiscoveredToken)
+    assert _target(plan["xr|B|x"]).token is None
+    assert str(_target(plan["xr|B|x"]).ca_dir) == "/etc/grid-security/certificates"
+
+
+def _target(target: Target | PairTarget) -> Target:
+    assert isinstance(target, Target)
+    return target

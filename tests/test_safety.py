@@ -13,6 +13,7 @@ from lakeprobe.probes.testfiles import (
     is_own_file,
     new_test_file,
     normalize_adler32,
+    source_payload,
     stale_own_files,
 )
 
@@ -87,3 +88,11 @@ def test_logging_filter_scrubs_records(caplog: pytest.LogCaptureFixture) -> None
         logger.info("token is %s", value)
     assert value not in caplog.text
     assert MASK in caplog.text
+
+
+@pytest.mark.parametrize("size", [1, 1024, 1024 * 1024, 3 * 1024 * 1024 + 5, 300 * 1024 * 1024])
+def test_source_payload_is_deterministic_at_any_size(size: int) -> None:
+    """The TPC source file's bytes depend only on its size, so its adler32 is known locally."""
+    first = source_payload(size)
+    assert len(first) == size
+    assert first[-4096:] == source_payload(size)[-4096:]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lakeprobe.config.plan import TargetKey
-from lakeprobe.exporter.collector import StoreCollector
+from lakeprobe.exporter.exposition import Exposition
 from lakeprobe.exporter.store import ResultsStore
 from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status, StepResult
 
@@ -23,9 +22,7 @@ def result(status: Status, reason: Reason = Reason.NONE, started: float = 1000.0
 
 
 def samples(store: ResultsStore) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store))
-    text = generate_latest(registry).decode()
+    text = Exposition(store).render().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)

@@ -37,6 +37,7 @@ def dispatch(args: argparse.Namespace) -> int:
             listen=args.listen,
             interval=args.interval,
             timeout=min(args.interval, 20.0),
+            transfers=True,
         )
         _banner(lake, config_path, args)
         if args.command == "lake":

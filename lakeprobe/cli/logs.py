@@ -17,3 +17,5 @@ def setup_logging(level: str) -> None:
     root.setLevel(level.upper())
     # APScheduler logs every job start at INFO; keep its warnings and errors.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # gfal2 logs every transfer event at INFO (redacted by its own filter); keep warnings.
+    logging.getLogger("gfal2").setLevel(logging.WARNING)

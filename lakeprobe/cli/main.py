@@ -12,6 +12,7 @@ from lakeprobe.cli import demo, run
 from lakeprobe.cli.logs import setup_logging
 from lakeprobe.config import ConfigError, load_config
 from lakeprobe.config.plan import build_plan
+from lakeprobe.config.types import parse_shard
 from lakeprobe.probes.registry import PROBE_TYPES
 
 EXIT_CONFIG_INVALID = 2
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     serve = commands.add_parser("serve", help="run the daemon: scheduled probes, /metrics")
     serve.add_argument("-c", "--config", type=Path, required=True)
+    serve.add_argument("--site", help="per-site deployment: only what this site owns")
+    serve.add_argument("--shard", type=_shard, help="'i/N': only hash shard i of N")
     run.add_arguments(commands.add_parser("run", help="run one probe now (exit 0/1/2/3)"))
     listing = commands.add_parser("list", help="probe types, or a config's targets")
     listing.add_argument("-c", "--config", type=Path, help="list this config's targets")
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     match args.command:
         case "serve":
-            return _serve(args.config)
+            return _serve(args.config, args.site, args.shard)
         case "run":
             return run.command(args)
         case "list":
@@ -67,11 +70,22 @@ def _dispatch(args: argparse.Namespace) -> int:
             return demo.dispatch(args)
 
 
-def _serve(config_path: Path) -> int:
+def _shard(text: str) -> str:
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
     from lakeprobe.exporter.daemon import Daemon
     from lakeprobe.exporter.server import serve
 
-    daemon = Daemon(config_path, load_config(config_path))
+    config = load_config(config_path)
+    if site is not None and site not in {s.name for s in config.sites}:
+        print(f"--site: {site!r} is not a site of {config_path}", file=sys.stderr)
+        return EXIT_USAGE
+    daemon = Daemon(config_path, config, site=site, shard=shard)
     asyncio.run(serve(daemon))
     return 0
 
@@ -96,9 +110,8 @@ def _list(config_path: Path | None) -> int:
                 print(f"    {field} = {info.default!r}  {info.description or ''}".rstrip())
         return 0
     for job in build_plan(load_config(config_path)):
-        key = job.key
         print(
-            f"{key.probe:12} {key.site:12} {key.endpoint:12} {job.target.url:40} "
+            f"{job.key.describe():36} {job.target.display_url:50} "
             f"every {job.interval:g} s, timeout {job.timeout:g} s"
         )
     return 0

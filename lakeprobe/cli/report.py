@@ -13,9 +13,8 @@ _COLUMNS = ("STEP", "STATUS", "TIME", "REASON", "DETAIL")
 
 
 def text_report(job: ProbeJob, result: ProbeResult) -> str:
-    key = job.key
     head = (
-        f"{key.probe} {key.site}/{key.endpoint} {job.target.url}: {result.status.name}"
+        f"{job.key.describe()} {job.target.display_url}: {result.status.name}"
         f"{'' if result.success else f' ({result.reason.value})'}"
         f" in {result.duration_seconds:.2f} s"
     )
@@ -42,13 +41,9 @@ def text_report(job: ProbeJob, result: ProbeResult) -> str:
 
 
 def json_record(job: ProbeJob, result: ProbeResult) -> dict[str, Any]:
-    key = job.key
     return {
-        "probe": key.probe,
-        "site": key.site,
-        "endpoint": key.endpoint,
-        "protocol": key.protocol,
-        "url": job.target.url,
+        **job.key.labels(),
+        "url": job.target.display_url,
         "status": result.status.name,
         "exit_code": int(result.status),
         "reason": result.reason.value,

@@ -156,8 +156,8 @@ def _jobs_from_config(args: argparse.Namespace) -> list[ProbeJob]:
         job
         for job in build_plan(config)
         if args.probe in (job.key.probe, job.probe_type.name)
-        and args.site in (None, job.key.site)
-        and args.endpoint in (None, job.key.endpoint)
+        and (args.site is None or job.key.involves(args.site))
+        and args.endpoint in (None, *(t.endpoint for t in job.target.endpoints))
     ]
     if not jobs:
         raise UsageError(

@@ -10,6 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from lakeprobe.config.model import LakeprobeConfig, ProbeConfig
+from lakeprobe.config.pairs import check_pairs
+from lakeprobe.config.select import select_endpoints
 from lakeprobe.probes.registry import PROBE_TYPES
 
 _MESSAGES = {
@@ -77,22 +79,24 @@ def _check_probe(config: LakeprobeConfig, index: int, probe: ProbeConfig) -> lis
         return [f"{at}.type: unknown probe type {probe.type!r} (known: {known})"]
     problems = []
     try:
-        probe_type.params_model.model_validate(probe.params)
+        params = probe_type.params_model.model_validate(probe.params)
     except ValidationError as error:
-        problems += [_describe(e, ("probes", index, "params")) for e in error.errors()]
+        return [_describe(e, ("probes", index, "params")) for e in error.errors()]
     interval = probe.interval or config.defaults.interval
     timeout = probe.timeout or config.defaults.timeout
     if timeout > interval:
         problems.append(f"{at}.timeout: {timeout:g} s is longer than the interval {interval:g} s")
     problems += _check_selector(config, at, probe_type.schemes, probe)
+    if probe_type.pairwise and not problems:
+        problems += check_pairs(config, at, probe, probe_type, params)
+    elif probe.targets.pairs is not None:
+        problems.append(f"{at}.targets.pairs: only pair probes (third-party copies) take pairs")
     return problems
 
 
 def _check_selector(
     config: LakeprobeConfig, at: str, schemes: frozenset[str], probe: ProbeConfig
 ) -> list[str]:
-    from lakeprobe.config.plan import select_endpoints  # plan imports this module's types
-
     selector, problems = probe.targets, []
     site_names = {s.name for s in config.sites}
     endpoint_names = {e.name for s in config.sites for e in s.endpoints}

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lakeprobe.config.types import Duration, ListenAddress, Name
+from lakeprobe.config.types import Duration, ListenAddress, Name, Shard
 from lakeprobe.probes.target import SCHEMES
 
 
@@ -20,6 +20,8 @@ class Strict(BaseModel):
 class ServerConfig(Strict):
     listen: ListenAddress = "127.0.0.1:9780"
     probe_host: str | None = Field(None, description="host name in test-file names")
+    site: Name | None = Field(None, description="per-site deployment: only what this site owns")
+    shard: Shard | None = Field(None, description="'i/N': only the i-th of N hash shards")
 
 
 class Defaults(Strict):
@@ -117,6 +119,7 @@ class TargetSelector(Strict):
     sites: list[str] | None = None
     endpoints: list[str] | None = Field(None, description="'SITE/endpoint' or endpoint names")
     protocols: list[str] | None = None
+    pairs: list[str] | None = Field(None, description="pair probes: 'SRC->DST' site pairs")
 
 
 class ProbeConfig(Strict):
@@ -139,6 +142,13 @@ class LakeprobeConfig(Strict):
     def _unique_sites(cls, sites: list[SiteConfig]) -> list[SiteConfig]:
         _reject_duplicates([s.name for s in sites], "site name")
         return sites
+
+    @model_validator(mode="after")
+    def _own_site_exists(self) -> Self:
+        site = self.server.site
+        if site is not None and site not in {s.name for s in self.sites}:
+            raise ValueError(f"server.site: {site!r} is not one of the configured sites")
+        return self
 
     @field_validator("probes")
     @classmethod

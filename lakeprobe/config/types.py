@@ -56,3 +56,15 @@ def parse_listen(value: object) -> str:
 
 
 ListenAddress = Annotated[str, BeforeValidator(parse_listen)]
+
+
+def parse_shard(value: object) -> str:
+    """'i/N' with 0 <= i < N: this daemon runs the jobs whose hash falls in shard i of N."""
+    text = str(value)
+    index, sep, count = text.partition("/")
+    if not sep or not index.isdigit() or not count.isdigit() or not 0 <= int(index) < int(count):
+        raise ValueError(f"expected 'i/N' with 0 <= i < N, got {text!r}")
+    return f"{int(index)}/{int(count)}"
+
+
+Shard = Annotated[str, BeforeValidator(parse_shard)]

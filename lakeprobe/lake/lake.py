@@ -150,10 +150,15 @@ class LocalLake:
         self.close()
 
     def config_dict(
-        self, listen: str = "127.0.0.1:9780", interval: float = 30, timeout: float = 20
+        self,
+        listen: str = "127.0.0.1:9780",
+        interval: float = 30,
+        timeout: float = 20,
+        transfers: bool = False,
     ) -> dict[str, Any]:
-        """A lakeprobe configuration probing every site over root:// and davs://."""
-        return {
+        """A lakeprobe configuration probing every site over root:// and davs://; with
+        `transfers`, also the transfer matrix (HTTP-TPC pull and push, XRootD TPC)."""
+        config: dict[str, Any] = {
             "server": {"listen": listen},
             "defaults": {"interval": interval, "timeout": timeout, "ca_dir": str(self.pki.ca_dir)},
             "sites": [
@@ -171,6 +176,12 @@ class LocalLake:
                 {"name": "webdav", "type": "webdav"},
             ],
         }
+        if transfers:
+            config["probes"] += [
+                {"name": "http-tpc", "type": "http-tpc", "params": {"modes": ["pull", "push"]}},
+                {"name": "xrootd-tpc", "type": "xrootd-tpc"},
+            ]
+        return config
 
     def write_config(
         self,
@@ -178,8 +189,9 @@ class LocalLake:
         listen: str = "127.0.0.1:9780",
         interval: float = 30,
         timeout: float = 20,
+        transfers: bool = False,
     ) -> Path:
         """Write config_dict(...) as YAML to `path`."""
-        config = self.config_dict(listen=listen, interval=interval, timeout=timeout)
+        config = self.config_dict(listen, interval, timeout, transfers)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path

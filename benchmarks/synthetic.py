@@ -1,0 +1,55 @@
+"""A synthetic data lake for benchmarks: N sites with one WebDAV endpoint each, under
+.example.org names that are never contacted (benchmarks only build plans and results)."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status, StepResult
+
+TPC_STEPS = ("credential", "source", "mkcol", "copy", "verify", "delete")
+
+
+def lake_config(sites: int, interval: float = 600, timeout: float = 300) -> dict[str, Any]:
+    return {
+        "server": {"listen": "127.0.0.1:9780"},
+        "defaults": {"interval": interval, "timeout": timeout},
+        "sites": [
+            {
+                "name": f"SITE-{n:03d}",
+                "endpoints": [{"name": "webdav", "url": f"davs://se{n:03d}.example.org:443"}],
+            }
+            for n in range(sites)
+        ],
+        "probes": [{"name": "http-tpc", "type": "http-tpc", "params": {"modes": ["pull"]}}],
+    }
+
+
+def tpc_result(rng: random.Random) -> ProbeResult:
+    """A realistic copy result: mostly OK, some failures with a reason."""
+    failed = rng.random() < 0.05
+    status = Status.CRITICAL if failed else Status.OK
+    reason = (
+        rng.choice([Reason.CONNECT, Reason.TPC_FAILURE, Reason.TIMEOUT])
+        if failed
+        else (Reason.NONE)
+    )
+    steps = tuple(
+        StepResult(
+            name,
+            status if name == "copy" else Status.OK,
+            rng.random(),
+            reason if name == "copy" else Reason.NONE,
+        )
+        for name in TPC_STEPS
+    )
+    size = 1024 * 1024
+    seconds = 0.05 + rng.random()
+    measurements = {
+        Measurement.TRANSFER_BYTES: float(size),
+        Measurement.TRANSFER_THROUGHPUT: size / seconds,
+        Measurement.FIRST_MARKER: rng.random() / 10,
+    }
+    return ProbeResult(status, reason, steps, seconds, time.time(), measurements)

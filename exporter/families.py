@@ -1,0 +1,203 @@
+"""The metric families exported per endpoint and per site pair: names, help, values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lakeprobe.exporter.store import TargetState
+from lakeprobe.probes.outcome import Measurement, Status
+
+# (extra label value or None, value) pairs for one target. Tuples, not generators: this runs
+# for every family of every target whose result changed, on the scrape path.
+Samples = tuple[tuple[str | None, float], ...]
+NONE: Samples = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str
+    kind: str  # "gauge" or "counter"
+    help: str
+    samples: Callable[[TargetState], Samples]
+    extra_label: str | None = None
+
+
+def _last(getter: Callable[[TargetState], float | None]) -> Callable[[TargetState], Samples]:
+    def samples(state: TargetState) -> Samples:
+        value = getter(state) if state.last is not None else None
+        return NONE if value is None else ((None, value),)
+
+    return samples
+
+
+def _always(getter: Callable[[TargetState], float | None]) -> Callable[[TargetState], Samples]:
+    def samples(state: TargetState) -> Samples:
+        value = getter(state)
+        return NONE if value is None else ((None, value),)
+
+    return samples
+
+
+def _measurement(measurement: Measurement) -> Callable[[TargetState], Samples]:
+    return _last(lambda s: s.last.measurements.get(measurement) if s.last else None)
+
+
+def _reason(state: TargetState) -> Samples:
+    return NONE if state.last is None else ((state.last.reason.value, 1.0),)
+
+
+_STATUSES = (Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN)
+
+
+def _runs_by_status(state: TargetState) -> Samples:
+    return tuple((status.label, float(state.runs[status])) for status in _STATUSES)
+
+
+def _failures_by_reason(state: TargetState) -> Samples:
+    return tuple((reason.value, float(count)) for reason, count in sorted(state.failures.items()))
+
+
+def _step_values(
+    value: Callable[[Status, float], float | None],
+) -> Callable[[TargetState], Samples]:
+    def samples(state: TargetState) -> Samples:
+        steps = state.last.steps if state.last is not None else ()
+        numbers = ((step.name, value(step.status, step.duration_seconds)) for step in steps)
+        return tuple((name, number) for name, number in numbers if number is not None)
+
+    return samples
+
+
+def _common(prefix: str) -> list[Family]:
+    """The families endpoints and pairs share."""
+    return [
+        Family(
+            prefix + "success",
+            "gauge",
+            "1 if the last run was OK or WARNING",
+            _last(lambda s: float(s.last.success) if s.last else None),
+        ),
+        Family(
+            prefix + "status",
+            "gauge",
+            "Last status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+            _last(lambda s: float(s.last.status) if s.last else None),
+        ),
+        Family(
+            prefix + "reason",
+            "gauge",
+            "1 for the reason of the last run (none when OK)",
+            _reason,
+            "reason",
+        ),
+        Family(
+            prefix + "duration_seconds",
+            "gauge",
+            "Duration of the last run",
+            _last(lambda s: s.last.duration_seconds if s.last else None),
+        ),
+        Family(
+            prefix + "last_run_timestamp_seconds",
+            "gauge",
+            "Start of the last run",
+            _last(lambda s: s.last.started_at if s.last else None),
+        ),
+        Family(
+            prefix + "consecutive_failures",
+            "gauge",
+            "Failed runs since the last success",
+            _always(lambda s: float(s.consecutive_failures)),
+        ),
+    ]
+
+
+ENDPOINT_FAMILIES: list[Family] = [
+    *_common("lakeprobe_probe_"),
+    Family(
+        "lakeprobe_probe_last_success_timestamp_seconds",
+        "gauge",
+        "End of the last successful run",
+        _always(lambda s: s.last_success_at),
+    ),
+    Family(
+        "lakeprobe_probe_runs_total",
+        "counter",
+        "Completed runs by status",
+        _runs_by_status,
+        "status",
+    ),
+    Family(
+        "lakeprobe_probe_failures_total",
+        "counter",
+        "Failed runs by reason",
+        _failures_by_reason,
+        "reason",
+    ),
+    Family(
+        "lakeprobe_probe_step_success",
+        "gauge",
+        "1 if the step passed (absent when skipped)",
+        _step_values(
+            lambda st, _: None if st is Status.SKIPPED else float(st in (Status.OK, Status.WARNING))
+        ),
+        "step",
+    ),
+    Family(
+        "lakeprobe_probe_step_status",
+        "gauge",
+        "Step status: 0..3 as probe_status, 4 SKIPPED",
+        _step_values(lambda st, _: float(st)),
+        "step",
+    ),
+    Family(
+        "lakeprobe_probe_step_duration_seconds",
+        "gauge",
+        "Step duration in the last run",
+        _step_values(lambda st, d: None if st is Status.SKIPPED else d),
+        "step",
+    ),
+    *(
+        Family(
+            f"lakeprobe_probe_{m.value}",
+            "gauge",
+            f"Last run's {m.value.replace('_', ' ')}",
+            _measurement(m),
+        )
+        for m in (
+            Measurement.WRITE_BYTES,
+            Measurement.READ_BYTES,
+            Measurement.WRITE_THROUGHPUT,
+            Measurement.READ_THROUGHPUT,
+        )
+    ),
+]
+
+# Per site pair: few series, since a lake of N sites has N*(N-1) pairs per protocol and mode.
+PAIR_FAMILIES: list[Family] = [
+    *_common("lakeprobe_transfer_"),
+    Family(
+        "lakeprobe_transfer_runs_total",
+        "counter",
+        "Completed transfer test runs",
+        _always(lambda s: float(s.runs.total())),
+    ),
+    Family(
+        "lakeprobe_transfer_failures_total",
+        "counter",
+        "Failed transfer test runs",
+        _always(lambda s: float(s.failures.total())),
+    ),
+    Family(
+        "lakeprobe_transfer_bytes",
+        "gauge",
+        "Bytes moved by the last copy",
+        _measurement(Measurement.TRANSFER_BYTES),
+    ),
+    Family(
+        "lakeprobe_transfer_throughput_bytes_per_second",
+        "gauge",
+        "Throughput of the last copy",
+        _measurement(Measurement.TRANSFER_THROUGHPUT),
+    ),
+]

@@ -1,0 +1,298 @@
+"""The `http-tpc` probe: one HTTP third-party copy (WebDAV COPY) between two endpoints.
+
+Steps: credential (when either side has a token), source, mkcol, copy, verify, delete.
+`source` keeps one reusable, deterministic file per source endpoint and size: HEAD with
+Want-Digest, PUT only when it is missing, of the wrong size or checksum, or when an earlier
+run's `verify` found its copy corrupt (silent corruption keeps a stale checksum at the
+source, so only the copy shows it). `copy` sends COPY to the active side (pull: the
+destination, with `Source:`; push: the source, with `Destination:`); the passive side's
+token goes in `TransferHeaderAuthorization`. The 201 only means the copy started: the body's
+perf markers are watched for progress (STALL) and its last line decides. `delete` removes the
+copy whenever a COPY was sent: XrdHttp leaves an empty destination file after a failed pull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import Field
+
+from lakeprobe.probes.context import PairParams, ProbeContext, ProbeType
+from lakeprobe.probes.copyjob import CopyEnd, CopyError
+from lakeprobe.probes.gfalcopy import gfal_copy
+from lakeprobe.probes.httpclient import (
+    HttpClient,
+    RequestFailed,
+    Timeouts,
+    guarded,
+    http_url,
+    status_failure,
+)
+from lakeprobe.probes.httpcopy import ANY_STATUS, CopyOutcome, ensure_collection, stream_copy
+from lakeprobe.probes.outcome import (
+    Measurement,
+    ProbeResult,
+    Reason,
+    Status,
+    StepOutcome,
+    failed,
+    passed,
+)
+from lakeprobe.probes.params import MIB
+from lakeprobe.probes.runner import cleanup_reserve
+from lakeprobe.probes.secrets import redact
+from lakeprobe.probes.target import PairTarget
+from lakeprobe.probes.testfiles import (
+    adler32_hex,
+    is_own_file,
+    new_test_file,
+    source_file,
+    source_payload,
+)
+from lakeprobe.probes.tokens import CredentialError
+
+WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
+PUT_OK = frozenset({200, 201, 204})
+# aiohttp's own read timeout on the active side is only a backstop: the stall watch decides.
+STALL_BACKSTOP_SECONDS = 30.0
+
+# Sources whose copy failed verification: re-uploaded by the next run (key: source URL+path).
+_SUSPECT: set[str] = set()
+# One upload at a time per source file, so concurrent runs never read a half-written source.
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+BeforeCopy = Callable[[PairTarget, str, str], Awaitable[None]]
+
+
+class HttpTpcParams(PairParams):
+    modes: tuple[str, ...] = Field(("pull", "push"), description="pull, push or both")
+    # testfiles.source_payload() cannot make 256 MiB or more (random.getrandbits overflows).
+    file_size_bytes: int = Field(MIB, gt=0, le=128 * MIB, description="source file size")
+    stall_seconds: float = Field(
+        60.0, gt=0, description="abort with `stall` after this long without byte progress"
+    )
+    min_rate_bytes_per_second: float | None = Field(
+        None, gt=0, description="progress slower than this counts as no progress"
+    )
+    engine: Literal["native", "gfal2"] = Field(
+        "native", description="native: lakeprobe sends the COPY; gfal2: gfal2 does, as FTS"
+    )
+
+
+def _source_lock(key: str) -> asyncio.Lock:
+    locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(key, asyncio.Lock())
+
+
+@functools.lru_cache(maxsize=8)
+def _payload_adler32(size: int) -> str:
+    return adler32_hex(source_payload(size))
+
+
+@dataclass(slots=True)
+class _Run:
+    pair: PairTarget
+    params: HttpTpcParams
+    ctx: ProbeContext
+    src: HttpClient
+    dst: HttpClient
+    step_deadline: float  # event-loop time by which normal steps must end
+    before_copy: BeforeCopy | None = None
+    expected: str = ""  # adler32 of the source data, known locally
+    dst_path: str = ""
+    copied: bool = False  # a COPY was sent: the destination may hold (part of) a file
+    measurements: dict[Measurement, float] = field(default_factory=dict)
+
+    @property
+    def src_path(self) -> str:
+        size = self.params.file_size_bytes
+        return source_file(self.pair.source.test_dir, self.ctx.probe_host, size)
+
+    @property
+    def src_key(self) -> str:
+        return http_url(self.pair.source.url) + self.src_path
+
+    async def run(self) -> None:
+        steps = self.ctx.steps
+        if self.pair.source.token is not None or self.pair.destination.token is not None:
+            await steps.run("credential", self.credential)
+        await steps.run("source", guarded(self.source))
+        await steps.run("mkcol", guarded(self.mkcol))
+        await steps.run("copy", guarded(self.copy))
+        await steps.run("verify", guarded(self.verify))
+        await steps.run("delete", guarded(self.delete), cleanup=True)
+
+    async def credential(self) -> StepOutcome:
+        described = []
+        for target, http in ((self.pair.source, self.src), (self.pair.destination, self.dst)):
+            if target.token is None:
+                continue
+            try:
+                http.token = await target.token.token()
+            except CredentialError as error:
+                return failed(Reason.CREDENTIAL, redact(f"{target.describe()}: {error}"))
+            described.append(f"{target.describe()}: {target.token.describe()}")
+        return passed("; ".join(described))
+
+    async def source(self) -> StepOutcome:
+        size = self.params.file_size_bytes
+        self.expected = await asyncio.to_thread(_payload_adler32, size)
+        async with _source_lock(self.src_key):
+            problem = await self._source_problem()
+            if problem is None:
+                return passed(f"reused {self.src_path} (adler32 {self.expected})")
+            data = await asyncio.to_thread(source_payload, size)
+            reply = await self.src.request("PUT", self.src_path, expect=ANY_STATUS, data=data)
+            if reply.status not in PUT_OK:
+                return status_failure(reply, Reason.SOURCE_MISSING)
+            _SUSPECT.discard(self.src_key)
+            return passed(f"uploaded {len(data)} bytes to {self.src_path} ({problem})")
+
+    async def _source_problem(self) -> str | None:
+        """Why the source file must be (re-)uploaded; None when it can be used as it is."""
+        reply = await self.src.request(
+            "HEAD", self.src_path, expect=ANY_STATUS, headers=WANT_DIGEST
+        )
+        if reply.status == 404:
+            return "missing"
+        if reply.status != 200:
+            raise RequestFailed(status_failure(reply, Reason.SOURCE_MISSING))
+        if self.src_key in _SUSPECT:
+            return "an earlier copy of it failed verification"
+        if reply.content_length not in (None, self.params.file_size_bytes):
+            return f"size {reply.content_length}"
+        digest = reply.adler32()
+        if digest is not None and digest != self.expected:
+            return f"adler32 {digest}, expected {self.expected}"
+        return None
+
+    async def mkcol(self) -> StepOutcome:
+        return await ensure_collection(self.dst, self.pair.destination.test_dir)
+
+    async def copy(self) -> StepOutcome:
+        self.dst_path = new_test_file(self.pair.destination.test_dir, self.ctx.probe_host)
+        if self.before_copy is not None:
+            await self.before_copy(self.pair, self.src_path, self.dst_path)
+        self.copied = True
+        if self.params.engine == "gfal2":
+            return await self._gfal2_copy()
+        pull = self.pair.mode == "pull"
+        if pull:
+            headers = {"Source": http_url(self.pair.source.url) + self.src_path}
+        else:
+            headers = {"Destination": http_url(self.pair.destination.url) + self.dst_path}
+        passive = self.src if pull else self.dst
+        if passive.token is not None:
+            headers["TransferHeaderAuthorization"] = f"Bearer {passive.token.reveal()}"
+        outcome = await stream_copy(
+            self.dst if pull else self.src,
+            self.dst_path if pull else self.src_path,
+            headers,
+            self.pair.mode,
+            self.params.stall_seconds,
+            self.params.min_rate_bytes_per_second,
+        )
+        self._measure(outcome)
+        return outcome.step
+
+    async def _gfal2_copy(self) -> StepOutcome:
+        """The same copy through gfal2 (probes/gfalcopy.py), as FTS would send it; gfal2 also
+        compares the adler32 of both ends. min_rate_bytes_per_second does not apply."""
+        source = CopyEnd(self.pair.source, self.src_path, self.src.token)
+        destination = CopyEnd(self.pair.destination, self.dst_path, self.dst.token)
+        try:
+            stats = await gfal_copy(
+                source, destination, deadline=self.step_deadline, mode=self.pair.mode,
+                stall_seconds=self.params.stall_seconds, adler32=self.expected,
+                size=self.params.file_size_bytes,
+            )  # fmt: skip
+        except CopyError as error:
+            if error.reason is Reason.CHECKSUM_MISMATCH:
+                _SUSPECT.add(self.src_key)
+            return failed(error.reason, error.detail)
+        self.measurements[Measurement.TRANSFER_BYTES] = float(stats.transferred)
+        self.measurements[Measurement.TRANSFER_THROUGHPUT] = stats.transferred / stats.seconds
+        if stats.first_marker is not None:
+            self.measurements[Measurement.FIRST_MARKER] = stats.first_marker
+        return passed(f"gfal2 {stats.transfer_type}: {stats.transferred} bytes in "
+                      f"{stats.seconds:.3f} s")  # fmt: skip
+
+    def _measure(self, outcome: CopyOutcome) -> None:
+        if outcome.first_marker_seconds is not None:
+            self.measurements[Measurement.FIRST_MARKER] = outcome.first_marker_seconds
+        if outcome.answered:
+            moved = outcome.bytes_transferred
+            if outcome.step.ok:  # XrdHttp sends no final marker: a success moved the file
+                moved = max(moved, self.params.file_size_bytes)
+                throughput = moved / max(outcome.seconds, 1e-6)
+                self.measurements[Measurement.TRANSFER_THROUGHPUT] = throughput
+            self.measurements[Measurement.TRANSFER_BYTES] = float(moved)
+
+    async def verify(self) -> StepOutcome:
+        reply = await self.dst.request("HEAD", self.dst_path, expect={200}, headers=WANT_DIGEST)
+        size, expected_size = reply.content_length, self.params.file_size_bytes
+        if size is not None and size != expected_size:
+            _SUSPECT.add(self.src_key)
+            return failed(Reason.SIZE_MISMATCH, f"HEAD: size {size}, source {expected_size}")
+        digest = reply.adler32()
+        if digest is None:
+            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "HEAD: no adler32")
+        if digest != self.expected:
+            _SUSPECT.add(self.src_key)  # the next run re-uploads the source
+            detail = f"HEAD: adler32 {digest}, source data {self.expected}"
+            return failed(Reason.CHECKSUM_MISMATCH, detail)
+        return passed(f"adler32 {digest}")
+
+    async def delete(self) -> StepOutcome:
+        if not self.copied:
+            return StepOutcome(Status.SKIPPED, Reason.NONE, "no copy was attempted")
+        if not is_own_file(self.dst_path, self.pair.destination.test_dir):
+            return failed(Reason.INTERNAL, "DELETE: refusing a path not our own")
+        reply = await self.dst.request("DELETE", self.dst_path, expect=ANY_STATUS)
+        if reply.status in (200, 204):
+            return passed()
+        if reply.status == 404:
+            return passed("DELETE: 404, no copy was left behind")
+        return status_failure(reply, Reason.CLEANUP)
+
+
+class HttpTpcProbe:
+    """One run = one copy of one PairTarget (one mode). `before_copy` is a test seam: awaited
+    after `source` and `mkcol`, just before the COPY is sent (tests remove the source file or
+    stop the passive site there, to see what the active side then reports)."""
+
+    def __init__(self, before_copy: BeforeCopy | None = None) -> None:
+        self._before_copy = before_copy
+
+    async def __call__(
+        self, target: PairTarget, params: HttpTpcParams, ctx: ProbeContext
+    ) -> ProbeResult:
+        backstop = Timeouts(stall=params.stall_seconds + STALL_BACKSTOP_SECONDS)
+        src_timeouts = backstop if target.mode == "push" else None
+        dst_timeouts = backstop if target.mode == "pull" else None
+        async with (
+            HttpClient(target.source, ctx, src_timeouts) as src,
+            HttpClient(target.destination, ctx, dst_timeouts) as dst,
+        ):
+            step_deadline = ctx.deadline - cleanup_reserve(ctx.remaining())
+            run = _Run(target, params, ctx, src, dst, step_deadline, self._before_copy)
+            await run.run()
+        return ctx.steps.result(run.measurements)
+
+
+PROBE_TYPE = ProbeType(
+    name="http-tpc",
+    description="HTTP third-party copy (WebDAV COPY, pull or push) between two endpoints",
+    schemes=frozenset({"davs", "https", "http"}),
+    params_model=HttpTpcParams,
+    factory=HttpTpcProbe,
+    pairwise=True,
+    modes=("pull", "push"),
+)

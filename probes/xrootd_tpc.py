@@ -1,0 +1,294 @@
+"""The `xrootd-tpc` probe: an XRootD third-party copy between two sites (root://, roots://).
+
+Steps: credential (when either side has a token), source, copy, verify, delete.
+
+- source: the reusable source file (testfiles.source_file) must be on the source endpoint with
+  the right size and adler32 (its bytes are deterministic, so the expected adler32 is known
+  here); it is uploaded when missing, wrong, or marked corrupt by an earlier run.
+- copy: source -> a new test file on the destination, driven by the destination (pull), with
+  the XRootD client's CopyProcess (engine "xrootd", probes/xrdcopy.py: >= 2.5 s per copy) or
+  with gfal2 as FTS does it (engine "gfal2", probes/gfalcopy.py, checksums checked by gfal2).
+- verify: the destination's adler32 must be the source file's. A mismatch also marks the
+  source file for re-upload: a silently corrupted source (the server still reports the
+  checksum of the intact file) is replaced by the next run.
+- delete: the destination copy, guarded by is_own_file; runs even after a failed copy.
+
+Tokens travel per side as `?authz=` CGI (see probes/xrdcopy.py for what XRootD TPC does with
+them); they never reach a detail or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import posixpath
+import weakref
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from lakeprobe.probes.context import PairParams, ProbeContext, ProbeType
+from lakeprobe.probes.copyjob import CopyEnd, CopyError, CopyStats, warn_unapplied_ca_dir
+from lakeprobe.probes.gfalcopy import gfal_copy
+from lakeprobe.probes.outcome import (
+    Measurement,
+    ProbeResult,
+    Reason,
+    Status,
+    StepOutcome,
+    failed,
+    passed,
+)
+from lakeprobe.probes.params import MIB
+from lakeprobe.probes.runner import cleanup_reserve
+from lakeprobe.probes.secrets import Secret, redact
+from lakeprobe.probes.target import PairTarget, Target
+from lakeprobe.probes.testfiles import (
+    adler32_hex,
+    is_own_file,
+    new_test_file,
+    normalize_adler32,
+    source_file,
+    source_payload,
+)
+from lakeprobe.probes.tokens import CredentialError
+from lakeprobe.probes.xrdasync import KXR_UNSUPPORTED, XrdError, XrdFileSystem, upload
+from lakeprobe.probes.xrdcopy import xrootd_copy
+from lakeprobe.probes.xrootd import guarded
+
+_NETWORK = {Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT}
+_MISSING = "missing"  # why the source file is uploaded: it is not there at all
+
+# Source files (URL of endpoint + path) a verify step found corrupt: re-uploaded next run.
+_reupload: set[str] = set()
+# One source check/upload at a time per source file (pairs sharing a source run concurrently).
+_source_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class XrootdTpcParams(PairParams):
+    file_size_bytes: int = Field(MIB, gt=0, le=1024 * MIB, description="source file size")
+    engine: Literal["xrootd", "gfal2"] = Field(
+        "xrootd", description="copy with the XRootD client (xrdcp --tpc only) or with gfal2"
+    )
+    stall_seconds: float = Field(
+        60.0, ge=5.0, description="abort the copy after this long without progress "
+        "(XrdCl reports progress every 2.5 s)",
+    )  # fmt: skip
+
+    @field_validator("modes")
+    @classmethod
+    def _pull_only(cls, modes: tuple[str, ...]) -> tuple[str, ...]:
+        if modes != ("pull",):
+            raise ValueError("xrootd-tpc copies are always driven by the destination: pull only")
+        return modes
+
+
+@functools.lru_cache(maxsize=8)
+def expected_adler32(size: int) -> str:
+    """The adler32 of the source file of `size` bytes."""
+    return adler32_hex(source_payload(size))
+
+
+def _source_lock(key: str) -> asyncio.Lock:
+    locks = _source_locks.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(key, asyncio.Lock())
+
+
+@dataclass(slots=True)
+class _Run:
+    pair: PairTarget
+    params: XrootdTpcParams
+    ctx: ProbeContext
+    step_deadline: float  # event-loop time; cleanup steps may go on to ctx.deadline
+    tokens: dict[str, Secret | None] = field(default_factory=dict)  # "source"/"destination"
+    source_path: str = ""
+    expected: str = ""  # adler32 of the source file
+    path: str = ""  # the copy on the destination
+    copy: StepOutcome | None = None  # None: never attempted
+    measurements: dict[Measurement, float] = field(default_factory=dict)
+
+    @property
+    def src(self) -> Target:
+        return self.pair.source
+
+    @property
+    def dst(self) -> Target:
+        return self.pair.destination
+
+    def _fs(self, side: str) -> XrdFileSystem:
+        target = self.src if side == "source" else self.dst
+        return XrdFileSystem(target.url, self.tokens.get(side))
+
+    async def run(self) -> None:
+        steps = self.ctx.steps
+        if self.src.token is not None or self.dst.token is not None:
+            await steps.run("credential", self.credential)
+        await steps.run("source", self.source)
+        await steps.run("copy", self.copy_file)
+        await steps.run("verify", guarded(self.verify))
+        await steps.run("delete", self.delete, cleanup=True)
+
+    async def credential(self) -> StepOutcome:
+        loaded = []
+        for side, target in (("source", self.src), ("destination", self.dst)):
+            if target.token is None:
+                continue
+            try:
+                self.tokens[side] = await target.token.token()
+            except CredentialError as error:
+                return failed(Reason.CREDENTIAL, f"{side}: {redact(str(error))}")
+            loaded.append(f"{side}: {target.token.describe()}")
+        return passed("; ".join(loaded))
+
+    async def source(self) -> StepOutcome:
+        size = self.params.file_size_bytes
+        self.source_path = source_file(self.src.test_dir, self.ctx.probe_host, size)
+        self.expected = await asyncio.to_thread(expected_adler32, size)
+        key = self.src.url_for(self.source_path)
+        async with _source_lock(key):
+            try:
+                why = await self._source_problem(key)
+            except XrdError as error:
+                reason = error.reason if error.reason in _NETWORK else Reason.SOURCE_MISSING
+                return failed(reason, f"source file {self.source_path}: {error}")
+            if why is None:
+                return passed(f"reused {self.source_path} ({size} bytes, adler32 {self.expected})")
+            return await self._upload_source(key, why)
+
+    async def _source_problem(self, key: str) -> str | None:
+        """Why the source file must be (re-)uploaded; None when it is fine as it is."""
+        if key in _reupload:
+            return "a copy of it had a wrong adler32"
+        fs, size = self._fs("source"), self.params.file_size_bytes
+        try:
+            info = await fs.stat(self.source_path, self.step_deadline)
+        except XrdError as error:
+            if error.reason is Reason.NOT_FOUND:
+                return _MISSING
+            raise
+        if info.is_dir or info.size != size:
+            return f"size {info.size}, expected {size}"
+        try:
+            algorithm, value = await fs.checksum(self.source_path, self.step_deadline)
+        except XrdError as error:
+            if error.status.errno == KXR_UNSUPPORTED:  # no adler32 there: verify will tell
+                return None
+            raise
+        if algorithm == "adler32" and value and normalize_adler32(value) != self.expected:
+            return f"adler32 {normalize_adler32(value)}, expected {self.expected}"
+        return None
+
+    async def _upload_source(self, key: str, why: str) -> StepOutcome:
+        """Replace the source file; only ever deletes that one exact name."""
+        size = self.params.file_size_bytes
+        expected_path = source_file(self.src.test_dir, self.ctx.probe_host, size)
+        if self.source_path != expected_path or posixpath.dirname(expected_path) != (
+            posixpath.normpath(self.src.test_dir)
+        ):
+            return failed(Reason.INTERNAL, f"refusing to replace {self.source_path}")
+        fs, token = self._fs("source"), self.tokens.get("source")
+        try:
+            if why != _MISSING:
+                try:
+                    await fs.rm(self.source_path, self.step_deadline)
+                except XrdError as error:
+                    if error.reason is not Reason.NOT_FOUND:
+                        raise
+            data = await asyncio.to_thread(source_payload, size)
+            await upload(self.src.url_for(self.source_path), data, self.step_deadline, token)
+        except XrdError as error:
+            reason = error.reason if error.reason in _NETWORK else Reason.SOURCE_MISSING
+            return failed(reason, f"source file {self.source_path} {why}; upload failed: {error}")
+        _reupload.discard(key)
+        return passed(f"uploaded {self.source_path} ({why}): {size} bytes, adler32 {self.expected}")
+
+    async def copy_file(self) -> StepOutcome:
+        if self.pair.mode != "pull":
+            return failed(Reason.INTERNAL, f"xrootd-tpc cannot copy in {self.pair.mode} mode")
+        self.path = new_test_file(self.dst.test_dir, self.ctx.probe_host)
+        self.copy = failed(Reason.TIMEOUT, "unfinished")  # attempted: delete must run
+        source = CopyEnd(self.src, self.source_path, self.tokens.get("source"))
+        destination = CopyEnd(self.dst, self.path, self.tokens.get("destination"))
+        try:
+            stats = await self._engine_copy(source, destination)
+        except CopyError as error:
+            if error.reason is Reason.CHECKSUM_MISMATCH:
+                _reupload.add(self.src.url_for(self.source_path))
+            self.copy = StepOutcome(error.status, error.reason, error.detail)
+            return self.copy
+        self.copy = passed()
+        self.measurements[Measurement.TRANSFER_BYTES] = float(stats.transferred)
+        self.measurements[Measurement.TRANSFER_THROUGHPUT] = stats.transferred / stats.seconds
+        how = f"{self.params.engine}, {stats.transfer_type}"
+        detail = f"{stats.transferred} bytes in {stats.seconds:.2f} s ({how})"
+        if stats.first_marker is not None:
+            self.measurements[Measurement.FIRST_MARKER] = stats.first_marker
+            detail += f", first marker after {stats.first_marker:.2f} s"
+        if stats.queued >= 0.1:
+            detail += f", waited {stats.queued:.1f} s for a copy thread"
+        return passed(detail)
+
+    async def _engine_copy(self, source: CopyEnd, destination: CopyEnd) -> CopyStats:
+        deadline, stall = self.step_deadline, self.params.stall_seconds
+        if self.params.engine == "xrootd":
+            return await xrootd_copy(source, destination, deadline=deadline, stall_seconds=stall)
+        size, adler32 = self.params.file_size_bytes, self.expected
+        return await gfal_copy(
+            source, destination, deadline=deadline, stall_seconds=stall, adler32=adler32, size=size
+        )
+
+    async def verify(self) -> StepOutcome:
+        try:
+            algorithm, value = await self._fs("destination").checksum(self.path, self.step_deadline)
+        except XrdError as error:
+            if error.status.errno != KXR_UNSUPPORTED:
+                raise
+            algorithm, value = "", ""
+        if algorithm != "adler32" or not value:
+            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "no adler32")
+        if normalize_adler32(value) != self.expected:
+            _reupload.add(self.src.url_for(self.source_path))
+            detail = f"destination adler32 {normalize_adler32(value)}, source {self.expected}"
+            return failed(Reason.CHECKSUM_MISMATCH, f"{detail}: source re-uploaded next run")
+        return passed(f"adler32 {self.expected}")
+
+    async def delete(self) -> StepOutcome:
+        if self.copy is None:
+            return StepOutcome(Status.SKIPPED, Reason.NONE, "nothing was copied")
+        if not is_own_file(self.path, self.dst.test_dir):
+            return failed(Reason.INTERNAL, f"refusing to delete {self.path}: not our own file")
+        try:
+            await self._fs("destination").rm(self.path, self.ctx.deadline)
+        except XrdError as error:
+            if not self.copy.ok and error.reason in (Reason.NOT_FOUND, Reason.AUTH):
+                return passed("nothing to delete after the failed copy")
+            return failed(Reason.CLEANUP, f"{error.reason}: {error}")
+        return passed()
+
+
+class XrootdTpcProbe:
+    async def __call__(
+        self, target: PairTarget, params: XrootdTpcParams, ctx: ProbeContext
+    ) -> ProbeResult:
+        library = "gfal2" if params.engine == "gfal2" else "XrdCl"
+        for side in (target.source, target.destination):
+            warn_unapplied_ca_dir(side, ctx.log, library)
+        step_deadline = ctx.deadline - cleanup_reserve(ctx.remaining())
+        run = _Run(target, params, ctx, step_deadline)
+        await run.run()
+        return ctx.steps.result(run.measurements)
+
+
+PROBE_TYPE = ProbeType(
+    name="xrootd-tpc",
+    description="XRootD third-party copy (pull) between two sites: source file, copy, "
+    "adler32 at the destination, delete",
+    schemes=frozenset({"root", "roots"}),
+    params_model=XrootdTpcParams,
+    factory=XrootdTpcProbe,
+    pairwise=True,
+    modes=("pull",),
+)
