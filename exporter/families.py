@@ -104,6 +104,12 @@ def _common(prefix: str) -> list[Family]:
             _last(lambda s: s.last.started_at if s.last else None),
         ),
         Family(
+            prefix + "interval_seconds",
+            "gauge",
+            "How often the target is probed",
+            _always(lambda s: s.interval),
+        ),
+        Family(
             prefix + "consecutive_failures",
             "gauge",
             "Failed runs since the last success",

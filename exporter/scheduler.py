@@ -45,6 +45,7 @@ class ProbeScheduler:
         self._max_per_endpoint = max_per_endpoint
         self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
         self._jobs: dict[str, ProbeJob] = {}
+        self._running: set[str] = set()
         self._scheduled_at: dict[str, datetime] = {}
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
@@ -76,7 +77,9 @@ class ProbeScheduler:
             if previous is None or previous.interval != job.interval:
                 self._schedule(job, now)
         self._jobs = wanted
-        self._store.set_targets(job.key for job in jobs)
+        self._store.set_targets(
+            (job.key for job in jobs), {j: job.interval for j, job in wanted.items()}
+        )
         self._metrics.targets.set(len(jobs))
 
     def _schedule(self, job: ProbeJob, now: datetime) -> None:
@@ -118,14 +121,21 @@ class ProbeScheduler:
             slots.append(self._endpoint_slots[url])
         return slots
 
-    async def _run(self, job_id: str) -> None:
+    async def _run(self, job_id: str, scheduler_id: str | None = None) -> None:
         task = asyncio.current_task()
         if task is not None:
             task.set_name(f"probe:{job_id}")
-        scheduled = self._scheduled_at.pop(job_id, None)
+        scheduled = self._scheduled_at.pop(scheduler_id or job_id, None)
         job = self._jobs.get(job_id)
-        if job is None:
+        if job is None or job_id in self._running:  # a recheck met the regular run
             return
+        self._running.add(job_id)
+        try:
+            await self._run_in_slots(job, scheduled)
+        finally:
+            self._running.discard(job_id)
+
+    async def _run_in_slots(self, job: ProbeJob, scheduled: datetime | None) -> None:
         async with contextlib.AsyncExitStack() as slots:
             await slots.enter_async_context(self._slots)
             for slot in self._endpoint_slots_of(job):
@@ -135,6 +145,24 @@ class ProbeScheduler:
                 self._metrics.schedule_lag.observe(max(0.0, lag))
             outcome = await self.run_now(job)
         self._report(job.key, outcome)
+        state = self._store.get(job.key)
+        if state is not None and state.consecutive_failures == 1:
+            self._recheck(job)
+
+    def _recheck(self, job: ProbeJob) -> None:
+        """One early run after a target's first failure (not after later ones)."""
+        if job.recheck_after is None or job.recheck_after >= job.interval:
+            return
+        recheck_id = f"{job.key.job_id}#recheck"
+        self._scheduler.add_job(
+            self._run,
+            "date",
+            run_date=datetime.now(UTC) + timedelta(seconds=job.recheck_after),
+            args=[job.key.job_id, recheck_id],
+            id=recheck_id,
+            misfire_grace_time=max(1, int(job.interval)),
+            replace_existing=True,
+        )
 
     async def run_now(self, job: ProbeJob) -> RunOutcome:
         with self._metrics.in_flight.track_inprogress():

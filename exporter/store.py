@@ -17,7 +17,8 @@ class TargetState:
     failures: Counter[Reason] = field(default_factory=Counter)
     consecutive_failures: int = 0
     last_success_at: float | None = None
-    version: int = 0  # bumped on every result: the exposition cache's key
+    version: int = 0  # bumped on every change: the exposition cache's key
+    interval: float | None = None  # the schedule, exported so staleness alerts need no config
 
     def add(self, result: ProbeResult) -> None:
         self.version += 1
@@ -38,10 +39,18 @@ class ResultsStore:
     def __init__(self) -> None:
         self._states: dict[SeriesKey, TargetState] = {}
 
-    def set_targets(self, keys: Iterable[SeriesKey]) -> None:
+    def set_targets(
+        self, keys: Iterable[SeriesKey], intervals: dict[str, float] | None = None
+    ) -> None:
+        """Keep exactly `keys`; `intervals` maps job ids to their schedule in seconds."""
         wanted = set(keys)
         ordered = sorted(wanted, key=lambda k: (type(k).__name__, k.job_id))
         self._states = {key: self._states.get(key) or TargetState() for key in ordered}
+        for key, state in self._states.items():
+            interval = (intervals or {}).get(key.job_id)
+            if interval != state.interval:
+                state.interval = interval
+                state.version += 1
 
     def record(self, key: SeriesKey, result: ProbeResult) -> bool:
         """False when the target was removed while its run was in flight."""

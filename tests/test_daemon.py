@@ -15,9 +15,14 @@ GOLDEN = Path(__file__).parent / "golden" / "metrics.txt"
 PROBES = ("xrootd", "webdav")
 
 
-def write_config(lake: LocalLake, path: Path, interval: float = 2, timeout: float = 2) -> Path:
+def write_config(
+    lake: LocalLake, path: Path, interval: float = 2, timeout: float = 2, **defaults: object
+) -> Path:
     listen = f"127.0.0.1:{free_ports(1)[0]}"
-    return lake.write_config(path, listen=listen, interval=interval, timeout=timeout)
+    config = lake.config_dict(listen, interval=interval, timeout=timeout)
+    config["defaults"].update(defaults)
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def all_ran(samples: Samples, sites: list[str]) -> bool:
@@ -133,3 +138,32 @@ async def _timed_out(base: str, site: str) -> bool:
 
 def _runs(samples: Samples, probe: str, site: str) -> float:
     return sum(pick(samples, "lakeprobe_probe_runs_total", probe=probe, site=site).values())
+
+
+async def test_first_failure_is_rechecked_before_the_next_interval(
+    lake: LocalLake, tmp_path: Path
+) -> None:
+    """With an 8 s interval and recheck_after 1 s, a stopped site's second failure comes
+    about 1 s after its first, not a full interval later; the interval is exported."""
+    config = write_config(lake, tmp_path / "c.yaml", interval=8, timeout=2, recheck_after=1)
+    async with running_daemon(config) as (_, base):
+        await wait_for(lambda: _ran(base, ["SITE-A", "SITE-B"]), timeout=20, what="first runs")
+        samples = await scrape(base)
+        assert set(pick(samples, "lakeprobe_probe_interval_seconds").values()) == {8.0}
+        lake.sites[1].stop()
+        first = await _wait_failures(base, 1)
+        second = await _wait_failures(base, 2)
+    for labels, started in second.items():
+        assert started - first[labels] < 4.0  # the recheck, not the next 8 s interval
+
+
+async def _wait_failures(base: str, count: int) -> dict[frozenset[tuple[str, str]], float]:
+    """Start times of SITE-B's runs once each probe has `count` consecutive failures."""
+    await wait_for(lambda: _failed(base, count), timeout=20, what=f"{count} failures")
+    samples = await scrape(base)
+    return pick(samples, "lakeprobe_probe_last_run_timestamp_seconds", site="SITE-B")
+
+
+async def _failed(base: str, count: int) -> bool:
+    values = pick(await scrape(base), "lakeprobe_probe_consecutive_failures", site="SITE-B")
+    return len(values) == len(PROBES) and all(v == count for v in values.values())

@@ -27,6 +27,9 @@ class ServerConfig(Strict):
 class Defaults(Strict):
     interval: Duration = 60.0
     timeout: Duration = 30.0
+    # After a target's first failure, probe it again this soon (null: wait a full interval),
+    # so a real outage reaches 2 consecutive failures fast and a single blip pages nobody.
+    recheck_after: Duration | None = 15.0
     ca_dir: Path | None = None
     max_concurrent_runs: int = Field(32, ge=1, le=10_000)
     max_concurrent_per_endpoint: int = Field(2, ge=1, le=1000)
@@ -127,6 +130,7 @@ class ProbeConfig(Strict):
     type: str
     interval: Duration | None = None
     timeout: Duration | None = None
+    recheck_after: Duration | None = None
     targets: TargetSelector = TargetSelector()
     params: dict[str, Any] = Field(default_factory=dict)
 

@@ -60,6 +60,7 @@ class ProbeJob:
     params: ProbeParams
     interval: float
     timeout: float
+    recheck_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,4 +162,5 @@ def _job(
         params=params,
         interval=probe.interval or config.defaults.interval,
         timeout=probe.timeout or config.defaults.timeout,
+        recheck_after=probe.recheck_after or config.defaults.recheck_after,
     )
