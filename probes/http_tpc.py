@@ -24,6 +24,7 @@ from pydantic import Field
 
 from lakeprobe.probes.context import PairParams, ProbeContext, ProbeType
 from lakeprobe.probes.copyjob import CopyEnd, CopyError
+from lakeprobe.probes.credentials import load_tokens
 from lakeprobe.probes.gfalcopy import gfal_copy
 from lakeprobe.probes.httpclient import (
     HttpClient,
@@ -45,7 +46,6 @@ from lakeprobe.probes.outcome import (
 )
 from lakeprobe.probes.params import MIB
 from lakeprobe.probes.runner import cleanup_reserve
-from lakeprobe.probes.secrets import redact
 from lakeprobe.probes.target import PairTarget
 from lakeprobe.probes.testfiles import (
     adler32_hex,
@@ -54,7 +54,6 @@ from lakeprobe.probes.testfiles import (
     source_file,
     source_payload,
 )
-from lakeprobe.probes.tokens import CredentialError
 
 WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
 PUT_OK = frozenset({200, 201, 204})
@@ -130,16 +129,10 @@ class _Run:
         await steps.run("delete", guarded(self.delete), cleanup=True)
 
     async def credential(self) -> StepOutcome:
-        described = []
-        for target, http in ((self.pair.source, self.src), (self.pair.destination, self.dst)):
-            if target.token is None:
-                continue
-            try:
-                http.token = await target.token.token()
-            except CredentialError as error:
-                return failed(Reason.CREDENTIAL, redact(f"{target.describe()}: {error}"))
-            described.append(f"{target.describe()}: {target.token.describe()}")
-        return passed("; ".join(described))
+        (self.src.token, self.dst.token), outcome = await load_tokens(
+            self.pair.source, self.pair.destination
+        )
+        return outcome
 
     async def source(self) -> StepOutcome:
         size = self.params.file_size_bytes

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from lakeprobe.probes.context import ProbeContext, ProbeType
+from lakeprobe.probes.credentials import load_tokens
 from lakeprobe.probes.httpclient import HttpClient, Reply, RequestFailed, guarded, status_failure
 from lakeprobe.probes.httpparse import (
     MAX_LISTING_BYTES,
@@ -37,7 +38,6 @@ from lakeprobe.probes.outcome import (
     passed,
 )
 from lakeprobe.probes.params import MIB, TestFileParams
-from lakeprobe.probes.secrets import redact
 from lakeprobe.probes.target import Target
 from lakeprobe.probes.testfiles import (
     adler32_hex,
@@ -47,7 +47,6 @@ from lakeprobe.probes.testfiles import (
     payload,
     stale_own_files,
 )
-from lakeprobe.probes.tokens import CredentialError
 
 WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
 ANY_STATUS = range(100, 600)
@@ -113,12 +112,8 @@ class _Run:
         await self.ctx.steps.run("options", guarded(lambda: self.options(directory)))
 
     async def credential(self) -> StepOutcome:
-        assert self.target.token is not None
-        try:
-            self.http.token = await self.target.token.token()
-        except CredentialError as error:
-            return failed(Reason.CREDENTIAL, redact(str(error)))
-        return passed(self.target.token.describe())
+        (self.http.token,), outcome = await load_tokens(self.target)
+        return outcome
 
     async def options(self, directory: str) -> StepOutcome:
         reply = await self.http.request("OPTIONS", _as_dir(directory), expect=range(200, 300))

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from lakeprobe.probes.context import ProbeContext, ProbeType
+from lakeprobe.probes.credentials import load_tokens
 from lakeprobe.probes.outcome import (
     Measurement,
     ProbeResult,
@@ -36,7 +37,7 @@ from lakeprobe.probes.outcome import (
 )
 from lakeprobe.probes.params import TestFileParams
 from lakeprobe.probes.runner import cleanup_reserve
-from lakeprobe.probes.secrets import Secret, redact
+from lakeprobe.probes.secrets import Secret
 from lakeprobe.probes.target import Target
 from lakeprobe.probes.testfiles import (
     adler32_hex,
@@ -46,7 +47,6 @@ from lakeprobe.probes.testfiles import (
     payload,
     stale_own_files,
 )
-from lakeprobe.probes.tokens import CredentialError
 from lakeprobe.probes.xrdasync import (
     KXR_UNSUPPORTED,
     XrdError,
@@ -132,12 +132,8 @@ class _Run:
         await self.ctx.steps.run("ping", guarded(self.ping))
 
     async def credential(self) -> StepOutcome:
-        assert self.target.token is not None
-        try:
-            self.token = await self.target.token.token()
-        except CredentialError as error:
-            return failed(Reason.CREDENTIAL, redact(str(error)))
-        return passed(self.target.token.describe())
+        (self.token,), outcome = await load_tokens(self.target)
+        return outcome
 
     async def ping(self) -> StepOutcome:
         await self._fs().ping(self.step_deadline)

@@ -30,6 +30,7 @@ from pydantic import Field, field_validator
 
 from lakeprobe.probes.context import PairParams, ProbeContext, ProbeType
 from lakeprobe.probes.copyjob import CopyEnd, CopyError, CopyStats, warn_unapplied_ca_dir
+from lakeprobe.probes.credentials import load_tokens
 from lakeprobe.probes.gfalcopy import gfal_copy
 from lakeprobe.probes.outcome import (
     Measurement,
@@ -42,7 +43,7 @@ from lakeprobe.probes.outcome import (
 )
 from lakeprobe.probes.params import MIB
 from lakeprobe.probes.runner import cleanup_reserve
-from lakeprobe.probes.secrets import Secret, redact
+from lakeprobe.probes.secrets import Secret
 from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.testfiles import (
     adler32_hex,
@@ -52,7 +53,6 @@ from lakeprobe.probes.testfiles import (
     source_file,
     source_payload,
 )
-from lakeprobe.probes.tokens import CredentialError
 from lakeprobe.probes.xrdasync import KXR_UNSUPPORTED, XrdError, XrdFileSystem, upload
 from lakeprobe.probes.xrdcopy import xrootd_copy
 from lakeprobe.probes.xrootd import guarded
@@ -132,16 +132,11 @@ class _Run:
         await steps.run("delete", self.delete, cleanup=True)
 
     async def credential(self) -> StepOutcome:
-        loaded = []
-        for side, target in (("source", self.src), ("destination", self.dst)):
-            if target.token is None:
-                continue
-            try:
-                self.tokens[side] = await target.token.token()
-            except CredentialError as error:
-                return failed(Reason.CREDENTIAL, f"{side}: {redact(str(error))}")
-            loaded.append(f"{side}: {target.token.describe()}")
-        return passed("; ".join(loaded))
+        (source, destination), outcome = await load_tokens(self.src, self.dst)
+        self.tokens.update(
+            {side: t for side, t in (("source", source), ("destination", destination)) if t}
+        )
+        return outcome
 
     async def source(self) -> StepOutcome:
         size = self.params.file_size_bytes
