@@ -58,6 +58,7 @@ class Reason(enum.StrEnum):
     DESTINATION_ERROR = "destination_error"
     TPC_FAILURE = "tpc_failure"
     STALL = "stall"
+    AUTHZ_VIOLATION = "authz_violation"
     INTERNAL = "internal"
 
 
@@ -82,6 +83,7 @@ HINTS: dict[Reason, str] = {
     Reason.DESTINATION_ERROR: "the destination refused or failed to store the copy",
     Reason.TPC_FAILURE: "the third-party copy failed: see the remote reason in the detail",
     Reason.STALL: "the transfer made no progress for longer than the stall limit",
+    Reason.AUTHZ_VIOLATION: "the endpoint allowed what the token must not permit: security hole",
     Reason.INTERNAL: "a bug in lakeprobe: see the daemon log",
 }
 

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ipaddress
+import re
 import signal
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lakeprobe.config import load_config
+
+# The shipped alert rules and example routing (repository checkout: `./dev.sh demo`).
+ALERTING_DIR = Path(__file__).resolve().parents[2] / "alerting"
+# Hosts that can only be placeholders in an example config (RFC 2606 / RFC 6761 names).
+# Loopback URLs count too: a demo has no notification relay on its own machine.
+_PLACEHOLDER_HOST = re.compile(r"(^|\.)(example(\.(com|net|org))?|invalid|test)$", re.IGNORECASE)
+_PLACEHOLDER_TEXT = re.compile(r"<[^<>]+>|CHANGE.?ME|REPLACE|XXX", re.IGNORECASE)
 
 
 def add_commands(commands: Any) -> None:
@@ -20,17 +33,27 @@ def add_commands(commands: Any) -> None:
         parser.add_argument("--listen", default="127.0.0.1:9780", help="daemon HOST:PORT")
         parser.add_argument("--interval", type=float, default=15.0, help="probe interval, s")
     lake.add_argument("--config-out", type=Path, help="write a lakeprobe config for the lake")
+    demo.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also run Prometheus (with alerting/lakeprobe-rules.yaml) and Alertmanager",
+    )
 
 
 def dispatch(args: argparse.Namespace) -> int:
     from lakeprobe.lake import LocalLake, require_binaries
 
+    monitoring = getattr(args, "monitoring", False)
     missing = require_binaries()
+    if monitoring:
+        from lakeprobe.lake.monitoring import require_monitoring_binaries
+
+        missing += require_monitoring_binaries()
     if missing:
-        print(f"missing binaries: {', '.join(missing)} (run `make install` first)")
+        print(f"missing binaries: {', '.join(missing)} (run `./dev.sh install` first)")
         return 3
     # Without --dir the lake lives in a temporary directory, removed when it stops.
-    with LocalLake(args.sites, base_dir=args.dir) as lake:
+    with LocalLake(args.sites, base_dir=args.dir) as lake, contextlib.ExitStack() as stack:
         config_path = getattr(args, "config_out", None) or lake.base_dir / "lakeprobe.yaml"
         lake.write_config(
             config_path,
@@ -39,12 +62,68 @@ def dispatch(args: argparse.Namespace) -> int:
             timeout=min(args.interval, 20.0),
             transfers=True,
         )
-        _banner(lake, config_path, args)
+        extra = (
+            _start_monitoring(stack, lake.base_dir / "monitoring", args.listen)
+            if monitoring
+            else []
+        )
+        _banner(lake, config_path, args, extra)
         if args.command == "lake":
             asyncio.run(_wait_for_signal())
         else:
             _serve(config_path)
     return 0
+
+
+def _start_monitoring(stack: contextlib.ExitStack, work_dir: Path, listen: str) -> list[str]:
+    """Alertmanager with the example routing (receivers that are placeholders replaced by
+    ones that notify nobody; a minimal config without the example) and Prometheus scraping
+    the daemon with the shipped rules; both stop with `stack`. Returns banner lines."""
+    from lakeprobe.lake.monitoring import AlertmanagerServer, PrometheusServer, rewire_receivers
+
+    rules = ALERTING_DIR / "lakeprobe-rules.yaml"
+    example = ALERTING_DIR / "alertmanager.yaml"
+    routing: Path | None = None  # AlertmanagerServer's minimal config
+    note = "minimal generated config: nobody is notified"
+    if example.exists():
+        routing, note = example, str(example)
+        config = yaml.safe_load(example.read_text())
+        if _placeholder_receivers(config.get("receivers", []), example.parent):
+            work_dir.mkdir(parents=True, exist_ok=True)
+            routing = work_dir / "alertmanager-demo.yml"
+            routing.write_text(yaml.safe_dump(rewire_receivers(config), sort_keys=False))
+            note = f"routing of {example}; its receivers are placeholders: nobody is notified"
+    alertmanager = stack.enter_context(AlertmanagerServer(work_dir, routing))
+    rule_files = [rules] if rules.exists() else []
+    prometheus = stack.enter_context(
+        PrometheusServer(work_dir, [listen], rule_files, alertmanager_url=alertmanager.url)
+    )
+    return [
+        f"prometheus: {prometheus.url}/alerts (rules: {rules if rule_files else 'none found'})",
+        f"alertmanager: {alertmanager.url} ({note})",
+    ]
+
+
+def _placeholder_receivers(node: Any, base_dir: Path, key: str = "") -> bool:
+    """Whether Alertmanager receivers point at placeholders: URLs on loopback or reserved
+    example hosts (example.org, *.invalid), `<...>` or CHANGEME text, or missing files."""
+    if isinstance(node, dict):
+        return any(_placeholder_receivers(v, base_dir, str(k)) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_placeholder_receivers(v, base_dir, key) for v in node)
+    if not isinstance(node, str):
+        return False
+    if key.endswith("_file"):
+        return not (base_dir / node).exists()
+    host = urllib.parse.urlsplit(node).hostname if "://" in node else None
+    return bool(_PLACEHOLDER_TEXT.search(node) or (host and _placeholder_host(host)))
+
+
+def _placeholder_host(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost" or bool(_PLACEHOLDER_HOST.search(host))
 
 
 def _serve(config_path: Path) -> None:
@@ -62,7 +141,7 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
-def _banner(lake: Any, config_path: Path, args: argparse.Namespace) -> None:
+def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[str]) -> None:
     first = lake.sites[0]
     lines = [f"local data lake with {len(lake.sites)} XRootD sites:"]
     lines += [f"  {s.name}: {s.root_url}  {s.davs_url}" for s in lake.sites]
@@ -71,7 +150,7 @@ def _banner(lake: Any, config_path: Path, args: argparse.Namespace) -> None:
         f"CA directory: {lake.pki.ca_dir}",
     ]
     if args.command == "demo":
-        lines += [f"metrics: curl http://{args.listen}/metrics"]
+        lines += [f"metrics: curl http://{args.listen}/metrics", *extra]
     lines += [
         "try, in another shell (.venv/bin/lakeprobe if not on PATH):",
         f"  lakeprobe run xrootd {first.root_url} --test-dir {lake.test_dir}",

@@ -1,0 +1,230 @@
+"""End to end: the local lake, the daemon, a real Prometheus evaluating the shipped alert rules
+and a real Alertmanager. Every dashboard query parses and returns data; a stopped site pages
+with its reason; a restarted site resolves; the healthy site never alerts.
+
+Select with `pytest -m e2e`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from daemon_helpers import running_daemon, wait_for
+from dashboard_queries import load_dashboards, metric_names, panel_queries, substitute
+from lakeprobe.lake import LocalLake, free_ports, require_binaries
+from lakeprobe.lake.monitoring import (
+    AlertmanagerServer,
+    PrometheusServer,
+    require_monitoring_binaries,
+)
+from lakeprobe.probes.outcome import Reason
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = REPO / "alerting" / "lakeprobe-rules.yaml"
+ENDPOINT_ALERT = "LakeprobeEndpointFailing"
+HEALTHY, BROKEN = "SITE-A", "SITE-B"
+# Probe endpoints every 3 s (deadline 3 s), recheck a failure after 1 s; copies every 6 s with
+# a 6 s deadline (an XRootD TPC alone takes ~2.5 s). Prometheus scrapes and evaluates every 1 s.
+INTERVAL, RECHECK, TIMEOUT, COPY_INTERVAL = 3.0, 1.0, 3.0, 6.0
+SCRAPE = 1.0
+# Dashboard variables take real values from Prometheus, as Grafana's label_values() does:
+# every value found (what "All" selects) or, narrowed, one value: the stopped site where it
+# is among them (so failure panels have data too), else the first.
+PREFERRED = {"site": BROKEN, "src_site": BROKEN, "dst_site": HEALTHY}
+LABEL_VALUES = re.compile(r"\s*label_values\((?:(?P<selector>.+),\s*)?(?P<label>\w+)\)\s*")
+# Panel queries allowed to return nothing in this run, and why: by a metric they select...
+EMPTY_METRICS = {
+    "lakeprobe_token_expiry_seconds": "the token-authz probe that exports it does not exist yet",
+    "lakeprobe_exceptions_total": "counts probe bugs (UNKNOWN results): none happen here",
+    "lakeprobe_scheduler_missed_runs_total": "a series appears at the first missed run only",
+}
+# ... or by dashboard and panel title.
+EMPTY_PANELS = {
+    ("lakeprobe-overview", "Stale endpoint probes"): "lists targets without a recent run: none",
+    ("lakeprobe-overview", "Stale transfer tests"): "lists pairs without a recent run: none",
+    ("lakeprobe-tokens", "Violations now"): "no endpoint here lets a token exceed its scope",
+    ("lakeprobe-tokens", "Violations"): "no endpoint here lets a token exceed its scope",
+}
+
+
+@pytest.fixture
+def e2e_binaries() -> None:
+    """Skip without the servers, naming them; in CI a missing server fails, never skips."""
+    missing = require_binaries() + require_monitoring_binaries()
+    if not missing:
+        return
+    message = f"end-to-end test needs binaries not on PATH: {', '.join(missing)}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def monitoring(
+    e2e_binaries: None, tmp_path: Path
+) -> Iterator[tuple[PrometheusServer, AlertmanagerServer, str]]:
+    """Alertmanager (group_wait 1 s) and Prometheus with the shipped rules, scraping the
+    address the daemon will listen on (returned third)."""
+    listen = f"127.0.0.1:{free_ports(1)[0]}"
+    with (
+        AlertmanagerServer(tmp_path / "alertmanager", group_wait=1.0) as alertmanager,
+        PrometheusServer(
+            tmp_path / "prometheus",
+            [listen],
+            [RULES],
+            alertmanager_url=alertmanager.url,
+            scrape_interval=SCRAPE,
+            evaluation_interval=SCRAPE,
+        ) as prometheus,
+    ):
+        yield prometheus, alertmanager, listen
+
+
+def lake_config(lake: LocalLake, listen: str, path: Path) -> Path:
+    config = lake.config_dict(listen, interval=INTERVAL, timeout=TIMEOUT, transfers=True)
+    config["defaults"]["recheck_after"] = RECHECK
+    for probe in config["probes"]:
+        if probe["type"] in ("http-tpc", "xrootd-tpc"):
+            probe["interval"] = probe["timeout"] = COPY_INTERVAL
+            probe.setdefault("params", {})["file_size_bytes"] = 65536
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+async def query(prometheus: PrometheusServer, expr: str, at: float | None = None) -> list[Any]:
+    return await asyncio.to_thread(prometheus.query, expr, at)
+
+
+def about(alert: dict[str, Any], site: str) -> bool:
+    """Whether an alert names `site` (an endpoint's site, or either end of a transfer)."""
+    labels = alert.get("labels") or alert.get("metric") or {}
+    return site in (labels.get("site"), labels.get("src_site"), labels.get("dst_site"))
+
+
+def endpoint_alerts(alerts: list[dict[str, Any]], site: str) -> list[dict[str, Any]]:
+    return [a for a in alerts if a["labels"]["alertname"] == ENDPOINT_ALERT and about(a, site)]
+
+
+async def all_healthy(prometheus: PrometheusServer) -> bool:
+    """Prometheus holds a success for 4 endpoint targets and 6 transfer cells."""
+    endpoints = await query(prometheus, "lakeprobe_probe_success == 1")
+    transfers = await query(prometheus, "lakeprobe_transfer_success == 1")
+    return len(endpoints) == 4 and len(transfers) == 6
+
+
+Selection = dict[str, str | list[str]]
+
+
+async def variable_values(
+    prometheus: PrometheusServer, board: dict[str, Any], narrow: bool
+) -> Selection:
+    """Resolve a dashboard's label_values() variables in order, each with the values chosen
+    before it, as Grafana does: multi-value ones to every value found unless `narrow`."""
+    values: Selection = {}
+    for variable in board["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        name, text = variable["name"], variable["query"]
+        match = LABEL_VALUES.fullmatch(text["query"] if isinstance(text, dict) else text)
+        assert match, f"{board['uid']}: ${name}: not label_values(): {text}"
+        label = match["label"]
+        selector = substitute(match["selector"] or f'{{{label}!=""}}', values)
+        series = await query(prometheus, f"group by ({label}) ({selector})")
+        found = sorted({s["metric"][label] for s in series if label in s["metric"]})
+        assert found, f"{board['uid']}: variable ${name} has no values: {selector}"
+        if variable.get("multi") and not narrow:
+            values[name] = found
+        else:
+            values[name] = PREFERRED[name] if PREFERRED.get(name) in found else found[0]
+    return values
+
+
+async def empty_dashboard_queries(prometheus: PrometheusServer, times: list[float]) -> list[str]:
+    """Every panel query must parse and return data at one of `times`, for every value of
+    its dashboard's variables or for one value each; the failures, but for EMPTY_*."""
+    boards = load_dashboards()
+    selections = {
+        uid: [await variable_values(prometheus, board, narrow) for narrow in (False, True)]
+        for uid, board in boards.items()
+    }
+    problems = []
+    for q in panel_queries():
+        exprs = [substitute(q.expr, values) for values in selections[q.dashboard_uid]]
+        where = f"{q.dashboard_uid} / {q.panel_title} / {q.ref_id}: {exprs[0]}"
+        try:
+            excused = set().union(*(metric_names(expr) for expr in exprs)) & EMPTY_METRICS.keys()
+        except ValueError as error:  # promql_parser's parse error
+            problems.append(f"{where}: invalid PromQL: {error}")
+            continue
+        if excused or (q.dashboard_uid, q.panel_title) in EMPTY_PANELS:
+            continue
+        if not any([await query(prometheus, expr, at) for expr in exprs for at in times]):
+            problems.append(f"{where}: no data")
+    return problems
+
+
+async def test_alerts_and_dashboards_through_prometheus_and_alertmanager(
+    monitoring: tuple[PrometheusServer, AlertmanagerServer, str],
+    lake: LocalLake,
+    tmp_path: Path,
+) -> None:
+    """Stopping SITE-B makes LakeprobeEndpointFailing{site="SITE-B"} active in Alertmanager
+    with the failure reason in its description; restarting it resolves the alert; nothing
+    alerts about SITE-A; every dashboard query parses and returns data."""
+    prometheus, alertmanager, listen = monitoring
+    config = lake_config(lake, listen, tmp_path / "lakeprobe.yaml")
+    started = time.time()
+    stray: list[dict[str, Any]] = []  # alerts about anything but the stopped site
+
+    async def held(site: str) -> list[dict[str, Any]]:
+        """The site's endpoint alerts Alertmanager holds, in any state; notes strays."""
+        alerts = await asyncio.to_thread(alertmanager.alerts)
+        stray.extend(a for a in alerts if not about(a, BROKEN))
+        return endpoint_alerts(alerts, site)
+
+    async def page_for(site: str) -> list[dict[str, Any]]:
+        return [a for a in await held(site) if a["status"]["state"] == "active"]
+
+    async def resolved(site: str) -> bool:
+        return not await held(site)
+
+    async with running_daemon(config):
+        await wait_for(lambda: all_healthy(prometheus), timeout=30, what="healthy in Prometheus")
+        assert not await asyncio.to_thread(alertmanager.alerts)
+
+        lake.site(BROKEN).stop()
+        stopped = time.monotonic()
+        await wait_for(lambda: page_for(BROKEN), timeout=20, what=f"{ENDPOINT_ALERT} {BROKEN}")
+        latency = time.monotonic() - stopped
+        pages = await page_for(BROKEN)
+        down_at = time.time()
+
+        lake.site(BROKEN).start()
+        await wait_for(lambda: resolved(BROKEN), timeout=30, what=f"{BROKEN} alert resolved")
+        await wait_for(lambda: all_healthy(prometheus), timeout=30, what="healthy again")
+        fired = await query(
+            prometheus,
+            f'last_over_time(ALERTS{{alertstate="firing"}}[{int(time.time() - started) + 2}s])',
+        )
+        no_data = await empty_dashboard_queries(prometheus, [down_at, time.time()])
+
+    assert latency < 15, latency  # 3 s interval + 1 s recheck + 1 s scrape and evaluation
+    for alert in pages:  # a stopped server refuses connections: reason `connect`
+        assert alert["labels"]["site"] == BROKEN
+        assert re.search(rf"reason:?\s+{Reason.CONNECT}\b", alert["annotations"]["description"])
+    assert not stray, f"alerts about healthy targets in Alertmanager: {stray}"
+    assert all(about(series, BROKEN) for series in fired), f"fired about healthy: {fired}"
+    assert not no_data, "dashboard queries without data:\n" + "\n".join(no_data)
+    queries = panel_queries()
+    assert EMPTY_PANELS.keys() <= {(q.dashboard_uid, q.panel_title) for q in queries}
+    assert EMPTY_METRICS.keys() <= set().union(*(metric_names(substitute(q.expr)) for q in queries))
