@@ -45,14 +45,15 @@ def probe_variable(mode: str) -> str:
     return f"{mode}_probe"
 
 
-def pair_matchers(mode: str) -> tuple[str, ...]:
-    return (
-        f'probe=~"${probe_variable(mode)}"',
-        f'mode="{mode}"',
-        'protocol=~"$protocol"',
-        'src_site=~"$site"',
-        'dst_site=~"$site"',
+def pair_selection(metric: str, mode: str, around: str = "{}") -> str:
+    """Pairs with either end in $site, so one chosen site shows its row and its column
+    (matching both ends would leave nothing: a site never copies to itself). `around` wraps
+    each half, for range functions that cannot take an `or`."""
+    common = (f'probe=~"${probe_variable(mode)}"', f'mode="{mode}"', 'protocol=~"$protocol"')
+    src, dst = (
+        around.format(sel(metric, *common, f'{end}=~"$site"')) for end in ("src_site", "dst_site")
     )
+    return f"({src} or {dst})"
 
 
 def cell_link(mode: str) -> db.DashboardLink:
@@ -95,7 +96,7 @@ def matrix(title: str, mode: str, expr: str, description: str) -> table.Panel:
 
 
 def status_matrix(mode: str) -> table.Panel:
-    status = sel("lakeprobe_transfer_status", *pair_matchers(mode))
+    status = pair_selection("lakeprobe_transfer_status", mode)
     expr = f"max by ({ROW_FIELD}, {COLUMN_FIELD}) ({status})"
     panel = matrix(
         "Status now",
@@ -107,11 +108,10 @@ def status_matrix(mode: str) -> table.Panel:
 
 
 def success_matrix(mode: str) -> table.Panel:
-    failures = sel("lakeprobe_transfer_failures_total", *pair_matchers(mode))
-    runs = sel("lakeprobe_transfer_runs_total", *pair_matchers(mode))
-    rate = (
-        f"1 - {BY_PAIR} (increase({failures}[$__range])) / {BY_PAIR} (increase({runs}[$__range]))"
-    )
+    increase = "increase({}[$__range])"
+    failures = pair_selection("lakeprobe_transfer_failures_total", mode, increase)
+    runs = pair_selection("lakeprobe_transfer_runs_total", mode, increase)
+    rate = f"1 - {BY_PAIR} {failures} / {BY_PAIR} {runs}"
     panel = matrix(
         "Success rate over the range",
         mode,
@@ -128,7 +128,7 @@ def success_matrix(mode: str) -> table.Panel:
 
 
 def throughput_matrix(mode: str) -> table.Panel:
-    value = sel("lakeprobe_transfer_throughput_bytes_per_second", *pair_matchers(mode))
+    value = pair_selection("lakeprobe_transfer_throughput_bytes_per_second", mode)
     panel = matrix(
         "Throughput of the last copy",
         mode,
