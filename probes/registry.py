@@ -17,7 +17,3 @@ PROBE_TYPES: dict[str, ProbeType[Any, Any]] = {
         xrootd_tpc.PROBE_TYPE,
     )
 }
-
-
-def types_for_scheme(scheme: str) -> list[str]:
-    return sorted(name for name, t in PROBE_TYPES.items() if scheme in t.schemes)

@@ -1,4 +1,4 @@
-"""The results store and its collector: series per target, counters, removal on reload."""
+"""The results store and its exposition: series per target, counters, removal on reload."""
 
 from __future__ import annotations
 
