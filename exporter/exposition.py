@@ -20,11 +20,6 @@ def escape(value: str) -> str:
 _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
 
 
-def number(value: float) -> str:
-    text = repr(float(value))
-    return _SPECIAL.get(text, text)
-
-
 def _labels(key: SeriesKey) -> str:
     return ",".join(f'{name}="{escape(value)}"' for name, value in key.labels().items())
 
@@ -70,9 +65,13 @@ def _header(family: Family) -> bytes:
 
 def _render(family: Family, labels: str, state: TargetState) -> bytes:
     head = f"{family.name}{{{labels}"
+    samples = family.samples(state)
+    if len(samples) == 1 and samples[0][0] is None:  # most families: one unlabelled sample
+        text = repr(float(samples[0][1]))
+        return f"{head}}} {_SPECIAL.get(text, text)}\n".encode()
     lines = []
-    for extra, value in family.samples(state):
-        text = repr(float(value))
+    for extra, value in samples:
+        text = repr(float(value))  # inlined: this runs once per sample on the scrape path
         text = _SPECIAL.get(text, text)
         if extra is None:
             lines.append(f"{head}}} {text}\n")
