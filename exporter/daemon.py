@@ -16,6 +16,7 @@ from lakeprobe.exporter.exposition import Exposition
 from lakeprobe.exporter.scheduler import ProbeScheduler
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.store import ResultsStore
+from lakeprobe.exporter.tokenexpiry import TokenExpiry
 
 log = logging.getLogger("lakeprobe.daemon")
 SHUTDOWN_GRACE_SECONDS = 10.0
@@ -35,6 +36,7 @@ class Daemon:
         self.registry = CollectorRegistry(auto_describe=False)
         self.store = ResultsStore()
         self.exposition = Exposition(self.store)
+        self.token_expiry = TokenExpiry()
         self.metrics = DaemonMetrics(self.registry)
         self.scheduler = ProbeScheduler(
             self.store,
@@ -46,8 +48,10 @@ class Daemon:
         self.started = False
 
     def metrics_chunks(self) -> Iterator[bytes]:
-        """The store's series (cached per target), then the daemon's own metrics."""
+        """The store's series (cached per target), the token expiries, then the daemon's own
+        metrics."""
         yield from self.exposition.chunks()
+        yield self.token_expiry.render()
         yield generate_latest(self.registry)
 
     def start(self) -> None:
@@ -79,7 +83,9 @@ class Daemon:
         return []
 
     def _apply(self, config: LakeprobeConfig) -> None:
-        self.scheduler.apply(build_plan(config, Scope.of(config, self._site, self._shard)))
+        jobs = build_plan(config, Scope.of(config, self._site, self._shard))
+        self.scheduler.apply(jobs)
+        self.token_expiry.set_plan(jobs)
         self.config = config
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from lakeprobe.probes.outcome import Reason, StepOutcome, failed, passed
+from lakeprobe.probes.oidc import IssuerError
+from lakeprobe.probes.outcome import Reason, Status, StepOutcome, passed
 from lakeprobe.probes.secrets import Secret, redact
 from lakeprobe.probes.target import Target
 from lakeprobe.probes.tokens import CredentialError
 
 
 async def load_tokens(*targets: Target) -> tuple[list[Secret | None], StepOutcome]:
-    """One token (or None) per target, and the step's outcome: failed, naming the target and
-    the token source (never a value), when a configured token cannot be loaded."""
+    """One token (or None) per target, and the step's outcome. A token that cannot be loaded
+    leaves the endpoint unjudged: UNKNOWN, reason `issuer` when the token issuer failed, else
+    `credential`; the detail names the target and the token source, never a value."""
     tokens: list[Secret | None] = []
     loaded = []
     for target in targets:
@@ -20,8 +22,11 @@ async def load_tokens(*targets: Target) -> tuple[list[Secret | None], StepOutcom
         try:
             tokens.append(await target.token.token())
         except CredentialError as error:
-            return tokens + [None] * (len(targets) - len(tokens)), failed(
-                Reason.CREDENTIAL, redact(f"{target.describe()}: {error}")
-            )
+            reason = Reason.ISSUER if isinstance(error, IssuerError) else Reason.CREDENTIAL
+            source, problem = target.token.describe(), str(error)
+            text = problem if source in problem else f"{source}: {problem}"
+            detail = redact(f"{target.describe()}: {text}")
+            missing = [None] * (len(targets) - len(tokens))
+            return tokens + missing, StepOutcome(Status.UNKNOWN, reason, detail)
         loaded.append(f"{target.describe()}: {target.token.describe()}")
     return tokens, passed("; ".join(loaded))

@@ -53,6 +53,7 @@ class Reason(enum.StrEnum):
     PROTOCOL_ERROR = "protocol_error"
     CHECKSUM_UNAVAILABLE = "checksum_unavailable"
     CREDENTIAL = "credential"
+    ISSUER = "issuer"
     CLEANUP = "cleanup"
     SOURCE_MISSING = "source_missing"
     DESTINATION_ERROR = "destination_error"
@@ -78,6 +79,7 @@ HINTS: dict[Reason, str] = {
     Reason.PROTOCOL_ERROR: "the answer could not be understood",
     Reason.CHECKSUM_UNAVAILABLE: "the server did not report an adler32 checksum",
     Reason.CREDENTIAL: "the configured credential could not be loaded (token file?)",
+    Reason.ISSUER: "the token issuer could not be reached or refused a token: not the endpoint",
     Reason.CLEANUP: "the probe could not delete its own test file",
     Reason.SOURCE_MISSING: "the copy's source file is missing or unreadable at the source",
     Reason.DESTINATION_ERROR: "the destination refused or failed to store the copy",

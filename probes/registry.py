@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lakeprobe.probes import http_tpc, webdav, xrootd, xrootd_tpc
+from lakeprobe.probes import http_tpc, token_authz, webdav, xrootd, xrootd_tpc
 from lakeprobe.probes.context import ProbeType
 
 # Each type has its own params model; callers validate params with that type's model.
@@ -15,5 +15,6 @@ PROBE_TYPES: dict[str, ProbeType[Any, Any]] = {
         webdav.PROBE_TYPE,
         http_tpc.PROBE_TYPE,
         xrootd_tpc.PROBE_TYPE,
+        token_authz.PROBE_TYPE,
     )
 }

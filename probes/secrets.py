@@ -18,9 +18,13 @@ class Secret:
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, scrub: bool = True) -> None:
+        """`scrub=False` for identifiers that are not confidential (an OAuth client id):
+        still kept out of reprs, but not masked in free text, where it would also mask
+        innocent words (a client `lakeprobe` and the test directory `/lakeprobe`)."""
         self._value = value
-        _KNOWN.add(value)
+        if scrub:
+            _KNOWN.add(value)
 
     def reveal(self) -> str:
         return self._value

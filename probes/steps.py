@@ -46,8 +46,17 @@ class StepRecorder:
         return tuple(self._steps)
 
     async def run(
-        self, name: str, action: StepAction, *, critical: bool = True, cleanup: bool = False
+        self,
+        name: str,
+        action: StepAction,
+        *,
+        critical: bool = True,
+        cleanup: bool = False,
+        blocks: Callable[[StepOutcome], bool] | None = None,
     ) -> StepOutcome:
+        """`blocks` decides whether this step's failure skips the later steps (default: any
+        failure of a critical step does); independent checks block only on, say, a dead
+        endpoint, so one failed check does not hide the others."""
         if self._blocked_by is not None and not cleanup:
             detail = f"skipped: step '{self._blocked_by}' failed"
             self._steps.append(StepResult(name, Status.SKIPPED, 0.0, Reason.NONE, detail, critical))
@@ -64,10 +73,11 @@ class StepRecorder:
         # Left set on cancellation, so abort() can name the step that was cut off.
         self._running = None
         duration = asyncio.get_running_loop().time() - loop_started
-        return self._record(name, outcome, duration, critical)
+        blocking = critical and (blocks is None or blocks(outcome))
+        return self._record(name, outcome, duration, critical, blocking)
 
     def _record(
-        self, name: str, outcome: StepOutcome, duration: float, critical: bool
+        self, name: str, outcome: StepOutcome, duration: float, critical: bool, blocking: bool
     ) -> StepOutcome:
         status, reason, detail = outcome.status, outcome.reason, outcome.detail
         if status is Status.OK and duration > self._slow_after:
@@ -76,7 +86,8 @@ class StepRecorder:
             detail += f"took {duration:.2f} s (warning above {self._slow_after:g} s)"
         if status is Status.CRITICAL and not critical:
             status = Status.WARNING
-        if status is Status.CRITICAL and self._blocked_by is None:
+        # UNKNOWN (e.g. no token could be loaded) blocks too: later steps could only mislead.
+        if status in (Status.CRITICAL, Status.UNKNOWN) and blocking and self._blocked_by is None:
             self._blocked_by = name
         self._steps.append(StepResult(name, status, duration, reason, detail, critical))
         return StepOutcome(status, reason, detail)
@@ -87,9 +98,9 @@ class StepRecorder:
         if self._running is not None:
             name, started, critical = self._running
             self._running = None
-            self._record(name, outcome, time.monotonic() - started, critical)
+            self._record(name, outcome, time.monotonic() - started, critical, critical)
         else:
-            self._record("run", outcome, 0.0, True)
+            self._record("run", outcome, 0.0, True, True)
 
     def result(self, measurements: dict[Measurement, float] | None = None) -> ProbeResult:
         ran = [s for s in self._steps if s.ran]

@@ -23,6 +23,7 @@ class Target:
     reference_adler32: str | None = None  # expected checksum of the reference file, if known
     token: TokenSource | None = None
     ca_dir: Path | None = None
+    audience: str | None = None  # the token audience the endpoint accepts, when configured
 
     @property
     def protocol(self) -> str:

@@ -17,9 +17,14 @@ _NAME = re.compile(
 _UNSAFE_HOST = re.compile(r"[^A-Za-z0-9.\-]")
 
 
+def safe_host(probe_host: str) -> str:
+    """The host name as it may appear in a file name."""
+    return _UNSAFE_HOST.sub("-", probe_host) or "unknown"
+
+
 def new_test_file(test_dir: str, probe_host: str, now: float | None = None) -> str:
     """An absolute path: <test_dir>/lakeprobe-<host>-<epoch>-<uuid>."""
-    host = _UNSAFE_HOST.sub("-", probe_host) or "unknown"
+    host = safe_host(probe_host)
     epoch = int(time.time() if now is None else now)
     return posixpath.join(test_dir, f"{PREFIX}{host}-{epoch}-{uuid.uuid4().hex}")
 
@@ -35,7 +40,7 @@ def is_own_file(path: str, test_dir: str) -> bool:
 
 def stale_own_files(names: list[str], probe_host: str, older_than: float, now: float) -> list[str]:
     """Names (from a directory listing) of this host's test files older than `older_than`."""
-    host = _UNSAFE_HOST.sub("-", probe_host) or "unknown"
+    host = safe_host(probe_host)
     stale = []
     for name in names:
         match = _NAME.match(name)
@@ -61,8 +66,7 @@ def payload(size: int) -> bytes:
 def source_file(test_dir: str, probe_host: str, size: int) -> str:
     """The reusable source file of third-party-copy probes: uploaded once, never deleted by
     the probes (the sweep does not match it), re-uploaded when missing or corrupt."""
-    host = _UNSAFE_HOST.sub("-", probe_host) or "unknown"
-    return posixpath.join(test_dir, f"{PREFIX}source-{host}-{size}")
+    return posixpath.join(test_dir, f"{PREFIX}source-{safe_host(probe_host)}-{size}")
 
 
 def source_payload(size: int) -> bytes:

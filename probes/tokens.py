@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Literal, Protocol
 
+from lakeprobe.probes.jwtinfo import jwt_expiry
 from lakeprobe.probes.secrets import Secret
 
 
@@ -14,23 +15,35 @@ class CredentialError(Exception):
     """A configured credential cannot be loaded. The message names the source, never a value."""
 
 
+# Where a token comes from: the `source` label of lakeprobe_token_expiry_seconds. A closed set:
+# "oidc" tokens are renewed by lakeprobe itself, the others by something outside it.
+TokenKind = Literal["file", "discovery", "oidc"]
+
+
 class TokenSource(Protocol):
+    kind: ClassVar[TokenKind]
+
     def describe(self) -> str: ...
 
     async def token(self) -> Secret: ...
 
+    @property
+    def expires_at(self) -> float | None:
+        """Epoch expiry of the most recently loaded token; None if unknown or none loaded."""
+        ...
+
 
 @dataclass(slots=True, eq=False)
-class FileToken:
-    """A token file, re-read whenever its modification time or size changes."""
+class SecretFile:
+    """A credential file, re-read whenever its modification time or size changes."""
 
     path: Path
+    what: str = "token file"
+    scrub: bool = True  # False: not confidential (see Secret)
     _cached: tuple[tuple[int, int], Secret] | None = field(default=None, repr=False)
 
-    def describe(self) -> str:
-        return f"token file {self.path}"
-
-    async def token(self) -> Secret:
+    def load(self) -> Secret:
+        """Costs one stat() while the file is unchanged."""
         try:
             info = self.path.stat()
             stamp = (info.st_mtime_ns, info.st_size)
@@ -38,14 +51,41 @@ class FileToken:
                 return self._cached[1]
             value = self.path.read_text(encoding="utf-8").strip()
         except OSError as error:
-            raise CredentialError(f"cannot read {self.describe()}: {error.strerror}") from None
+            raise CredentialError(
+                f"cannot read {self.what} {self.path}: {error.strerror}"
+            ) from None
         except UnicodeDecodeError:
-            raise CredentialError(f"{self.describe()} is not UTF-8 text") from None
+            raise CredentialError(f"{self.what} {self.path} is not UTF-8 text") from None
         if not value:
-            raise CredentialError(f"{self.describe()} is empty")
-        secret = Secret(value)
+            raise CredentialError(f"{self.what} {self.path} is empty")
+        secret = Secret(value, scrub=self.scrub)
         self._cached = (stamp, secret)
         return secret
+
+
+@dataclass(slots=True, eq=False)
+class FileToken:
+    """A token file, re-read whenever its modification time or size changes."""
+
+    kind: ClassVar[TokenKind] = "file"
+    path: Path
+    expires_at: float | None = field(default=None, init=False)
+    _file: SecretFile = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._file = SecretFile(self.path)
+
+    def describe(self) -> str:
+        return f"token file {self.path}"
+
+    def load(self) -> Secret:
+        """Synchronous and cheap (a stat while unchanged): also called on each scrape."""
+        secret = self._file.load()
+        self.expires_at = jwt_expiry(secret)
+        return secret
+
+    async def token(self) -> Secret:
+        return self.load()
 
 
 @dataclass(slots=True, eq=False)
@@ -53,19 +93,31 @@ class DiscoveredToken:
     """WLCG Bearer Token Discovery: $BEARER_TOKEN, $BEARER_TOKEN_FILE,
     $XDG_RUNTIME_DIR/bt_u<uid>, then /tmp/bt_u<uid>."""
 
+    kind: ClassVar[TokenKind] = "discovery"
     environ: dict[str, str] | None = None  # for tests; defaults to the process environment
+    expires_at: float | None = field(default=None, init=False)
+    _files: dict[Path, FileToken] = field(default_factory=dict, init=False, repr=False)
 
     def describe(self) -> str:
         return "WLCG bearer-token discovery"
 
+    def load(self) -> Secret:
+        """Synchronous and cheap (environment lookups and stats)."""
+        secret = self._discover()
+        self.expires_at = jwt_expiry(secret)
+        return secret
+
     async def token(self) -> Secret:
+        return self.load()
+
+    def _discover(self) -> Secret:
         env = os.environ if self.environ is None else self.environ
         value = env.get("BEARER_TOKEN", "").strip()
         if value:
             return Secret(value)
         for path in _discovery_files(env):
             if path.is_file():
-                return await FileToken(path).token()
+                return self._files.setdefault(path, FileToken(path)).load()
         raise CredentialError(
             "no bearer token found (BEARER_TOKEN, BEARER_TOKEN_FILE, "
             "$XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>)"

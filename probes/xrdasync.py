@@ -273,9 +273,18 @@ class XrdFile:
             with contextlib.suppress(Exception):  # best effort: the server may be gone
                 self._file.close(timeout=5, callback=lambda *_: None)
 
-    async def open(self, url: str, *, write: bool, deadline: float) -> None:
+    async def open(
+        self, url: str, *, write: bool, deadline: float, overwrite: bool = False,
+        makepath: bool = False,
+    ) -> None:  # fmt: skip
+        """Read, or write a new file (NEW); `overwrite` replaces an existing one (DELETE),
+        `makepath` creates missing parent directories."""
         flags = client_module().flags
-        mode = flags.OpenFlags.NEW if write else flags.OpenFlags.READ
+        mode = flags.OpenFlags.READ
+        if write:
+            mode = flags.OpenFlags.DELETE if overwrite else flags.OpenFlags.NEW
+            if makepath:
+                mode |= flags.OpenFlags.MAKEPATH
         access = flags.AccessMode.UR | flags.AccessMode.UW | flags.AccessMode.GR
         url = with_authz(url, self._token)
         await _invoke(self._file, "open", url, mode, access, deadline=deadline)
@@ -295,10 +304,15 @@ class XrdFile:
 CHUNK_BYTES = 8 * 1024 * 1024
 
 
-async def upload(url: str, data: bytes, deadline: float, token: Secret | None = None) -> None:
-    """Create a new file (it must not exist) with `data`: open NEW, write in chunks, close."""
+async def upload(
+    url: str, data: bytes, deadline: float, token: Secret | None = None, *,
+    overwrite: bool = False, makepath: bool = False,
+) -> None:  # fmt: skip
+    """Create a new file (it must not exist, unless `overwrite`) with `data`: open, write in
+    chunks, close."""
     async with XrdFile(token) as remote:
-        await remote.open(url, write=True, deadline=deadline)
+        await remote.open(url, write=True, deadline=deadline, overwrite=overwrite,
+                          makepath=makepath)  # fmt: skip
         for offset in range(0, len(data), CHUNK_BYTES):
             await remote.write(data[offset : offset + CHUNK_BYTES], offset, deadline)
         await remote.close(deadline)

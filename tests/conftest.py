@@ -26,7 +26,7 @@ def need_binaries() -> None:
 LakeFactory = Callable[[int], LocalLake]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def lake_binaries() -> None:
     """For tests that build a LocalLake themselves: skip (or fail in CI) without binaries."""
     need_binaries()
@@ -60,3 +60,11 @@ def lake(lake_factory: LakeFactory) -> LocalLake:
 def lake3(lake_factory: LakeFactory) -> LocalLake:
     """A started three-site lake (SITE-A, SITE-B, SITE-C)."""
     return lake_factory(3)
+
+
+@pytest.fixture
+def token_lake(tmp_path: Path) -> Iterator[LocalLake]:
+    """A started one-site lake (SITE-A) whose site needs tokens from `lake.issuer`."""
+    need_binaries()
+    with LocalLake(1, base_dir=tmp_path / "token-lake", token_sites=True) as lake:
+        yield lake

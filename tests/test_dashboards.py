@@ -31,6 +31,7 @@ from dashboard_queries import (
 )
 from lakeprobe.exporter.families import ENDPOINT_FAMILIES, PAIR_FAMILIES
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
+from lakeprobe.exporter.tokenexpiry import NAME as TOKEN_EXPIRY
 from lakeprobe.probes.registry import PROBE_TYPES
 from lakeprobe.probes.target import MODES
 
@@ -44,8 +45,8 @@ UIDS = {
     "lakeprobe-endpoint",
     "lakeprobe-tokens",
 }
-# Announced for the token-authz probe (a later issue) and Prometheus' own scrape health.
-NOT_YET_EXPORTED = {"lakeprobe_token_expiry_seconds", "up"}
+# Prometheus' own scrape health.
+NOT_YET_EXPORTED = {"up"}
 BOARDS = load_dashboards()
 QUERIES = panel_queries()
 VARIABLE_REFERENCE = re.compile(r"\$\{(\w+)(?::[\w-]+)?\}|\$(\w+)")
@@ -81,10 +82,10 @@ def _self_metric_names() -> set[str]:
 
 def exported_metric_names() -> set[str]:
     """Every metric name lakeprobe exports: the golden /metrics names, the endpoint and pair
-    families and the daemon's own metrics."""
+    families, the token expiry gauge and the daemon's own metrics."""
     golden = {line.split("{", 1)[0] for line in GOLDEN.read_text().splitlines() if line}
     families = {family.name for family in (*ENDPOINT_FAMILIES, *PAIR_FAMILIES)}
-    return golden | families | _self_metric_names()
+    return golden | families | {TOKEN_EXPIRY} | _self_metric_names()
 
 
 def _query_id(query: PanelQuery) -> str:

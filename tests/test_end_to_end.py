@@ -1,6 +1,8 @@
 """End to end: the local lake, the daemon, a real Prometheus evaluating the shipped alert rules
 and a real Alertmanager. Every dashboard query parses and returns data; a stopped site pages
-with its reason; a restarted site resolves; the healthy site never alerts.
+with its reason; a restarted site resolves; the healthy site never alerts. SITE-B needs
+tokens (from the lake's issuer): its XRootD 5.5.3 lets a `/a` scope read `/ab`, which must
+page LakeprobeTokenAuthzViolation for SITE-B, and nothing else.
 
 Select with `pytest -m e2e`."""
 
@@ -32,6 +34,7 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "alerting" / "lakeprobe-rules.yaml"
 ENDPOINT_ALERT = "LakeprobeEndpointFailing"
+AUTHZ_ALERT = "LakeprobeTokenAuthzViolation"
 HEALTHY, BROKEN = "SITE-A", "SITE-B"
 # Probe endpoints every 3 s (deadline 3 s), recheck a failure after 1 s; copies every 6 s with
 # a 6 s deadline (an XRootD TPC alone takes ~2.5 s). Prometheus scrapes and evaluates every 1 s.
@@ -44,7 +47,6 @@ PREFERRED = {"site": BROKEN, "src_site": BROKEN, "dst_site": HEALTHY}
 LABEL_VALUES = re.compile(r"\s*label_values\((?:(?P<selector>.+),\s*)?(?P<label>\w+)\)\s*")
 # Panel queries allowed to return nothing in this run, and why: by a metric they select...
 EMPTY_METRICS = {
-    "lakeprobe_token_expiry_seconds": "the token-authz probe that exports it does not exist yet",
     "lakeprobe_exceptions_total": "counts probe bugs (UNKNOWN results): none happen here",
     "lakeprobe_scheduler_missed_runs_total": "a series appears at the first missed run only",
 }
@@ -52,9 +54,16 @@ EMPTY_METRICS = {
 EMPTY_PANELS = {
     ("lakeprobe-overview", "Stale endpoint probes"): "lists targets without a recent run: none",
     ("lakeprobe-overview", "Stale transfer tests"): "lists pairs without a recent run: none",
-    ("lakeprobe-tokens", "Violations now"): "no endpoint here lets a token exceed its scope",
-    ("lakeprobe-tokens", "Violations"): "no endpoint here lets a token exceed its scope",
+    ("lakeprobe-tokens", "Soonest token expiry"): "token files only: the lake's are OIDC",
+    ("lakeprobe-tokens", "Token expiry"): "token files only: the lake's are OIDC (renewed)",
 }
+
+
+@pytest.fixture
+def lake(lake_binaries: None, tmp_path: Path) -> Iterator[LocalLake]:
+    """SITE-A open, SITE-B (the one stopped) protected by tokens."""
+    with LocalLake(2, base_dir=tmp_path / "lake", token_sites=[BROKEN]) as started:
+        yield started
 
 
 @pytest.fixture
@@ -113,6 +122,11 @@ def about(alert: dict[str, Any], site: str) -> bool:
 
 def endpoint_alerts(alerts: list[dict[str, Any]], site: str) -> list[dict[str, Any]]:
     return [a for a in alerts if a["labels"]["alertname"] == ENDPOINT_ALERT and about(a, site)]
+
+
+async def authz_page(alertmanager: AlertmanagerServer) -> bool:
+    alerts = await asyncio.to_thread(alertmanager.alerts)
+    return any(a["labels"]["alertname"] == AUTHZ_ALERT for a in alerts)
 
 
 async def all_healthy(prometheus: PrometheusServer) -> bool:
@@ -200,7 +214,10 @@ async def test_alerts_and_dashboards_through_prometheus_and_alertmanager(
 
     async with running_daemon(config):
         await wait_for(lambda: all_healthy(prometheus), timeout=30, what="healthy in Prometheus")
-        assert not await asyncio.to_thread(alertmanager.alerts)
+        await wait_for(lambda: authz_page(alertmanager), timeout=20, what=f"{AUTHZ_ALERT}")
+        alerts = await asyncio.to_thread(alertmanager.alerts)
+        assert [a for a in alerts if a["labels"]["alertname"] != AUTHZ_ALERT] == []
+        violations = [a for a in alerts if a["labels"]["alertname"] == AUTHZ_ALERT]
 
         lake.site(BROKEN).stop()
         stopped = time.monotonic()
@@ -219,6 +236,9 @@ async def test_alerts_and_dashboards_through_prometheus_and_alertmanager(
         no_data = await empty_dashboard_queries(prometheus, [down_at, time.time()])
 
     assert latency < 15, latency  # 3 s interval + 1 s recheck + 1 s scrape and evaluation
+    assert {(a["labels"]["site"], a["labels"]["probe"]) for a in violations} == {
+        (BROKEN, "token-authz")
+    }
     for alert in pages:  # a stopped server refuses connections: reason `connect`
         assert alert["labels"]["site"] == BROKEN
         assert re.search(rf"reason:?\s+{Reason.CONNECT}\b", alert["annotations"]["description"])

@@ -77,7 +77,27 @@ def all_pairs(lake: LocalLake) -> list[PairTarget]:
 async def test_matrix_succeeds_and_reuses_the_source(lake3: LocalLake) -> None:
     """6 ordered pairs x {pull, push}, all at once: every run OK with every step OK. Each
     source file is uploaded by exactly one run (concurrent runs wait for it), a second round
-    uploads nothing (same inode, same mtime), and no copy is left at any destination."""
+    uploads nothing (same inode, same mtime), and no copy is left at any destination.
+
+    XRootD 5.5.3 itself occasionally segfaults (libssl/libcrypto) under these 24 concurrent
+    HTTPS runs. Only then, the crashed site is restarted and the test runs once more from a
+    clean state; a failure with every site alive is never retried."""
+    for attempt in (1, 2):
+        try:
+            await _matrix_twice(lake3)
+            return
+        except AssertionError:
+            crashed = [site for site in lake3.sites if site.crashed]
+            if attempt == 2 or not crashed:
+                raise
+            LOG.warning("xrootd crashed on %s; restarting and retrying once", crashed)
+            for site in lake3.sites:
+                site.start()
+                for leftover in site.local_path("/lakeprobe").iterdir():
+                    leftover.unlink()
+
+
+async def _matrix_twice(lake3: LocalLake) -> None:
     pairs = all_pairs(lake3)
     first = await asyncio.gather(*(tpc(p) for p in pairs))
     for p, result in zip(pairs, first, strict=True):
@@ -93,7 +113,8 @@ async def test_matrix_succeeds_and_reuses_the_source(lake3: LocalLake) -> None:
         assert files(site) == [SOURCE_PATH.rsplit("/", 1)[1]]
     stamps = [site.local_path(SOURCE_PATH).stat() for site in lake3.sites]
     second = await asyncio.gather(*(tpc(p) for p in pairs))
-    assert all(r.status is Status.OK for r in second)
+    for p, result in zip(pairs, second, strict=True):
+        assert result.status is Status.OK, (p.describe(), result.steps)
     assert all(steps(r)["source"].detail.startswith("reused") for r in second)
     after = [site.local_path(SOURCE_PATH).stat() for site in lake3.sites]
     assert [(s.st_ino, s.st_mtime_ns) for s in stamps] == [(s.st_ino, s.st_mtime_ns) for s in after]

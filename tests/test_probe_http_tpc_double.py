@@ -226,9 +226,9 @@ async def test_mkcol_creates_missing_parents(fake: FakeTpc) -> None:
 
 
 async def test_unreadable_token_is_credential(fake: FakeTpc, tmp_path: Path) -> None:
-    """A token file that cannot be read: CRITICAL credential; nothing is sent after it."""
+    """A token file that cannot be read: UNKNOWN credential; nothing is sent after it."""
     fake.script = SCRIPTS["success"]
     result = await probe(fake, tokens=tmp_path / "missing")
-    assert (result.status, result.reason) == (Status.CRITICAL, Reason.CREDENTIAL)
+    assert (result.status, result.reason) == (Status.UNKNOWN, Reason.CREDENTIAL)
     assert fake.copies == []
     assert step(result, "delete")[0] is Status.SKIPPED

@@ -189,11 +189,12 @@ async def test_sweep_removes_only_stale_own_files(lake: LocalLake) -> None:
     assert files_in_test_dir(site, lake) == expected
 
 
-async def test_missing_token_file_is_critical_credential(lake: LocalLake, tmp_path: Path) -> None:
-    """An unreadable token file fails the first step, naming the file; nothing else runs."""
+async def test_missing_token_file_is_unknown_credential(lake: LocalLake, tmp_path: Path) -> None:
+    """An unreadable token file leaves the endpoint unjudged (UNKNOWN credential), naming
+    the file; nothing else runs."""
     missing = tmp_path / "no-such-token"
     result = await probe(lake, lake.sites[0].davs_url, token=FileToken(missing))
-    assert (result.status, result.reason) == (Status.CRITICAL, Reason.CREDENTIAL)
+    assert (result.status, result.reason) == (Status.UNKNOWN, Reason.CREDENTIAL)
     assert result.steps[0].name == "credential"
     assert str(missing) in result.steps[0].detail
     assert_skipped_after(result, "credential")

@@ -218,11 +218,11 @@ async def test_sweep(lake: LocalLake) -> None:
 
 
 async def test_missing_token_file(lake: LocalLake, tmp_path: Path) -> None:
-    """A token file that does not exist: CRITICAL `credential` naming the file; nothing is
+    """A token file that does not exist: UNKNOWN `credential` naming the file; nothing is
     sent to the server (every later step SKIPPED)."""
     missing = tmp_path / "no-such.token"
     result, _ = await probe(target(lake.sites[0], token=FileToken(missing)))
-    assert (result.status, result.reason) == (Status.CRITICAL, Reason.CREDENTIAL)
+    assert (result.status, result.reason) == (Status.UNKNOWN, Reason.CREDENTIAL)
     assert str(missing) in result.steps[0].detail
     assert {s.status for s in result.steps[1:]} == {Status.SKIPPED}
 

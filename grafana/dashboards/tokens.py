@@ -2,7 +2,10 @@
 
 The probe's steps are the compliance cases (no_token_read, read_scope_write, path_prefix_ab,
 ...); a case whose must-deny request was allowed fails the run with reason authz_violation.
-`lakeprobe_token_expiry_seconds{site,endpoint}` tells how long the configured token lasts.
+`lakeprobe_token_expiry_seconds{site,endpoint,probe,source}` tells how long the configured
+token lasts. Tokens from a file or bearer-token discovery (source file, discovery) should last
+days; OIDC tokens (source oidc) live minutes and lakeprobe renews them itself shortly before
+they expire, so they are shown apart: only an expired one (renewal failing) is a problem.
 The probe is picked by its configured name (the `probe` label), `token-authz` by default.
 """
 
@@ -41,6 +44,9 @@ TARGET = (
     'protocol=~"$protocol"',
 )
 TOKEN = ('site=~"$site"', 'endpoint=~"$endpoint"')
+RENEWED_ELSEWHERE = 'source!="oidc"'  # token files and discovered tokens
+RENEWED_BY_LAKEPROBE = 'source="oidc"'
+EXPIRY_LEGEND = "{{site}}/{{endpoint}} ({{source}})"
 VIOLATION = 'reason="authz_violation"'
 DAY = 86400.0
 
@@ -48,6 +54,11 @@ DAY = 86400.0
 def _expiry_thresholds() -> db.ThresholdsConfig:
     """Red under a day, orange under a week."""
     return thresholds("red", (DAY, "orange"), (7 * DAY, "green"))
+
+
+def _renewal_thresholds() -> db.ThresholdsConfig:
+    """OIDC tokens: red once expired (lakeprobe could not renew it), else green."""
+    return thresholds("red", (0, "green"))
 
 
 def _summary() -> list[PanelBuilder]:
@@ -75,9 +86,11 @@ def _summary() -> list[PanelBuilder]:
         ),
         number_stat(
             "Soonest token expiry",
-            [Q(f"min({sel('lakeprobe_token_expiry_seconds', *TOKEN)})")],
+            [Q(f"min({sel('lakeprobe_token_expiry_seconds', *TOKEN, RENEWED_ELSEWHERE)})")],
             "s",
             _expiry_thresholds(),
+            description="Token files and discovered tokens. OIDC tokens, which lakeprobe "
+            "renews itself, are left out: see the OIDC tokens table.",
         ),
     ]
 
@@ -112,11 +125,6 @@ def _tables() -> list[PanelBuilder]:
     fields = ("site", "endpoint", "probe", "protocol")
     params = [f"var-{f}=${{__data.fields.{f}}}" for f in fields]
     link = data_link("Endpoint detail", dashboard_url("lakeprobe-endpoint", *params))
-    expiry = {
-        "unit": "s",
-        "custom.cellOptions": COLOR_CELL,
-        "thresholds": _expiry_thresholds().build(),
-    }
     sort = cb.TableSortByFieldState().display_name("Expires in").desc(False)
     return [
         _case_matrix(),
@@ -125,15 +133,32 @@ def _tables() -> list[PanelBuilder]:
             [Q(f"{sel('lakeprobe_probe_reason', *TARGET, VIOLATION)} == 1")],
             rename={"Value": "Violation"},
             links=[link],
+            span=8,
         ),
         instant_table(
             "Token expiry",
-            [Q(sel("lakeprobe_token_expiry_seconds", *TOKEN))],
+            [Q(sel("lakeprobe_token_expiry_seconds", *TOKEN, RENEWED_ELSEWHERE))],
             rename={"Value": "Expires in"},
+            span=8,
+            description="Token files (source file) and bearer-token discovery (discovery).",
         )
-        .overrides([override("Expires in", expiry)])
+        .overrides([override("Expires in", _expiry_cell(_expiry_thresholds()))])
+        .sort_by([sort]),
+        instant_table(
+            "OIDC tokens",
+            [Q(sel("lakeprobe_token_expiry_seconds", *TOKEN, RENEWED_BY_LAKEPROBE))],
+            rename={"Value": "Expires in"},
+            span=8,
+            description="Issued to lakeprobe (client credentials) and renewed by it shortly "
+            "before they expire. Expired (red): the issuer is down or refuses the client.",
+        )
+        .overrides([override("Expires in", _expiry_cell(_renewal_thresholds()))])
         .sort_by([sort]),
     ]
+
+
+def _expiry_cell(colours: db.ThresholdsConfig) -> dict[str, object]:
+    return {"unit": "s", "custom.cellOptions": COLOR_CELL, "thresholds": colours.build()}
 
 
 def _history() -> list[PanelBuilder]:
@@ -157,7 +182,7 @@ def _history() -> list[PanelBuilder]:
         graph(
             "Token lifetime left",
             "s",
-            [Q(sel("lakeprobe_token_expiry_seconds", *TOKEN), "{{site}}/{{endpoint}}")],
+            [Q(sel("lakeprobe_token_expiry_seconds", *TOKEN), EXPIRY_LEGEND)],
         ),
     ]
 

@@ -32,6 +32,12 @@ def add_commands(commands: Any) -> None:
         parser.add_argument("--dir", type=Path, help="where the lake lives (default: a temp dir)")
         parser.add_argument("--listen", default="127.0.0.1:9780", help="daemon HOST:PORT")
         parser.add_argument("--interval", type=float, default=15.0, help="probe interval, s")
+        parser.add_argument(
+            "--token-sites",
+            default="last",
+            help="sites that need tokens from the lake's issuer: comma-separated names, "
+            "'all', 'none' or 'last' (default: the last site)",
+        )
     lake.add_argument("--config-out", type=Path, help="write a lakeprobe config for the lake")
     demo.add_argument(
         "--monitoring",
@@ -53,7 +59,11 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"missing binaries: {', '.join(missing)} (run `./dev.sh install` first)")
         return 3
     # Without --dir the lake lives in a temporary directory, removed when it stops.
-    with LocalLake(args.sites, base_dir=args.dir) as lake, contextlib.ExitStack() as stack:
+    protected = _token_sites(args.token_sites, args.sites)
+    with (
+        LocalLake(args.sites, base_dir=args.dir, token_sites=protected) as lake,
+        contextlib.ExitStack() as stack,
+    ):
         config_path = getattr(args, "config_out", None) or lake.base_dir / "lakeprobe.yaml"
         lake.write_config(
             config_path,
@@ -73,6 +83,16 @@ def dispatch(args: argparse.Namespace) -> int:
         else:
             _serve(config_path)
     return 0
+
+
+def _token_sites(choice: str, count: int) -> list[str] | bool:
+    from lakeprobe.lake.lake import default_site_names
+
+    if choice in ("all", "none"):
+        return choice == "all"
+    if choice == "last":
+        return default_site_names(count)[-1:]
+    return [name.strip() for name in choice.split(",") if name.strip()]
 
 
 def _start_monitoring(stack: contextlib.ExitStack, work_dir: Path, listen: str) -> list[str]:
@@ -144,7 +164,12 @@ async def _wait_for_signal() -> None:
 def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[str]) -> None:
     first = lake.sites[0]
     lines = [f"local data lake with {len(lake.sites)} XRootD sites:"]
-    lines += [f"  {s.name}: {s.root_url}  {s.davs_url}" for s in lake.sites]
+    lines += [
+        f"  {s.name}: {s.root_url}  {s.davs_url}{'  (needs tokens)' if s.protected else ''}"
+        for s in lake.sites
+    ]
+    if lake.issuer is not None:
+        lines.append(f"token issuer (OIDC, client credentials): {lake.issuer.url}")
     lines += [
         f"config: {config_path}",
         f"CA directory: {lake.pki.ca_dir}",
@@ -157,6 +182,7 @@ def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[
         f"  lakeprobe run webdav {first.davs_url} --test-dir {lake.test_dir} "
         f"--ca-dir {lake.pki.ca_dir}",
         f"  lakeprobe run -c {config_path} webdav --site {first.name}",
+        *([f"  lakeprobe run -c {config_path} token-authz"] if lake.issuer is not None else []),
         "Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)

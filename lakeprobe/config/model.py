@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lakeprobe.config.types import Duration, ListenAddress, Name, Shard
+from lakeprobe.probes.oidc import OidcSettings
 from lakeprobe.probes.target import SCHEMES
 
 
@@ -35,14 +36,44 @@ class Defaults(Strict):
     max_concurrent_per_endpoint: int = Field(2, ge=1, le=1000)
 
 
+class OidcAuthConfig(OidcSettings):
+    """Client credentials at an issuer, and what to ask it for."""
+
+    scope: str = Field(description="space-separated scopes, e.g. 'storage.read:/ storage.create:/'")
+    audience: str | None = None
+    refresh_before: Duration = Field(60.0, description="renew a token this long before expiry")
+    timeout: Duration = Field(10.0, description="per request to the issuer")
+
+    @field_validator("scope")
+    @classmethod
+    def _some_scope(cls, scope: str) -> str:
+        scope = " ".join(scope.split())
+        if not scope:
+            raise ValueError("must name at least one scope")
+        return scope
+
+    def settings(self) -> OidcSettings:
+        """Only the client's part: probes with other scopes share the client (and its cache)."""
+        return OidcSettings.model_validate(self.model_dump(include=set(OidcSettings.model_fields)))
+
+
 class AuthConfig(Strict):
     token_file: Path | None = None
     bearer_discovery: bool = False
+    oidc: OidcAuthConfig | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if self.token_file is not None and self.bearer_discovery:
-            raise ValueError("set either token_file or bearer_discovery, not both")
+        sources = {
+            "token_file": self.token_file is not None,
+            "bearer_discovery": self.bearer_discovery,
+            "oidc": self.oidc is not None,
+        }
+        chosen = [name for name, used in sources.items() if used]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"set one of token_file, bearer_discovery or oidc, not {' and '.join(chosen)}"
+            )
         return self
 
 
@@ -60,6 +91,9 @@ class EndpointConfig(Strict):
     reference_file: str | None = None
     reference_adler32: str | None = None
     ca_dir: Path | None = None
+    audience: str | None = Field(
+        None, min_length=1, description="the token audience it accepts (e.g. https://host:port)"
+    )
     auth: AuthConfig | None = None
 
     @field_validator("url")
@@ -133,6 +167,7 @@ class ProbeConfig(Strict):
     recheck_after: Duration | None = None
     targets: TargetSelector = TargetSelector()
     params: dict[str, Any] = Field(default_factory=dict)
+    auth: AuthConfig | None = Field(None, description="replaces the endpoints' auth for this probe")
 
 
 class LakeprobeConfig(Strict):

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lakeprobe.config.model import EndpointConfig, LakeprobeConfig, ProbeConfig
+from lakeprobe.config.model import AuthConfig, EndpointConfig, LakeprobeConfig, ProbeConfig
 from lakeprobe.config.pairs import PairKey, selected_pairs, site_endpoints
 from lakeprobe.config.select import select_endpoints
 from lakeprobe.probes.context import ProbeParams, ProbeType
+from lakeprobe.probes.oidc import OidcToken, shared_client
 from lakeprobe.probes.registry import PROBE_TYPES
 from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.tokens import DiscoveredToken, FileToken, TokenSource
@@ -52,6 +53,24 @@ class TargetKey:
 SeriesKey = TargetKey | PairKey
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class TokenKey:
+    """The identity of a configured token source's series: its endpoint, and the probe whose
+    own `auth` replaces the endpoint's ("" for the endpoint's auth)."""
+
+    site: str
+    endpoint: str
+    probe: str
+
+    def labels(self) -> dict[str, str]:
+        return {"site": self.site, "endpoint": self.endpoint, "probe": self.probe}
+
+
+TokenUse = tuple[TokenKey, TokenSource]
+# One source object per (site, endpoint, auth, CA directory) within a plan.
+SourceCache = dict[tuple[str, str, AuthConfig, Path | None], TokenSource | None]
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeJob:
     key: SeriesKey
@@ -61,6 +80,7 @@ class ProbeJob:
     interval: float
     timeout: float
     recheck_after: float | None = None
+    tokens: tuple[TokenUse, ...] = ()  # the token sources the job's targets use
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +106,24 @@ class Scope:
         return True
 
 
-def make_target(site: str, endpoint: EndpointConfig, default_ca_dir: Path | None) -> Target:
-    token: TokenSource | None = None
-    if endpoint.auth is not None and endpoint.auth.token_file is not None:
-        token = FileToken(endpoint.auth.token_file)
-    elif endpoint.auth is not None and endpoint.auth.bearer_discovery:
-        token = DiscoveredToken()
+def make_target(
+    site: str,
+    endpoint: EndpointConfig,
+    default_ca_dir: Path | None,
+    auth: AuthConfig | None = None,
+    sources: SourceCache | None = None,
+) -> Target:
+    """The endpoint as a probe target. `auth` (a probe's own) replaces the endpoint's;
+    `sources` shares token sources between the targets of one plan."""
+    ca_dir = endpoint.ca_dir or default_ca_dir
+    auth = auth if auth is not None else endpoint.auth
+    token = None
+    if auth is not None:
+        cache: SourceCache = {} if sources is None else sources
+        key = (site, endpoint.name, auth, ca_dir)
+        if key not in cache:
+            cache[key] = _token_source(auth, ca_dir, endpoint.audience)
+        token = cache[key]
     return Target(
         site=site,
         endpoint=endpoint.name,
@@ -101,19 +133,40 @@ def make_target(site: str, endpoint: EndpointConfig, default_ca_dir: Path | None
         reference_file=endpoint.reference_file,
         reference_adler32=endpoint.reference_adler32,
         token=token,
-        ca_dir=endpoint.ca_dir or default_ca_dir,
+        ca_dir=ca_dir,
+        audience=endpoint.audience,
     )
+
+
+def _token_source(
+    auth: AuthConfig, ca_dir: Path | None, audience: str | None
+) -> TokenSource | None:
+    if auth.token_file is not None:
+        return FileToken(auth.token_file)
+    if auth.bearer_discovery:
+        return DiscoveredToken()
+    if auth.oidc is not None:
+        client = shared_client(auth.oidc.settings(), ca_dir, auth.oidc.refresh_before)
+        return OidcToken(client, auth.oidc.scope, auth.oidc.audience or audience)
+    return None
 
 
 def build_plan(config: LakeprobeConfig, scope: Scope | None = None) -> list[ProbeJob]:
     scope = scope or Scope.of(config)
     jobs = []
+    sources: SourceCache = {}
     for probe in config.probes:
         probe_type = PROBE_TYPES[probe.type]
         params = probe_type.params_model.model_validate(probe.params)
         make = _pair_jobs if probe_type.pairwise else _endpoint_jobs
-        jobs += [job for job in make(config, probe, probe_type, params) if scope.owns(job.key)]
+        made = make(config, probe, probe_type, params, sources)
+        jobs += [job for job in made if scope.owns(job.key)]
     return jobs
+
+
+def plan_tokens(jobs: list[ProbeJob]) -> dict[TokenKey, TokenSource]:
+    """Each configured token source of a plan once, by its series identity."""
+    return {key: source for job in jobs for key, source in job.tokens}
 
 
 def _endpoint_jobs(
@@ -121,10 +174,11 @@ def _endpoint_jobs(
     probe: ProbeConfig,
     probe_type: ProbeType[Any, Any],
     params: ProbeParams,
+    sources: SourceCache,
 ) -> list[ProbeJob]:
     jobs = []
     for site, endpoint in select_endpoints(config, probe, probe_type.schemes):
-        target = make_target(site.name, endpoint, config.defaults.ca_dir)
+        target = make_target(site.name, endpoint, config.defaults.ca_dir, probe.auth, sources)
         key = TargetKey(probe.name, site.name, endpoint.name, target.protocol)
         jobs.append(_job(config, probe, probe_type, params, key, target))
     return jobs
@@ -135,9 +189,13 @@ def _pair_jobs(
     probe: ProbeConfig,
     probe_type: ProbeType[Any, Any],
     params: ProbeParams,
+    sources: SourceCache,
 ) -> list[ProbeJob]:
     endpoints = site_endpoints(config, probe, probe_type)
-    targets = {site: make_target(site, e, config.defaults.ca_dir) for site, e in endpoints.items()}
+    ca_dir = config.defaults.ca_dir
+    targets = {
+        site: make_target(site, e, ca_dir, probe.auth, sources) for site, e in endpoints.items()
+    }
     jobs = []
     for src, dst in selected_pairs(config, probe, probe_type):
         for mode in getattr(params, "modes", ("pull",)):
@@ -163,4 +221,14 @@ def _job(
         interval=probe.interval or config.defaults.interval,
         timeout=probe.timeout or config.defaults.timeout,
         recheck_after=probe.recheck_after or config.defaults.recheck_after,
+        tokens=_token_uses(probe, target),
+    )
+
+
+def _token_uses(probe: ProbeConfig, target: Target | PairTarget) -> tuple[TokenUse, ...]:
+    owner = probe.name if probe.auth is not None else ""
+    return tuple(
+        (TokenKey(t.site, t.endpoint, owner), t.token)
+        for t in target.endpoints
+        if t.token is not None
     )

@@ -19,6 +19,8 @@ from typing import Any, Self
 
 import yaml
 
+from lakeprobe.lake.issuer_process import LocalIssuer
+from lakeprobe.lake.lakeconfig import lake_config
 from lakeprobe.lake.pki import TestPki, make_test_pki
 from lakeprobe.lake.xrootd_site import SiteStartError, XrootdSite
 
@@ -41,7 +43,7 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _default_names(count: int) -> list[str]:
+def default_site_names(count: int) -> list[str]:
     if count > len(string.ascii_uppercase):
         return [f"SITE-{i + 1}" for i in range(count)]
     return [f"SITE-{letter}" for letter in string.ascii_uppercase[:count]]
@@ -65,7 +67,10 @@ def _rmtree(path: Path) -> None:
 
 class LocalLake:
     """`n_sites` XRootD sites (names from `site_names` when given) under `base_dir` (a new
-    temporary directory when None, removed on exit). Use as a context manager."""
+    temporary directory when None, removed on exit). Use as a context manager.
+
+    `token_sites` (True: all, or site names) are protected by tokens from `issuer`, a local
+    OIDC issuer started before the sites and stopped after them."""
 
     test_dir = "/lakeprobe"
 
@@ -74,8 +79,9 @@ class LocalLake:
         n_sites: int = 2,
         base_dir: Path | None = None,
         site_names: Sequence[str] | None = None,
+        token_sites: Sequence[str] | bool = (),
     ) -> None:
-        names = list(site_names) if site_names is not None else _default_names(n_sites)
+        names = list(site_names) if site_names is not None else default_site_names(n_sites)
         if not names or len(set(names)) != len(names) or not all(map(_NAME.fullmatch, names)):
             raise ValueError(f"site names must be distinct, non-empty, [A-Za-z0-9._-]: {names}")
         self._cleanup: weakref.finalize[Any, Any] | None = None
@@ -90,6 +96,23 @@ class LocalLake:
             root_port, http_port = free_ports(2)
             site_dir = base_dir / "sites" / name.lower()
             self.sites.append(XrootdSite(name, site_dir, self.pki, root_port, http_port))
+        self.issuer: LocalIssuer | None = None
+        protected = self._token_site_names(token_sites, names)
+        if protected:
+            self.issuer = LocalIssuer(base_dir / "issuer", self.pki, free_ports(1)[0])
+            for name in protected:
+                self.site(name).token_issuer = self.issuer
+
+    @staticmethod
+    def _token_site_names(token_sites: Sequence[str] | bool, names: list[str]) -> list[str]:
+        if isinstance(token_sites, bool):
+            return names if token_sites else []
+        if isinstance(token_sites, str):
+            raise TypeError("token_sites: a sequence of site names, not a string")
+        unknown = sorted(set(token_sites) - set(names))
+        if unknown:
+            raise ValueError(f"token_sites: no such sites {unknown} in {names}")
+        return list(token_sites)
 
     def __repr__(self) -> str:
         return f"LocalLake({[site.name for site in self.sites]}, base_dir={self.base_dir})"
@@ -101,8 +124,11 @@ class LocalLake:
         raise KeyError(f"no site {name!r} in {[site.name for site in self.sites]}")
 
     def start(self) -> None:
-        """Start every site (with `test_dir` writable on each); all or nothing."""
+        """Start the issuer (if any), then every site (with `test_dir` writable on each); all
+        or nothing."""
         try:
+            if self.issuer is not None:
+                self.issuer.start()  # before the sites: they take its URL and keys at start
             for site in self.sites:
                 site.make_dir(self.test_dir, writable=True)
                 self._start_site(site)
@@ -123,9 +149,21 @@ class LocalLake:
                 site.root_port, site.http_port = free_ports(2)
 
     def stop(self) -> None:
-        """Stop every site; keeps the files, so start() works again."""
-        for site in self.sites:
-            site.stop()
+        """Stop every site, then the issuer; keeps the files, so start() works again."""
+        try:
+            for site in self.sites:
+                site.stop()
+        finally:
+            if self.issuer is not None:
+                self.issuer.stop()
+
+    def add_probe_client(
+        self, client_id: str = "lakeprobe", lifetime: int | None = None
+    ) -> tuple[Path, Path]:
+        """Register a client with the issuer; paths of its client_id and client_secret files."""
+        if self.issuer is None:
+            raise RuntimeError("this lake has no token issuer (token_sites is empty)")
+        return self.issuer.add_client(client_id, lifetime)
 
     def close(self) -> None:
         """Stop every site and remove base_dir if the lake created it."""
@@ -157,31 +195,10 @@ class LocalLake:
         transfers: bool = False,
     ) -> dict[str, Any]:
         """A lakeprobe configuration probing every site over root:// and davs://; with
-        `transfers`, also the transfer matrix (HTTP-TPC pull and push, XRootD TPC)."""
-        config: dict[str, Any] = {
-            "server": {"listen": listen},
-            "defaults": {"interval": interval, "timeout": timeout, "ca_dir": str(self.pki.ca_dir)},
-            "sites": [
-                {
-                    "name": site.name,
-                    "endpoints": [
-                        {"name": "xrootd", "url": site.root_url, "test_dir": self.test_dir},
-                        {"name": "webdav", "url": site.davs_url, "test_dir": self.test_dir},
-                    ],
-                }
-                for site in self.sites
-            ],
-            "probes": [
-                {"name": "xrootd", "type": "xrootd"},
-                {"name": "webdav", "type": "webdav"},
-            ],
-        }
-        if transfers:
-            config["probes"] += [
-                {"name": "http-tpc", "type": "http-tpc", "params": {"modes": ["pull", "push"]}},
-                {"name": "xrootd-tpc", "type": "xrootd-tpc"},
-            ]
-        return config
+        `transfers`, also the transfer matrix (HTTP-TPC pull and push, XRootD TPC). Sites that
+        need tokens get them from the lake's issuer (client `lakeprobe`), and the
+        `token-authz` probe checks them."""
+        return lake_config(self, listen, interval, timeout, transfers)
 
     def write_config(
         self,

@@ -8,10 +8,13 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
+from lakeprobe.lake.issuer_process import LocalIssuer
 from lakeprobe.lake.pki import TestPki
 from lakeprobe.lake.process import ChildProcess, make_traversable, server_ids
+from lakeprobe.lake.site_tokens import seed_key_cache, write_token_config
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,17 @@ class SiteStartError(RuntimeError):
 
 class XrootdSite:
     """An XRootD server process with its own data, admin, run, cache and log directories under
-    `base_dir`, serving root:// on `root_port` and http(s)/HTTP-TPC on `http_port`."""
+    `base_dir`, serving root:// on `root_port` and http(s)/HTTP-TPC on `http_port`. With a
+    `token_issuer` (set before start), every access needs a token from it for `audience`."""
 
     def __init__(
-        self, name: str, base_dir: Path, pki: TestPki, root_port: int, http_port: int
+        self,
+        name: str,
+        base_dir: Path,
+        pki: TestPki,
+        root_port: int,
+        http_port: int,
+        token_issuer: LocalIssuer | None = None,
     ) -> None:
         self.name = name
         self.base_dir = base_dir
@@ -48,6 +58,8 @@ class XrootdSite:
         self.config_path = base_dir / "xrootd.cfg"
         self._stdout = base_dir / "log" / "stdout.log"  # what xrootd says before its log opens
         self.extra_config: list[str] = []  # directives appended to the generated config
+        self.token_issuer = token_issuer
+        self.token_config_path = base_dir / "scitokens.cfg"
         self._uid, self._gid = server_ids(SERVER_USER)
         self._proc: ChildProcess | None = None
 
@@ -67,6 +79,15 @@ class XrootdSite:
         return f"davs://127.0.0.1:{self.http_port}"
 
     @property
+    def audience(self) -> str:
+        """The token audience the site requires (follows http_port when ports are re-picked)."""
+        return self.https_url
+
+    @property
+    def protected(self) -> bool:
+        return self.token_issuer is not None
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
@@ -74,7 +95,14 @@ class XrootdSite:
     def running(self) -> bool:
         return self._proc is not None and not self._proc.exited()
 
-    def config_text(self) -> str:
+    @property
+    def crashed(self) -> bool:
+        """Died by a signal it was not sent by stop(): XRootD 5.5.3 occasionally segfaults in
+        libssl/libcrypto under many concurrent HTTPS connections (seen in the kernel log)."""
+        proc = self._proc
+        return proc is not None and proc.exited() and (proc.returncode or 0) < 0
+
+    def config_text(self, token_directives: Sequence[str] = ()) -> str:
         xrdcp = shutil.which("xrdcp") or "/usr/bin/xrdcp"
         lines = [
             "all.role server",
@@ -90,7 +118,10 @@ class XrootdSite:
             "http.listingdeny false",
             "http.exthandler xrdtpc libXrdHttpTPC.so",
             f"ofs.tpc ttl 60 70 xfr 10 pgm {xrdcp} --server",
-            "xrootd.chksum adler32",
+            # XRootD <= 5.8 can segfault when its checksum job table is full (default 4
+            # jobs; XrdOucTable::Remove reads past the end): 12 concurrent TPC probes hit it.
+            "xrootd.chksum max 64 adler32",
+            *token_directives,
             *self.extra_config,
         ]
         return "\n".join(lines) + "\n"
@@ -106,7 +137,16 @@ class XrootdSite:
             make_traversable(self.pki.ca_dir)
             os.chown(self.pki.host_key, self._uid, self._gid)  # read after dropping root
         self.pki.host_key.chmod(0o400)
-        self.config_path.write_text(self.config_text())
+        self.config_path.write_text(self.config_text(self._prepare_tokens()))
+
+    def _prepare_tokens(self) -> list[str]:
+        """For a protected site: plugin config and key cache, at start (ports are final)."""
+        if self.token_issuer is None:
+            return []
+        issuer = self.token_issuer.url
+        jwks = self.token_issuer.jwks()
+        seed_key_cache(self.base_dir / "cache", issuer, jwks, self._uid, self._gid)
+        return write_token_config(self.token_config_path, issuer, self.audience)
 
     def _environment(self) -> dict[str, str]:
         return {

@@ -1,0 +1,72 @@
+"""The lakeprobe configuration that probes a LocalLake."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lakeprobe.lake.lake import LocalLake
+    from lakeprobe.lake.xrootd_site import XrootdSite
+
+PROBE_CLIENT = "lakeprobe"
+
+
+def lake_config(
+    lake: LocalLake, listen: str, interval: float, timeout: float, transfers: bool
+) -> dict[str, Any]:
+    issuer = _issuer_settings(lake)
+    config: dict[str, Any] = {
+        "server": {"listen": listen},
+        "defaults": {"interval": interval, "timeout": timeout, "ca_dir": str(lake.pki.ca_dir)},
+        "sites": [_site(lake, site, issuer) for site in lake.sites],
+        "probes": [
+            {"name": "xrootd", "type": "xrootd"},
+            {"name": "webdav", "type": "webdav"},
+        ],
+    }
+    if transfers:
+        config["probes"] += [
+            {"name": "http-tpc", "type": "http-tpc", "params": {"modes": ["pull", "push"]}},
+            {"name": "xrootd-tpc", "type": "xrootd-tpc"},
+        ]
+    protected = [site.name for site in lake.sites if site.protected]
+    if issuer is not None and protected:
+        config["probes"].append(
+            {
+                "name": "token-authz",
+                "type": "token-authz",
+                "targets": {"sites": protected},
+                "params": {"issuer": issuer},
+            }
+        )
+    return config
+
+
+def _issuer_settings(lake: LocalLake) -> dict[str, str] | None:
+    """The probe client at the lake's issuer (registered on first use)."""
+    if lake.issuer is None:
+        return None
+    client_dir = lake.issuer.base_dir / "clients" / PROBE_CLIENT
+    if (client_dir / "client_secret").exists():
+        id_file, secret_file = client_dir / "client_id", client_dir / "client_secret"
+    else:
+        id_file, secret_file = lake.add_probe_client(PROBE_CLIENT)
+    return {
+        "token_endpoint": lake.issuer.token_endpoint,
+        "client_id_file": str(id_file),
+        "client_secret_file": str(secret_file),
+    }
+
+
+def _site(lake: LocalLake, site: XrootdSite, issuer: dict[str, str] | None) -> dict[str, Any]:
+    endpoints: list[dict[str, Any]] = [
+        {"name": "xrootd", "url": site.root_url, "test_dir": lake.test_dir},
+        {"name": "webdav", "url": site.davs_url, "test_dir": lake.test_dir},
+    ]
+    if site.protected and issuer is not None:
+        base = lake.test_dir
+        scope = f"storage.read:{base} storage.create:{base} storage.modify:{base}"
+        for endpoint in endpoints:
+            endpoint["audience"] = site.audience
+            endpoint["auth"] = {"oidc": {**issuer, "scope": scope}}
+    return {"name": site.name, "endpoints": endpoints}
