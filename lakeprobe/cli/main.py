@@ -107,7 +107,8 @@ def _list(config_path: Path | None) -> int:
             schemes = ",".join(sorted(probe_type.schemes))
             print(f"{name:12} {schemes:20} {probe_type.description}")
             for field, info in probe_type.params_model.model_fields.items():
-                print(f"    {field} = {info.default!r}  {info.description or ''}".rstrip())
+                value = "(required)" if info.is_required() else repr(info.default)
+                print(f"    {field} = {value}  {info.description or ''}".rstrip())
         return 0
     for job in build_plan(load_config(config_path)):
         print(
