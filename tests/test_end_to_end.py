@@ -129,6 +129,20 @@ async def authz_page(alertmanager: AlertmanagerServer) -> bool:
     return any(a["labels"]["alertname"] == AUTHZ_ALERT for a in alerts)
 
 
+async def all_broken(prometheus: PrometheusServer) -> bool:
+    """Every endpoint and transfer series of BROKEN shows its failure in Prometheus."""
+    working = " or ".join(
+        f"{metric}{{{label}={BROKEN!r}}} == 1".replace("'", '"')
+        for metric, label in (
+            ("lakeprobe_probe_success", "site"),
+            ("lakeprobe_transfer_success", "src_site"),
+            ("lakeprobe_transfer_success", "dst_site"),
+        )
+    )
+    failing = await query(prometheus, f'lakeprobe_transfer_success{{src_site="{BROKEN}"}} == 0')
+    return bool(failing) and not await query(prometheus, working)
+
+
 async def all_healthy(prometheus: PrometheusServer) -> bool:
     """Prometheus holds a success for 4 endpoint targets and 6 transfer cells."""
     endpoints = await query(prometheus, "lakeprobe_probe_success == 1")
@@ -224,6 +238,8 @@ async def test_alerts_and_dashboards_through_prometheus_and_alertmanager(
         await wait_for(lambda: page_for(BROKEN), timeout=20, what=f"{ENDPOINT_ALERT} {BROKEN}")
         latency = time.monotonic() - stopped
         pages = await page_for(BROKEN)
+        # Copies run every 6 s: the page may come before every pair with BROKEN has failed.
+        await wait_for(lambda: all_broken(prometheus), timeout=20, what=f"{BROKEN} all failing")
         down_at = time.time()
 
         lake.site(BROKEN).start()
