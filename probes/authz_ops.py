@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lakeprobe.probes.context import ProbeContext
-from lakeprobe.probes.httpclient import HttpClient, RequestFailed, status_failure
+from lakeprobe.probes.httpclient import ANY_STATUS, HttpClient, RequestFailed, status_failure
+from lakeprobe.probes.httpcopy import ensure_collection
 from lakeprobe.probes.outcome import Reason, StepOutcome, failed
 from lakeprobe.probes.secrets import Secret
 from lakeprobe.probes.target import Target
 from lakeprobe.probes.xrdasync import XrdError, XrdFileSystem, download, upload
 
 DENIED_HTTP = frozenset({401, 403})
-ANY_STATUS = range(100, 600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +83,15 @@ class HttpAuthzOps:
             return "present"
         if head.failure is None or head.failure.reason is not Reason.NOT_FOUND:
             raise OpFailed(head.failure or status_outcome(head))
+        try:  # XrdHttp's PUT does not create parents
+            mkcol = await ensure_collection(
+                self._http, posixpath.dirname(path), token=token, reason=None
+            )
+        except RequestFailed as failure:
+            raise OpFailed(failure.outcome) from None
+        if not mkcol.ok:
+            raise OpFailed(mkcol)
         put = await self.create(path, data, token)
-        if put.failure is not None and put.failure.reason is Reason.UNEXPECTED_STATUS:
-            # 409: a parent is missing (the fixture tree is two levels deep).
-            parent = posixpath.dirname(path)
-            for directory in (posixpath.dirname(parent), parent):
-                mkcol = await self._ask("MKCOL", directory, token, {201, 405})  # 405: exists
-                if not mkcol.allowed:
-                    raise OpFailed(mkcol.failure or status_outcome(mkcol))
-            put = await self.create(path, data, token)
         if not put.allowed:
             raise OpFailed(put.failure or status_outcome(put))
         return "created"

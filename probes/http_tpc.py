@@ -27,6 +27,7 @@ from lakeprobe.probes.copyjob import CopyEnd, CopyError
 from lakeprobe.probes.credentials import load_tokens
 from lakeprobe.probes.gfalcopy import gfal_copy
 from lakeprobe.probes.httpclient import (
+    ANY_STATUS,
     HttpClient,
     RequestFailed,
     Timeouts,
@@ -34,7 +35,7 @@ from lakeprobe.probes.httpclient import (
     http_url,
     status_failure,
 )
-from lakeprobe.probes.httpcopy import ANY_STATUS, CopyOutcome, ensure_collection, stream_copy
+from lakeprobe.probes.httpcopy import CopyOutcome, ensure_collection, stream_copy
 from lakeprobe.probes.outcome import (
     Measurement,
     ProbeResult,

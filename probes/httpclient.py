@@ -29,6 +29,7 @@ USER_AGENT = "lakeprobe/0.1"
 # Safe to send again when a reused connection was found closed before any answer.
 RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "PUT", "DELETE"})
 MAX_DETAIL = 300
+ANY_STATUS = range(100, 600)  # `expect=` for requests whose every answer the caller judges
 
 
 def http_url(url: str) -> str:

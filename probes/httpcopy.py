@@ -14,12 +14,17 @@ import dataclasses
 import posixpath
 from dataclasses import dataclass
 
-from lakeprobe.probes.httpclient import HttpClient, Reply, status_failure, status_reason
+from lakeprobe.probes.httpclient import (
+    ANY_STATUS,
+    HttpClient,
+    Reply,
+    status_failure,
+    status_reason,
+)
 from lakeprobe.probes.outcome import Reason, StepOutcome, failed, passed
-from lakeprobe.probes.secrets import redact
+from lakeprobe.probes.secrets import Secret, redact
 from lakeprobe.probes.tpcmarkers import MarkerParser, StallWatch, failure_reason
 
-ANY_STATUS = range(100, 600)
 COPY_STARTED = frozenset({201, 202})
 MKCOL_OK = frozenset({201, 405})  # 405: it exists already
 MAX_BODY = 4 * 1024 * 1024  # ~150 bytes of markers per stripe every few seconds
@@ -121,22 +126,30 @@ def refused_reason(reply: Reply, head: bytes, mode: str) -> Reason:
     return status_reason(reply.status)
 
 
-async def ensure_collection(http: HttpClient, directory: str) -> StepOutcome:
+async def ensure_collection(
+    http: HttpClient,
+    directory: str,
+    *,
+    token: Secret | None = None,
+    reason: Reason | None = Reason.DESTINATION_ERROR,
+) -> StepOutcome:
     """MKCOL `directory`; on 409 (RFC 4918: a parent is missing) its ancestors top-down, then
-    it. 201 and 405 (exists) are fine. Pull needs it: XrdHttp does not create parents (400)."""
+    it. 201 and 405 (exists) are fine. Pull needs it: XrdHttp does not create parents (400).
+    `token` replaces the client's; a refusal fails with `reason` (None: by status code)."""
     directory = posixpath.normpath(directory)
     if directory == "/":
         return passed("the test directory is the root")
-    reply = await http.request("MKCOL", directory, expect=ANY_STATUS)
+    reply = await http.request("MKCOL", directory, expect=ANY_STATUS, token=token)
     if reply.status in MKCOL_OK:
         return passed(f"MKCOL: {reply.status}")
     if reply.status != 409:
-        return status_failure(reply, Reason.DESTINATION_ERROR)
+        return status_failure(reply, reason)
     parts = directory.strip("/").split("/")
     for depth in range(1, len(parts) + 1):
-        reply = await http.request("MKCOL", "/" + "/".join(parts[:depth]), expect=ANY_STATUS)
+        ancestor = "/" + "/".join(parts[:depth])
+        reply = await http.request("MKCOL", ancestor, expect=ANY_STATUS, token=token)
         if reply.status not in MKCOL_OK:
-            return status_failure(reply, Reason.DESTINATION_ERROR)
+            return status_failure(reply, reason)
     return passed(f"MKCOL: 409, created with its {len(parts) - 1} parents")
 
 

@@ -21,7 +21,14 @@ from pydantic import Field
 
 from lakeprobe.probes.context import ProbeContext, ProbeType
 from lakeprobe.probes.credentials import load_tokens
-from lakeprobe.probes.httpclient import HttpClient, Reply, RequestFailed, guarded, status_failure
+from lakeprobe.probes.httpclient import (
+    ANY_STATUS,
+    HttpClient,
+    Reply,
+    RequestFailed,
+    guarded,
+    status_failure,
+)
 from lakeprobe.probes.httpparse import (
     MAX_LISTING_BYTES,
     MultistatusError,
@@ -49,7 +56,6 @@ from lakeprobe.probes.testfiles import (
 )
 
 WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
-ANY_STATUS = range(100, 600)
 PUT_OK = {200, 201, 204}
 MAX_SWEEP = 50  # stale files deleted per run at most: bounds the time a sweep takes
 MAX_REFERENCE_BYTES = 1024 * MIB

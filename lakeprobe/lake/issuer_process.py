@@ -97,15 +97,24 @@ class LocalIssuer:
         if not client_id or "/" in client_id or client_id.startswith("."):
             raise ValueError(f"unusable client id: {client_id!r}")
         secret = secrets.token_urlsafe(32)
-        directory = self.base_dir / "clients" / client_id
-        directory.mkdir(parents=True, exist_ok=True)
-        id_path, secret_path = directory / "client_id", directory / "client_secret"
+        id_path, secret_path = self._client_files(client_id)
+        id_path.parent.mkdir(parents=True, exist_ok=True)
         write_private(id_path, client_id.encode())
         write_private(secret_path, secret.encode())
         clients = self._state.clients()
         clients[client_id] = {"secret": secret, "lifetime": lifetime}
         self._state.write_clients(clients)
         return id_path, secret_path
+
+    def client(self, client_id: str) -> tuple[Path, Path]:
+        """The files of `client_id`, registered (as by add_client) on first use only."""
+        if client_id in self._state.clients():
+            return self._client_files(client_id)
+        return self.add_client(client_id)
+
+    def _client_files(self, client_id: str) -> tuple[Path, Path]:
+        directory = self.base_dir / "clients" / client_id
+        return directory / "client_id", directory / "client_secret"
 
     def mint(self, scope: str, audience: str | list[str], lifetime: int) -> str:
         """A token signed here as the issuer would (sub "lakeprobe-test"); negative

@@ -46,11 +46,7 @@ def _issuer_settings(lake: LocalLake) -> dict[str, str] | None:
     """The probe client at the lake's issuer (registered on first use)."""
     if lake.issuer is None:
         return None
-    client_dir = lake.issuer.base_dir / "clients" / PROBE_CLIENT
-    if (client_dir / "client_secret").exists():
-        id_file, secret_file = client_dir / "client_id", client_dir / "client_secret"
-    else:
-        id_file, secret_file = lake.add_probe_client(PROBE_CLIENT)
+    id_file, secret_file = lake.issuer.client(PROBE_CLIENT)
     return {
         "token_endpoint": lake.issuer.token_endpoint,
         "client_id_file": str(id_file),
