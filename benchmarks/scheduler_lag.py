@@ -1,6 +1,6 @@
 """Benchmark: scheduler lag when every pair of a 150-site lake (22,350 jobs) is due within
 one interval. The probe is a stand-in that only awaits a short sleep, so the numbers are the
-scheduler's own overhead (APScheduler 3 + the daemon's slots), not storage latency.
+scheduler's own overhead (timetable + admission slots), not storage latency.
 
     .venv/bin/python benchmarks/scheduler_lag.py [--sites 150] [--interval 60] [--work 0.005]
 

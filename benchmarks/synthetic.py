@@ -1,5 +1,7 @@
-"""A synthetic data lake for benchmarks: N sites with one WebDAV endpoint each, under
-.example.org names that are never contacted (benchmarks only build plans and results)."""
+"""A synthetic data lake for benchmarks: N sites with one WebDAV endpoint each. Benchmarks only
+build plans and results, but the daemon's scheduler runs whatever falls due: every endpoint is
+a distinct loopback address on the discard port (nothing listens there), so a run that does
+start is refused at once and never leaves the machine, not even for a DNS lookup."""
 
 from __future__ import annotations
 
@@ -12,6 +14,11 @@ from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status, S
 TPC_STEPS = ("credential", "source", "mkcol", "copy", "verify", "delete")
 
 
+def loopback(n: int) -> str:
+    """The n-th address of 127.0.0.0/8 after 127.0.0.1."""
+    return f"127.{(n + 2) // 65536 % 256}.{(n + 2) // 256 % 256}.{(n + 2) % 256}"
+
+
 def lake_config(sites: int, interval: float = 600, timeout: float = 300) -> dict[str, Any]:
     return {
         "server": {"listen": "127.0.0.1:9780"},
@@ -19,7 +26,7 @@ def lake_config(sites: int, interval: float = 600, timeout: float = 300) -> dict
         "sites": [
             {
                 "name": f"SITE-{n:03d}",
-                "endpoints": [{"name": "webdav", "url": f"davs://se{n:03d}.example.org:443"}],
+                "endpoints": [{"name": "webdav", "url": f"davs://{loopback(n)}:9"}],
             }
             for n in range(sites)
         ],

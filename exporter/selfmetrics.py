@@ -26,8 +26,26 @@ class DaemonMetrics:
         )
         self.missed_runs = Counter(
             "lakeprobe_scheduler_missed_runs",
-            "Runs not started because the previous run of the same target was still going",
-            ["probe"],
+            "Runs not started. cause: overlap (the previous run of the target was still queued "
+            "or going), no_slot (no free slot within the run's timeout)",
+            ["probe", "cause"],
+            registry=registry,
+        )
+        self.waiting = Gauge(
+            "lakeprobe_scheduler_waiting_runs",
+            "Due runs waiting for a slot (their endpoint's, or a shared one)",
+            registry=registry,
+        )
+        self.capacity = Gauge(
+            "lakeprobe_scheduler_capacity",
+            "Runs allowed at once (max_concurrent_runs); a quarter is kept for targets in good "
+            "standing",
+            registry=registry,
+        )
+        self.hung_targets = Gauge(
+            "lakeprobe_scheduler_hung_targets",
+            "Targets whose last run held its slots for half its timeout or more; they share "
+            "at most three quarters of the slots",
             registry=registry,
         )
         self.in_flight = Gauge(

@@ -15,6 +15,7 @@ from lakeprobe.probes.outcome import Reason, StepOutcome, failed
 from lakeprobe.probes.secrets import Secret
 from lakeprobe.probes.target import Target
 from lakeprobe.probes.xrdasync import XrdError, XrdFileSystem, download, upload
+from lakeprobe.probes.xrdhandshake import check_xrootd
 
 DENIED_HTTP = frozenset({401, 403})
 
@@ -108,6 +109,7 @@ class XrdAuthzOps:
     def __init__(self, target: Target, ctx: ProbeContext) -> None:
         self._target = target
         self._ctx = ctx
+        self._proven = False  # the endpoint passed check_xrootd in this run
 
     async def _ask(self, what: str, call: Callable[[], Awaitable[object]]) -> Answer:
         try:
@@ -137,6 +139,11 @@ class XrdAuthzOps:
         return await self._ask("delete", lambda: fs.rm(path, self._ctx.deadline))
 
     async def ensure_file(self, path: str, data: bytes, token: Secret) -> str:
+        if not self._proven:  # setup's first call: XrdCl talks only to a proven XRootD
+            checked = await check_xrootd(self._target.url, self._ctx.deadline)
+            if not checked.ok:
+                raise OpFailed(checked)
+            self._proven = True
         fs = XrdFileSystem(self._target.url, token)
         try:
             await fs.stat(path, self._ctx.deadline)

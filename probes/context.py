@@ -18,7 +18,8 @@ from lakeprobe.probes.target import MODES, PairTarget, Target
 class ProbeParams(BaseModel):
     """Parameters every probe type accepts; each type extends this model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Finite numbers only: probes compute deadlines from them (stall_seconds: .inf is an error).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     slow_step_seconds: float = Field(10.0, gt=0, description="a slower step gives WARNING")
 

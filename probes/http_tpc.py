@@ -9,6 +9,8 @@ destination, with `Source:`; push: the source, with `Destination:`); the passive
 token goes in `TransferHeaderAuthorization`. The 201 only means the copy started: the body's
 perf markers are watched for progress (STALL) and its last line decides. `delete` removes the
 copy whenever a COPY was sent: XrdHttp leaves an empty destination file after a failed pull.
+`sweep` (non-critical) deletes stale test files at the destination once it answered this
+run's DELETE, at most once per destination per `sweep_after_seconds / 4` (probes/sweep.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from lakeprobe.probes.httpclient import (
     RequestFailed,
     Timeouts,
     guarded,
-    http_url,
     status_failure,
 )
 from lakeprobe.probes.httpcopy import CopyOutcome, ensure_collection, stream_copy
@@ -45,12 +46,14 @@ from lakeprobe.probes.outcome import (
     failed,
     passed,
 )
-from lakeprobe.probes.params import MIB
+from lakeprobe.probes.params import MIB, SweepParams
 from lakeprobe.probes.runner import cleanup_reserve
+from lakeprobe.probes.sweep import sweep_due, sweep_http
 from lakeprobe.probes.target import PairTarget
 from lakeprobe.probes.testfiles import (
     adler32_hex,
     is_own_file,
+    is_own_source,
     new_test_file,
     source_file,
     source_payload,
@@ -71,7 +74,7 @@ _LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.L
 BeforeCopy = Callable[[PairTarget, str, str], Awaitable[None]]
 
 
-class HttpTpcParams(PairParams):
+class HttpTpcParams(PairParams, SweepParams):
     modes: tuple[str, ...] = Field(("pull", "push"), description="pull, push or both")
     # testfiles.source_payload() cannot make 256 MiB or more (random.getrandbits overflows).
     file_size_bytes: int = Field(MIB, gt=0, le=128 * MIB, description="source file size")
@@ -108,6 +111,7 @@ class _Run:
     expected: str = ""  # adler32 of the source data, known locally
     dst_path: str = ""
     copied: bool = False  # a COPY was sent: the destination may hold (part of) a file
+    dst_answered: bool = False  # the destination answered the DELETE: it may be swept
     measurements: dict[Measurement, float] = field(default_factory=dict)
 
     @property
@@ -117,7 +121,7 @@ class _Run:
 
     @property
     def src_key(self) -> str:
-        return http_url(self.pair.source.url) + self.src_path
+        return str(self.src.url_of(self.src_path))
 
     async def run(self) -> None:
         steps = self.ctx.steps
@@ -128,6 +132,7 @@ class _Run:
         await steps.run("copy", guarded(self.copy))
         await steps.run("verify", guarded(self.verify))
         await steps.run("delete", guarded(self.delete), cleanup=True)
+        await steps.run("sweep", guarded(self.sweep), cleanup=True, critical=False)
 
     async def credential(self) -> StepOutcome:
         (self.src.token, self.dst.token), outcome = await load_tokens(
@@ -142,6 +147,9 @@ class _Run:
             problem = await self._source_problem()
             if problem is None:
                 return passed(f"reused {self.src_path} (adler32 {self.expected})")
+            host = self.ctx.probe_host
+            if not is_own_source(self.src_path, self.pair.source.test_dir, host, size):
+                return failed(Reason.INTERNAL, f"PUT: refusing to replace {self.src_path}")
             data = await asyncio.to_thread(source_payload, size)
             reply = await self.src.request("PUT", self.src_path, expect=ANY_STATUS, data=data)
             if reply.status not in PUT_OK:
@@ -178,10 +186,10 @@ class _Run:
         if self.params.engine == "gfal2":
             return await self._gfal2_copy()
         pull = self.pair.mode == "pull"
-        if pull:
-            headers = {"Source": http_url(self.pair.source.url) + self.src_path}
+        if pull:  # the remote side's URL, encoded as HttpClient encodes a path
+            headers = {"Source": str(self.src.url_of(self.src_path))}
         else:
-            headers = {"Destination": http_url(self.pair.destination.url) + self.dst_path}
+            headers = {"Destination": str(self.dst.url_of(self.dst_path))}
         passive = self.src if pull else self.dst
         if passive.token is not None:
             headers["TransferHeaderAuthorization"] = f"Bearer {passive.token.reveal()}"
@@ -250,11 +258,22 @@ class _Run:
         if not is_own_file(self.dst_path, self.pair.destination.test_dir):
             return failed(Reason.INTERNAL, "DELETE: refusing a path not our own")
         reply = await self.dst.request("DELETE", self.dst_path, expect=ANY_STATUS)
+        self.dst_answered = reply.status in (200, 204, 404)
         if reply.status in (200, 204):
             return passed()
         if reply.status == 404:
             return passed("DELETE: 404, no copy was left behind")
         return status_failure(reply, Reason.CLEANUP)
+
+    async def sweep(self) -> StepOutcome:
+        if not self.dst_answered:
+            return StepOutcome(Status.SKIPPED, Reason.NONE, "the destination did not answer")
+        destination, every = self.pair.destination, self.params.sweep_after_seconds / 4
+        since = sweep_due(str(self.dst.url_of(destination.test_dir)), every)
+        if since is not None:
+            detail = f"destination swept {since:.0f} s ago (at most every {every:g} s)"
+            return StepOutcome(Status.SKIPPED, Reason.NONE, detail)
+        return await sweep_http(self.dst, destination.test_dir, self.ctx.probe_host, self.params)
 
 
 class HttpTpcProbe:

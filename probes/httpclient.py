@@ -3,23 +3,34 @@
 Expected failures (refused connection, TLS, 403, timeout, ...) surface as `RequestFailed`,
 carrying the step outcome with a Reason; `guarded()` turns it into the step's result.
 TLS verification is always on. The bearer token is revealed only into the request header.
+
+Paths are sent literally: percent-encoded as a path (endpoint_url), so nothing in them is
+read as a query, a fragment or a dot-segment. Redirects are followed here, not by aiohttp,
+and only where storage systems use them (docs/safety.md): at most MAX_REDIRECTS hops;
+307/308 for any method (same method and body), 301/302/303 for GET and HEAD; to the same
+scheme or http -> https; to the endpoint's own host or one matching `Target.redirect_hosts`.
+Every request of a chain goes to an allowed host, so the token never reaches another.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import quote
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from lakeprobe.probes.context import ProbeContext
-from lakeprobe.probes.httpparse import DigestError, response_adler32
+from lakeprobe.probes.httpparse import DigestError, parse_decimal, response_adler32
 from lakeprobe.probes.outcome import Reason, StepOutcome, failed
+from lakeprobe.probes.paths import literal_problem
 from lakeprobe.probes.secrets import Secret, redact
 from lakeprobe.probes.target import Target
 from lakeprobe.probes.tls import client_ssl_context, resolve_ca_dir
@@ -30,6 +41,13 @@ USER_AGENT = "lakeprobe/0.1"
 RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "PUT", "DELETE"})
 MAX_DETAIL = 300
 ANY_STATUS = range(100, 600)  # `expect=` for requests whose every answer the caller judges
+MAX_REDIRECTS = 5
+REDIRECT_ANY_METHOD = frozenset({307, 308})  # same method and body (RFC 9110 15.4.8, 15.4.9)
+REDIRECT_GET_HEAD = frozenset({301, 302, 303})  # clients may turn a PUT into a GET: not followed
+_REDIRECTS = REDIRECT_ANY_METHOD | REDIRECT_GET_HEAD
+# Path characters sent as they are (RFC 3986 pchar); everything else is percent-encoded, `;`
+# too: servlet containers read it as the start of path parameters.
+_PATH_SAFE = "/:@!$&'()*+,=~"
 
 
 def http_url(url: str) -> str:
@@ -38,6 +56,18 @@ def http_url(url: str) -> str:
     if not sep or scheme.lower() not in HTTP_SCHEMES:
         raise ValueError(f"not an HTTP/WebDAV URL: {redact(url)!r}")
     return f"{HTTP_SCHEMES[scheme.lower()]}://{rest}"
+
+
+def endpoint_url(endpoint: str, path: str) -> URL:
+    """The URL of the absolute `path` at an HTTP/WebDAV endpoint (`davs://h:p`, ...), the path
+    percent-encoded as a path. ValueError for a path with no literal form: relative, or with
+    a '.', '..' or empty segment (servers resolve those, encoded or not)."""
+    problem = literal_problem(path)
+    if problem is not None:
+        raise ValueError(f"path {problem}: {path!r}")
+    base = URL(http_url(endpoint))
+    encoded = quote(path, safe=_PATH_SAFE)
+    return URL.build(scheme=base.scheme, authority=base.raw_authority, path=encoded, encoded=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +90,7 @@ class Reply:
 
     @property
     def content_length(self) -> int | None:
-        value = self.headers.get("Content-Length", "").strip()
-        return int(value) if value.isdigit() else None
+        return parse_decimal(self.headers.get("Content-Length", ""))
 
     def adler32(self) -> str | None:
         """The adler32 the answer reports (Content-Digest or Digest); None when it reports
@@ -144,7 +173,9 @@ class HttpClient:
         timeouts: Timeouts | None = None,
         keep_alive: bool = True,
     ) -> None:
-        self.base_url = http_url(target.url)
+        self._endpoint = target.url
+        self._host = target.host.lower()
+        self._redirect_hosts = tuple(pattern.lower() for pattern in target.redirect_hosts)
         self._keep_alive = keep_alive
         self.token: Secret | None = None  # set once the credential step has loaded it
         self._ca_dir = target.ca_dir
@@ -182,15 +213,14 @@ class HttpClient:
     ) -> Reply:
         """Send one request to an absolute path; the body is collected, or streamed to `sink`.
         Raises RequestFailed on transport errors, a status outside `expect`, or a body longer
-        than `max_body` bytes."""
-        if not path.startswith("/"):
-            raise ValueError(f"path must be absolute: {path!r}")
+        than `max_body` bytes. A redirect that is not followed fails with UNEXPECTED_STATUS."""
+        url = self.url_of(path)  # ValueError for a path that cannot be sent literally
         all_headers = dict(headers or {})
         bearer = token or self.token
         if bearer is not None:
             all_headers["Authorization"] = f"Bearer {bearer.reveal()}"
         try:
-            reply = await self._send(method, path, all_headers, data, max_body, sink)
+            reply = await self._follow(method, url, all_headers, data, max_body, sink)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             self._ctx.log.debug("%s %s failed: %s", method, path, redact(repr(error)))
             raise RequestFailed(exception_failure(method, error)) from None
@@ -199,15 +229,64 @@ class HttpClient:
             raise RequestFailed(status_failure(reply))
         return reply
 
-    async def _send(
+    def url_of(self, path: str) -> URL:
+        """The endpoint URL of an absolute path, encoded as HttpClient sends it."""
+        return endpoint_url(self._endpoint, path)
+
+    async def _follow(
         self,
         method: str,
-        path: str,
+        url: URL,
         headers: dict[str, str],
         data: bytes | None,
         max_body: int,
         sink: Callable[[bytes], object] | None,
     ) -> Reply:
+        """Send, following the redirects storage systems use (module docstring)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = await self._send(method, url, headers, data, max_body, sink)
+            if isinstance(answer, Reply):
+                return answer
+            url = self._redirect_target(method, url, answer)
+            self._ctx.log.debug("%s: %d redirect to %s", method, answer.status, _display(url))
+        detail = f"{method}: more than {MAX_REDIRECTS} redirects"
+        raise RequestFailed(failed(Reason.UNEXPECTED_STATUS, detail))
+
+    def _redirect_target(self, method: str, current: URL, redirect: _Redirect) -> URL:
+        """Where a redirect leads; RequestFailed when it may not be followed."""
+        try:
+            target = current.join(URL(redirect.location))
+            problem = self._redirect_problem(method, redirect.status, current, target)
+        except ValueError:  # yarl: a Location that is no URL
+            detail = f"{method}: {redirect.status} with a malformed Location"
+            raise RequestFailed(failed(Reason.PROTOCOL_ERROR, detail)) from None
+        if problem is not None:
+            detail = f"{method}: redirect to {_display(target)} not followed: {problem}"
+            raise RequestFailed(failed(Reason.UNEXPECTED_STATUS, _clip(detail)))
+        return target
+
+    def _redirect_problem(self, method: str, status: int, current: URL, target: URL) -> str | None:
+        if status in REDIRECT_GET_HEAD and method not in ("GET", "HEAD"):
+            return f"{status} is followed only for GET and HEAD"
+        upgrade = (current.scheme, target.scheme) == ("http", "https")
+        if target.scheme != current.scheme and not upgrade:
+            return f"scheme {current.scheme} -> {target.scheme}"
+        host = (target.host or "").lower().rstrip(".")
+        if host != self._host and not any(
+            fnmatch.fnmatchcase(host, pattern) for pattern in self._redirect_hosts
+        ):
+            return "host not in redirect_hosts"
+        return None
+
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        headers: dict[str, str],
+        data: bytes | None,
+        max_body: int,
+        sink: Callable[[bytes], object] | None,
+    ) -> Reply | _Redirect:
         """One request; retried once, on a new connection, when a reused keep-alive connection
         turns out closed before any answer arrived (RFC 9112 9.3.1; aiohttp itself does this
         only for the RFC 9110 idempotent methods, not PROPFIND)."""
@@ -217,7 +296,7 @@ class HttpClient:
             started = time.monotonic()
             try:
                 response = await self._session.request(
-                    method, self.base_url + path, headers=headers, data=data,
+                    method, url, headers=headers, data=data, allow_redirects=False,
                     timeout=self._request_timeout(),
                 )  # fmt: skip
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
@@ -225,10 +304,13 @@ class HttpClient:
                 if attempt == 2 or not stale or method not in RETRY_METHODS:
                     raise
                 self._ctx.log.debug(
-                    "%s %s: %s; retrying on a new connection", method, path, redact(repr(error))
+                    "%s %s: %s; retrying on a new connection", method, url.path, redact(repr(error))
                 )
                 continue
-            async with response:
+            async with response:  # a redirect's body is never read: it is no answer
+                location = response.headers.get("Location")
+                if response.status in _REDIRECTS and location is not None:
+                    return _Redirect(response.status, location)
                 body, length = await _read_body(method, response, max_body, sink)
                 seconds = time.monotonic() - started
                 reason = response.reason or ""
@@ -244,6 +326,20 @@ class HttpClient:
             connect=min(self._timeouts.connect, left),
             sock_read=min(self._timeouts.stall, left),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Redirect:
+    status: int
+    location: str
+
+
+def _display(url: URL) -> str:
+    """scheme://host:port/path of a redirect target: no query (it may carry credentials)."""
+    host = url.raw_host or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{host}{port}{url.path}"
 
 
 async def _read_body(

@@ -1,12 +1,13 @@
-"""Parsing what HTTP storage answers: adler32 digests and WebDAV PROPFIND listings."""
+"""Parsing what HTTP storage answers: numbers, adler32 digests, WebDAV PROPFIND listings.
+
+Everything here reads data a server chose: malformed input is a DigestError or a
+MultistatusError (a protocol error of the endpoint), never another exception."""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import posixpath
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -15,8 +16,25 @@ from xml.parsers import expat
 from lakeprobe.probes.testfiles import normalize_adler32
 
 _HEX = re.compile(r"[0-9A-Fa-f]{1,8}")
-DAV = "{DAV:}"
+_DECIMAL = re.compile(r"[0-9]{1,20}")  # ASCII: isdigit() is true for '²' too
 MAX_LISTING_BYTES = 16 * 1024 * 1024
+MAX_LISTING_ENTRIES = 100_000
+MAX_HREF = 16 * 1024  # characters: a path of 4096 bytes, percent-encoded, fits
+# Element paths from the root, as expat names them with namespace_separator="}".
+_DAV = "DAV:}"
+_MULTISTATUS = (f"{_DAV}multistatus",)
+_RESPONSE = (*_MULTISTATUS, f"{_DAV}response")
+_HREF = (*_RESPONSE, f"{_DAV}href")
+_COLLECTION = (*_RESPONSE, *(_DAV + n for n in ("propstat", "prop", "resourcetype", "collection")))
+_INTERESTING_DEPTH = len(_COLLECTION)  # deeper elements are only counted
+
+
+def parse_decimal(text: str) -> int | None:
+    """A count or size a server sent: 1-20 ASCII digits (any 64-bit value), surrounding
+    whitespace allowed. None for anything else: signs, other digits, 5000 digits (int()
+    refuses more than 4300)."""
+    text = text.strip()
+    return int(text) if _DECIMAL.fullmatch(text) else None
 
 
 class DigestError(ValueError):
@@ -54,7 +72,7 @@ def adler32_from_content_digest(values: Iterable[str]) -> str | None:
             raise DigestError(f"adler in Content-Digest is not a byte sequence: {value[:40]!r}")
         try:
             raw = base64.b64decode(value[1:-1], validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII characters
             raise DigestError(f"adler in Content-Digest is not base64: {value[:40]!r}") from None
         if len(raw) != 4:
             raise DigestError(f"adler in Content-Digest has {len(raw)} bytes, not 4")
@@ -73,30 +91,123 @@ def _members(values: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class DavEntry:
-    path: str  # decoded path of the href
-    name: str  # its last segment
+    name: str  # last segment of the decoded href path
     is_collection: bool
 
 
-def parse_multistatus(body: bytes) -> list[DavEntry]:
-    """The entries of a PROPFIND 207 answer. Documents with a DOCTYPE (hence any entity
-    declaration: billion laughs, external entities) are rejected before expansion; expat
-    never fetches anything. Hrefs may be paths or absolute URLs."""
-    if len(body) > MAX_LISTING_BYTES:
-        raise MultistatusError(f"listing larger than {MAX_LISTING_BYTES} bytes")
-    root = _parse_xml(body)
-    if root.tag != f"{DAV}multistatus":
-        raise MultistatusError(f"root element is {root.tag!r}, not DAV:multistatus")
-    entries = []
-    for response in root.iterfind(f"{DAV}response"):
-        href = (response.findtext(f"{DAV}href") or "").strip()
-        if not href:
+class MultistatusParser:
+    """A PROPFIND 207 answer (DAV:multistatus), parsed as it arrives: `feed(chunk)` each
+    chunk, then `close()` for the entries. No tree is built; per entry only its name and
+    whether it is a collection are kept, and a listing over `max_entries` entries or
+    `max_bytes` bytes is an error.
+
+    `feed` never raises: a sink sees the body before the caller knows the status code (a 403
+    page is not a malformed listing). The first error is kept, the rest of the body ignored,
+    and `close()` raises it as MultistatusError.
+
+    Documents with a DOCTYPE (hence any entity declaration: billion laughs, external
+    entities) are rejected before expansion; expat never fetches anything. Hrefs may be
+    paths or absolute URLs."""
+
+    def __init__(
+        self, max_bytes: int = MAX_LISTING_BYTES, max_entries: int = MAX_LISTING_ENTRIES
+    ) -> None:
+        self._entries: list[DavEntry] = []
+        self._max_bytes, self._max_entries = max_bytes, max_entries
+        self._bytes = 0
+        self._error: MultistatusError | None = None
+        self._depth = 0
+        self._stack: tuple[str, ...] = ()  # element path, cut at _INTERESTING_DEPTH
+        self._href: list[str] | None = None  # text of the current DAV:href, while inside it
+        self._href_length = 0
+        self._entry_href: str | None = None  # first DAV:href of the current DAV:response
+        self._collection = False
+        self._expat = expat.ParserCreate(namespace_separator="}")
+        self._expat.buffer_text = True
+        self._expat.StartDoctypeDeclHandler = self._forbid
+        self._expat.EntityDeclHandler = self._forbid
+        self._expat.StartElementHandler = self._start
+        self._expat.EndElementHandler = self._end
+        self._expat.CharacterDataHandler = self._text
+
+    def feed(self, chunk: bytes) -> None:
+        if self._error is not None:
+            return
+        self._bytes += len(chunk)
+        if self._bytes > self._max_bytes:
+            self._error = MultistatusError(f"listing larger than {self._max_bytes} bytes")
+            return
+        self._parse(chunk, final=False)
+
+    def close(self) -> list[DavEntry]:
+        if self._error is None:
+            self._parse(b"", final=True)
+        if self._error is not None:
+            raise self._error
+        return self._entries
+
+    def _parse(self, data: bytes, final: bool) -> None:
+        try:
+            self._expat.Parse(data, final)
+        except MultistatusError as error:
+            self._error = error
+        # The XML declaration may name any Python codec: lookup and decode errors too.
+        except (expat.ExpatError, LookupError, ValueError) as error:
+            self._error = MultistatusError(f"malformed XML: {error}")
+        if self._error is not None:
+            self._entries = []  # nothing of a rejected listing is used: free it now
+
+    @staticmethod
+    def _forbid(*_: object) -> None:
+        raise MultistatusError("DOCTYPE and entity declarations are not accepted")
+
+    def _start(self, tag: str, _attrs: object) -> None:
+        self._depth += 1
+        if self._depth > _INTERESTING_DEPTH:
+            return
+        self._stack = (*self._stack, tag)
+        if self._depth == 1 and tag != _MULTISTATUS[0]:
+            raise MultistatusError(f"root element is {_clark(tag)[:100]!r}, not DAV:multistatus")
+        if self._stack == _RESPONSE:
+            self._entry_href, self._collection = None, False
+        elif self._stack == _HREF and self._entry_href is None:
+            self._href, self._href_length = [], 0
+        elif self._stack == _COLLECTION:
+            self._collection = True
+
+    def _end(self, _tag: str) -> None:
+        self._depth -= 1
+        if self._depth >= _INTERESTING_DEPTH:
+            return
+        if self._stack == _HREF and self._href is not None:
+            self._entry_href, self._href = "".join(self._href).strip(), None
+        elif self._stack == _RESPONSE:
+            self._add_entry()
+        self._stack = self._stack[:-1]
+
+    def _text(self, text: str) -> None:
+        if self._href is None:
+            return
+        self._href_length += len(text)
+        if self._href_length > MAX_HREF:
+            raise MultistatusError(f"a DAV:href is longer than {MAX_HREF} characters")
+        self._href.append(text)
+
+    def _add_entry(self) -> None:
+        if not self._entry_href:
             raise MultistatusError("a DAV:response has no DAV:href")
-        path = unquote(urlsplit(href).path)
-        collection = response.find(f"{DAV}propstat/{DAV}prop/{DAV}resourcetype/{DAV}collection")
+        if len(self._entries) >= self._max_entries:
+            raise MultistatusError(f"listing has more than {self._max_entries} entries")
+        path = _href_path(self._entry_href)
         name = posixpath.basename(path.rstrip("/"))
-        entries.append(DavEntry(path, name, collection is not None or path.endswith("/")))
-    return entries
+        self._entries.append(DavEntry(name, self._collection or path.endswith("/")))
+
+
+def parse_multistatus(body: bytes) -> list[DavEntry]:
+    """The entries of a whole PROPFIND 207 answer (see MultistatusParser)."""
+    parser = MultistatusParser()
+    parser.feed(body)
+    return parser.close()
 
 
 def file_names(entries: Iterable[DavEntry]) -> list[str]:
@@ -104,23 +215,15 @@ def file_names(entries: Iterable[DavEntry]) -> list[str]:
     return [entry.name for entry in entries if not entry.is_collection and entry.name]
 
 
-def _parse_xml(body: bytes) -> ET.Element:
-    builder = ET.TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
-
-    def forbid(*_: object) -> None:
-        raise MultistatusError("DOCTYPE and entity declarations are not accepted")
-
-    parser.StartDoctypeDeclHandler = forbid
-    parser.EntityDeclHandler = forbid
-    parser.StartElementHandler = lambda tag, attrs: builder.start(_clark(tag), attrs)
-    parser.EndElementHandler = lambda tag: builder.end(_clark(tag))
-    parser.CharacterDataHandler = builder.data
+def _href_path(href: str) -> str:
+    """The percent-decoded path of an href (a path or an absolute URL)."""
     try:
-        parser.Parse(body, True)
-        return builder.close()
-    except expat.ExpatError as error:
-        raise MultistatusError(f"malformed XML: {error}") from None
+        path = unquote(urlsplit(href).path)
+    except (ValueError, UnicodeError):  # e.g. 'http://[::1' (an unclosed IPv6 address)
+        raise MultistatusError(f"malformed DAV:href {href[:100]!r}") from None
+    if "\0" in path:
+        raise MultistatusError(f"DAV:href {href[:100]!r} decodes to a NUL character")
+    return path
 
 
 def _clark(tag: str) -> str:

@@ -21,13 +21,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lakeprobe.probes.jwtinfo import jwt_expiry
 from lakeprobe.probes.secrets import Secret, redact
 from lakeprobe.probes.tls import client_ssl_context, resolve_ca_dir
-from lakeprobe.probes.tokens import CredentialError, SecretFile, TokenKind
+from lakeprobe.probes.tokens import (
+    CredentialError,
+    SecretFile,
+    TokenKind,
+    bearer_problem,
+    control_problem,
+)
 
 log = logging.getLogger("lakeprobe.oidc")
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 UNKNOWN_LIFETIME = 300.0  # reuse a token whose expiry the issuer does not tell this long
 MAX_DETAIL = 200
 MAX_LIFETIME = 10 * 365 * 86400.0  # a larger expires_in is nonsense: use the JWT's exp
+MAX_ANSWER = 1024 * 1024  # bytes: a token answer is a few KiB, a discovery document less
+MAX_URL = 2048
 
 
 class IssuerError(CredentialError):
@@ -38,7 +46,7 @@ class OidcSettings(BaseModel):
     """Where and as whom to ask for tokens. Exactly one of `token_endpoint` and `issuer`
     (whose discovery document names the token endpoint)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     token_endpoint: str | None = None
     issuer: str | None = None
@@ -91,8 +99,12 @@ class OidcClient:
         self.settings = settings
         self._ca_dir = settings.ca_dir or default_ca_dir
         self._refresh_before = refresh_before
-        self._client_id = SecretFile(settings.client_id_file, "client id file", scrub=False)
-        self._client_secret = SecretFile(settings.client_secret_file, "client secret file")
+        self._client_id = SecretFile(
+            settings.client_id_file, "client id file", scrub=False, check=control_problem
+        )
+        self._client_secret = SecretFile(
+            settings.client_secret_file, "client secret file", check=control_problem
+        )
         self._token_endpoint = settings.token_endpoint  # else discovered, then cached
         self._cache: dict[tuple[str, str | None], _Cached] = {}
         self._pending: dict[tuple[str, str | None], asyncio.Task[IssuedToken]] = {}
@@ -182,7 +194,7 @@ class OidcClient:
             return self._token_endpoint
         url = f"{self.settings.issuer}{DISCOVERY_PATH}"
         endpoint = (await _exchange(session, "GET", url)).get("token_endpoint")
-        if not isinstance(endpoint, str) or urlsplit(endpoint).scheme != "https":
+        if not isinstance(endpoint, str) or not _https_url(endpoint):
             raise IssuerError(f"discovery {url}: no https token_endpoint in the document")
         self._token_endpoint = endpoint
         return endpoint
@@ -195,7 +207,7 @@ async def _exchange(
     what = "discovery" if url.endswith(DISCOVERY_PATH) else "token endpoint"
     try:
         async with session.request(method, url, allow_redirects=False, **kwargs) as response:
-            body = await response.read()
+            body = await _read(response, f"{what} {url}")
             status = response.status
     except TimeoutError:
         raise IssuerError(f"{what} {url}: no answer within {session.timeout.total:g} s") from None
@@ -205,9 +217,23 @@ async def _exchange(
         raise IssuerError(f"{what} {url}: cannot connect: {_short(error)}") from None
     except aiohttp.ClientError as error:
         raise IssuerError(f"{what} {url}: {type(error).__name__}: {_short(error)}") from None
+    return _answer(what, url, status, body)
+
+
+async def _read(response: aiohttp.ClientResponse, source: str) -> bytes:
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_ANSWER:
+            raise IssuerError(f"{source}: answer larger than {MAX_ANSWER} bytes")
+    return bytes(body)
+
+
+def _answer(what: str, url: str, status: int, body: bytes) -> dict[str, Any]:
+    """The JSON object of an answer; IssuerError for an error status or anything else."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not UTF-8 or JSON, 5000-digit numbers, deep nesting
         document = None
     if status >= 300:
         raise IssuerError(f"{what} {url}: HTTP {status}{_oauth_error(document)}")
@@ -220,9 +246,13 @@ def _issued(answer: dict[str, Any], endpoint: str, started: float) -> IssuedToke
     value = answer.get("access_token")
     if not isinstance(value, str) or not value.strip():
         raise IssuerError(f"token endpoint {endpoint}: the answer has no access_token")
+    problem = bearer_problem(value.strip())
+    if problem is not None:
+        raise IssuerError(f"token endpoint {endpoint}: the access_token {problem}")
     token_type = answer.get("token_type", "Bearer")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise IssuerError(f"token endpoint {endpoint}: token_type {token_type!r}, not Bearer")
+        shown = redact(repr(token_type)[:40])
+        raise IssuerError(f"token endpoint {endpoint}: token_type {shown}, not Bearer")
     secret = Secret(value.strip())
     lifetime = answer.get("expires_in")
     if isinstance(lifetime, bool) or not isinstance(lifetime, int | float):
@@ -230,6 +260,16 @@ def _issued(answer: dict[str, Any], endpoint: str, started: float) -> IssuedToke
     if lifetime is not None and 0 < lifetime < MAX_LIFETIME:  # also false for NaN
         return IssuedToken(secret, started + float(lifetime))
     return IssuedToken(secret, jwt_expiry(secret))
+
+
+def _https_url(url: str) -> bool:
+    """A token endpoint from a discovery document that aiohttp can use."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. 'https://[::1' (an unclosed IPv6 address)
+        return False
+    printable = url.isascii() and url.isprintable() and len(url) <= MAX_URL
+    return printable and parts.scheme == "https" and bool(parts.hostname)
 
 
 def _oauth_error(document: object) -> str:

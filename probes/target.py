@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from lakeprobe.probes.paths import path_problem
 from lakeprobe.probes.tokens import TokenSource
 
 # URL scheme -> the `protocol` label. One place, used by config validation and the registry.
@@ -24,6 +25,11 @@ class Target:
     token: TokenSource | None = None
     ca_dir: Path | None = None
     audience: str | None = None  # the token audience the endpoint accepts, when configured
+    # Hosts an HTTP redirect may lead to (besides this endpoint's own): the site's other
+    # endpoints and the endpoint's `redirect_hosts` patterns (fnmatch, e.g. "*.desy.de").
+    redirect_hosts: frozenset[str] = frozenset()
+    # The endpoint accepts that its token travels over root:// or http:// in cleartext.
+    insecure_token_transport: bool = False
 
     @property
     def protocol(self) -> str:
@@ -45,9 +51,12 @@ class Target:
         return self.url
 
     def url_for(self, path: str) -> str:
-        """The endpoint URL of an absolute path (`root://h:1094//p` keeps XRootD's double slash)."""
-        if not path.startswith("/"):
-            raise ValueError(f"path must be absolute: {path!r}")
+        """The endpoint URL of an absolute path (`root://h:1094//p` keeps XRootD's double slash).
+        ValueError for a path a client would not take literally (probes/paths.py): XRootD
+        reads `?` as the start of CGI, and nothing here is percent-encoded."""
+        problem = path_problem(path)
+        if problem is not None:
+            raise ValueError(f"unsafe path {path!r}: {problem}")
         separator = "/" if self.protocol in ("root", "roots") else ""
         return f"{self.url}{separator}{path}"
 

@@ -10,9 +10,11 @@ import time
 import uuid
 import zlib
 
+from lakeprobe.probes.paths import path_problem
+
 PREFIX = "lakeprobe-"
 _NAME = re.compile(
-    rf"^{PREFIX}(?P<host>[A-Za-z0-9.\-]+)-(?P<epoch>\d{{10,}})-(?P<uid>[0-9a-f]{{32}})$"
+    rf"^{PREFIX}(?P<host>[A-Za-z0-9.\-]+)-(?P<epoch>[0-9]{{10,20}})-(?P<uid>[0-9a-f]{{32}})\Z"
 )
 _UNSAFE_HOST = re.compile(r"[^A-Za-z0-9.\-]")
 
@@ -30,23 +32,55 @@ def new_test_file(test_dir: str, probe_host: str, now: float | None = None) -> s
 
 
 def is_own_file(path: str, test_dir: str) -> bool:
-    """True only for a file lakeprobe named, directly inside the test directory.
-    Every delete is guarded by this: never a directory, never a foreign file."""
-    if path.endswith("/") or ".." in path.split("/"):
-        return False
+    """True only for a file lakeprobe named, directly inside the test directory. Every
+    delete is guarded by this: never a directory, never a foreign file. Both paths must be
+    safe (probes/paths.py), so the comparison is on the path exactly as every client sends
+    it: nothing a client or server could read as a query, a fragment or a dot-segment."""
+    parent, name = _split_own(path, test_dir)
+    return parent is not None and bool(_NAME.match(name))
+
+
+def is_own_source(path: str, test_dir: str, probe_host: str, size: int) -> bool:
+    """True only for this host's TPC source file of `size` bytes in the test directory: the
+    guard before a transfer probe replaces it."""
+    parent, _ = _split_own(path, test_dir)
+    return parent is not None and path == source_file(parent, probe_host, size)
+
+
+def _split_own(path: str, test_dir: str) -> tuple[str | None, str]:
+    """(the normalised test directory, the name) when `path` names an entry directly in it;
+    (None, "") otherwise."""
+    if path_problem(path) is not None or path_problem(test_dir) is not None:
+        return None, ""
+    directory = test_dir.removesuffix("/")
     parent, name = posixpath.split(path)
-    return posixpath.normpath(parent) == posixpath.normpath(test_dir) and bool(_NAME.match(name))
+    if not directory or parent != directory or not name:
+        return None, ""
+    return directory, name
 
 
-def stale_own_files(names: list[str], probe_host: str, older_than: float, now: float) -> list[str]:
-    """Names (from a directory listing) of this host's test files older than `older_than`."""
+def stale_test_files(
+    names: list[str], probe_host: str, *, own_after: float, foreign_after: float, now: float
+) -> list[str]:
+    """Names (from a directory listing) of lakeprobe test files to sweep, oldest first: this
+    identity's older than `own_after`, other identities' (a renamed host, a restarted pod)
+    older than `foreign_after`. Only names fully matching the test-file pattern."""
     host = safe_host(probe_host)
     stale = []
     for name in names:
         match = _NAME.match(name)
-        if match and match["host"] == host and now - int(match["epoch"]) > older_than:
-            stale.append(name)
-    return stale
+        if match is None:
+            continue
+        age = now - int(match["epoch"])
+        if age > (own_after if match["host"] == host else foreign_after):
+            stale.append((int(match["epoch"]), name))
+    return [name for _, name in sorted(stale)]
+
+
+def is_foreign(name: str, probe_host: str) -> bool:
+    """A test-file name of another identity than `probe_host`."""
+    match = _NAME.match(name)
+    return match is not None and match["host"] != safe_host(probe_host)
 
 
 def adler32_hex(data: bytes) -> str:

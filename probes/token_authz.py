@@ -33,6 +33,7 @@ from lakeprobe.probes.authz_cases import (
 from lakeprobe.probes.authz_ops import Answer, AuthzOps, HttpAuthzOps, OpFailed, XrdAuthzOps
 from lakeprobe.probes.authz_tokens import CaseTokens, Scopes
 from lakeprobe.probes.context import ProbeContext, ProbeParams, ProbeType
+from lakeprobe.probes.credentials import cleartext_refusal
 from lakeprobe.probes.httpclient import HttpClient
 from lakeprobe.probes.oidc import IssuerError, OidcSettings, shared_client
 from lakeprobe.probes.outcome import ProbeResult, Reason, Status, StepOutcome, failed, passed
@@ -108,6 +109,9 @@ class _Run:
         await steps.run("cleanup", self.cleanup, cleanup=True)
 
     async def load_tokens(self) -> StepOutcome:
+        refusal = cleartext_refusal(self.target)  # every case sends a token
+        if refusal is not None:
+            return refusal
         try:
             self.fixtures = fixture_root(self.target.test_dir, self.ctx.probe_host)
             prefix = self.params.scope_prefix

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, Protocol
@@ -18,6 +20,26 @@ class CredentialError(Exception):
 # Where a token comes from: the `source` label of lakeprobe_token_expiry_seconds. A closed set:
 # "oidc" tokens are renewed by lakeprobe itself, the others by something outside it.
 TokenKind = Literal["file", "discovery", "oidc"]
+
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 2.1, the credentials of `Bearer`
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def bearer_problem(value: str) -> str | None:
+    """What makes `value` unusable as a bearer token (RFC 6750 b64token: JWTs, macaroons),
+    or None. Says what is wrong, never the value: the answer goes into error messages. A
+    CR/LF would otherwise make aiohttp raise while building the Authorization header."""
+    if _CONTROL.search(value):
+        return "contains control characters"
+    if not _B64TOKEN.fullmatch(value):
+        return "has characters not allowed in a token (RFC 6750)"
+    return None
+
+
+def control_problem(value: str) -> str | None:
+    """For credentials sent encoded (OAuth client id and secret, form- and base64-encoded):
+    any printable character is fine, control characters mean a broken file."""
+    return "contains control characters" if _CONTROL.search(value) else None
 
 
 class TokenSource(Protocol):
@@ -35,11 +57,13 @@ class TokenSource(Protocol):
 
 @dataclass(slots=True, eq=False)
 class SecretFile:
-    """A credential file, re-read whenever its modification time or size changes."""
+    """A credential file, re-read whenever its modification time or size changes. Its
+    content, stripped of surrounding whitespace, must pass `check` (a bearer token by default)."""
 
     path: Path
     what: str = "token file"
     scrub: bool = True  # False: not confidential (see Secret)
+    check: Callable[[str], str | None] = bearer_problem
     _cached: tuple[tuple[int, int], Secret] | None = field(default=None, repr=False)
 
     def load(self) -> Secret:
@@ -58,6 +82,9 @@ class SecretFile:
             raise CredentialError(f"{self.what} {self.path} is not UTF-8 text") from None
         if not value:
             raise CredentialError(f"{self.what} {self.path} is empty")
+        problem = self.check(value)
+        if problem is not None:
+            raise CredentialError(f"{self.what} {self.path} {problem}")
         secret = Secret(value, scrub=self.scrub)
         self._cached = (stamp, secret)
         return secret
@@ -114,6 +141,9 @@ class DiscoveredToken:
         env = os.environ if self.environ is None else self.environ
         value = env.get("BEARER_TOKEN", "").strip()
         if value:
+            problem = bearer_problem(value)
+            if problem is not None:
+                raise CredentialError(f"BEARER_TOKEN {problem}")
             return Secret(value)
         for path in _discovery_files(env):
             if path.is_file():

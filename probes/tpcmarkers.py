@@ -22,9 +22,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from lakeprobe.probes.httpparse import parse_decimal
 from lakeprobe.probes.outcome import Reason
 
 MAX_LINE = 8192  # longer lines are cut: a broken server cannot make the parser hoard memory
+MAX_STRIPES = 1024  # markers of further stripes are garbage: bounds the parser's memory
+_KEYS = frozenset({"stripe index", "stripe bytes transferred", "timestamp"})  # the rest: unread
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +47,7 @@ class MarkerParser:
     last_marker_at: float | None = None
     server_timestamp: int | None = None  # `Timestamp:` of the latest marker (server clock)
     stripes: dict[int, int] = field(default_factory=dict)
-    garbage: int = 0  # lines that are neither marker content nor a verdict
+    garbage: int = 0  # stray lines, and markers dropped (unreadable numbers, too many stripes)
     last_line: str = ""  # the last non-empty line so far
     _buffer: bytearray = field(default_factory=bytearray)
     _block: dict[str, str] | None = None  # the marker being read
@@ -98,19 +101,20 @@ class MarkerParser:
             self._block = None
         else:
             key, colon, value = line.partition(":")
-            if colon:
-                self._block[key.strip().lower()] = value.strip()
-            else:
+            if not colon:
                 self.garbage += 1
+            elif key.strip().lower() in _KEYS:
+                self._block[key.strip().lower()] = value.strip()
 
     def _commit(self, block: dict[str, str], now: float) -> None:
-        index = _integer(block.get("stripe index", "0"))
-        transferred = _integer(block.get("stripe bytes transferred", ""))
-        if index is None or transferred is None:
+        index = parse_decimal(block.get("stripe index", "0"))
+        transferred = parse_decimal(block.get("stripe bytes transferred", ""))
+        new_stripe = index not in self.stripes and len(self.stripes) >= MAX_STRIPES
+        if index is None or transferred is None or new_stripe:
             self.garbage += 1
             return
         self.stripes[index] = transferred
-        self.server_timestamp = _integer(block.get("timestamp", ""))
+        self.server_timestamp = parse_decimal(block.get("timestamp", ""))
         self.markers += 1
         self.last_marker_at = now
         if self.first_marker_at is None:
@@ -122,11 +126,6 @@ def parse_verdict(line: str) -> Verdict | None:
     if not colon or key.strip().lower() not in ("success", "failure"):
         return None
     return Verdict(key.strip().lower() == "success", text.strip())
-
-
-def _integer(text: str) -> int | None:
-    text = text.strip()
-    return int(text) if text.isdigit() else None  # isdigit: no sign, so never negative
 
 
 @dataclass(slots=True)

@@ -13,7 +13,6 @@ a refused DELETE is CRITICAL `cleanup`. `sweep` runs once the endpoint answered 
 from __future__ import annotations
 
 import posixpath
-import time
 import zlib
 from dataclasses import dataclass, field
 
@@ -29,12 +28,6 @@ from lakeprobe.probes.httpclient import (
     guarded,
     status_failure,
 )
-from lakeprobe.probes.httpparse import (
-    MAX_LISTING_BYTES,
-    MultistatusError,
-    file_names,
-    parse_multistatus,
-)
 from lakeprobe.probes.outcome import (
     Measurement,
     ProbeResult,
@@ -45,6 +38,7 @@ from lakeprobe.probes.outcome import (
     passed,
 )
 from lakeprobe.probes.params import MIB, TestFileParams
+from lakeprobe.probes.sweep import list_http_files, sweep_http
 from lakeprobe.probes.target import Target
 from lakeprobe.probes.testfiles import (
     adler32_hex,
@@ -52,12 +46,10 @@ from lakeprobe.probes.testfiles import (
     new_test_file,
     normalize_adler32,
     payload,
-    stale_own_files,
 )
 
 WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
 PUT_OK = {200, 201, 204}
-MAX_SWEEP = 50  # stale files deleted per run at most: bounds the time a sweep takes
 MAX_REFERENCE_BYTES = 1024 * MIB
 
 
@@ -197,22 +189,8 @@ class _Run:
         if not self.reachable:
             return _skipped("endpoint not reachable")
         names = self.listing if self.listing is not None else await self._list()
-        stale = stale_own_files(
-            names, self.ctx.probe_host, self.params.sweep_after_seconds, time.time()
-        )[:MAX_SWEEP]
-        errors = []
-        for name in stale:
-            path = posixpath.join(self.target.test_dir, name)
-            if not is_own_file(path, self.target.test_dir):
-                continue
-            try:
-                await self.http.request("DELETE", path, expect={200, 204, 404})
-            except RequestFailed as failure:
-                errors.append(failure.outcome.detail)
-        if errors:
-            detail = f"{len(errors)} of {len(stale)} stale test files not deleted: {errors[0]}"
-            return failed(Reason.CLEANUP, detail)
-        return passed(f"{len(stale)} stale test files deleted")
+        host, params = self.ctx.probe_host, self.params
+        return await sweep_http(self.http, self.target.test_dir, host, params, names)
 
     async def head_reference(self) -> StepOutcome:
         if self.target.reference_file is None:
@@ -248,17 +226,7 @@ class _Run:
         return passed(f"{reply.length} bytes, adler32 {local}")
 
     async def _list(self) -> list[str]:
-        reply = await self.http.request(
-            "PROPFIND",
-            _as_dir(self.target.test_dir),
-            expect={207},
-            headers={"Depth": "1"},
-            max_body=MAX_LISTING_BYTES,
-        )
-        try:
-            return file_names(parse_multistatus(reply.body))
-        except MultistatusError as error:
-            raise RequestFailed(failed(Reason.PROTOCOL_ERROR, f"PROPFIND: {error}")) from None
+        return await list_http_files(self.http, self.target.test_dir)
 
     def _measure(self, count: Measurement, rate: Measurement, reply: Reply, size: int) -> None:
         self.measurements[count] = float(size)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import posixpath
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -38,6 +36,7 @@ from lakeprobe.probes.outcome import (
 from lakeprobe.probes.params import TestFileParams
 from lakeprobe.probes.runner import cleanup_reserve
 from lakeprobe.probes.secrets import Secret
+from lakeprobe.probes.sweep import sweep_xrootd
 from lakeprobe.probes.target import Target
 from lakeprobe.probes.testfiles import (
     adler32_hex,
@@ -45,7 +44,6 @@ from lakeprobe.probes.testfiles import (
     new_test_file,
     normalize_adler32,
     payload,
-    stale_own_files,
 )
 from lakeprobe.probes.xrdasync import (
     KXR_UNSUPPORTED,
@@ -54,8 +52,7 @@ from lakeprobe.probes.xrdasync import (
     download,
     upload,
 )
-
-MAX_SWEEP = 50  # stale files deleted per run at most: bounds the time a sweep takes
+from lakeprobe.probes.xrdhandshake import check_xrootd
 
 
 class XrootdParams(TestFileParams):
@@ -136,8 +133,12 @@ class _Run:
         return outcome
 
     async def ping(self) -> StepOutcome:
+        # XrdCl allocates whatever a peer's headers claim: it talks only to a proven XRootD.
+        checked = await check_xrootd(self.target.url, self.step_deadline)
+        if not checked.ok:
+            return checked
         await self._fs().ping(self.step_deadline)
-        return passed()
+        return passed(checked.detail)
 
     async def stat_dir(self) -> StepOutcome:
         info = await self._fs().stat(self.target.test_dir, self.step_deadline)
@@ -204,25 +205,8 @@ class _Run:
             return _skipped("test directory not reachable")
         if self.ctx.remaining() <= 0:
             return _skipped("no time left before the deadline")
-        test_dir, deadline = self.target.test_dir, self.ctx.deadline
-        names = await self._fs().dirlist(test_dir, deadline)
-        stale = stale_own_files(
-            names, self.ctx.probe_host, self.params.sweep_after_seconds, time.time()
-        )[:MAX_SWEEP]
-        errors: list[XrdError] = []
-        for name in stale:
-            path = posixpath.join(test_dir, name)
-            if not is_own_file(path, test_dir):
-                continue
-            try:
-                await self._fs().rm(path, deadline)
-            except XrdError as error:
-                if error.reason is not Reason.NOT_FOUND:  # gone already: fine
-                    errors.append(error)
-        if errors:
-            detail = f"{len(errors)} of {len(stale)} stale test files not deleted: {errors[0]}"
-            return failed(Reason.CLEANUP, detail)
-        return passed(f"{len(stale)} stale test files deleted")
+        host, params = self.ctx.probe_host, self.params
+        return await sweep_xrootd(self._fs(), self.target.test_dir, host, params, self.ctx.deadline)
 
     async def stat_reference(self) -> StepOutcome:
         reference = self.target.reference_file

@@ -12,6 +12,8 @@ Steps: credential (when either side has a token), source, copy, verify, delete.
   source file for re-upload: a silently corrupted source (the server still reports the
   checksum of the intact file) is replaced by the next run.
 - delete: the destination copy, guarded by is_own_file; runs even after a failed copy.
+- sweep (non-critical): stale test files at the destination, once it answered this run's
+  delete, at most once per destination per `sweep_after_seconds / 4` (probes/sweep.py).
 
 Tokens travel per side as `?authz=` CGI (see probes/xrdcopy.py for what XRootD TPC does with
 them); they never reach a detail or a log line.
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import posixpath
 import weakref
 from dataclasses import dataclass, field
 from typing import Literal
@@ -41,13 +42,15 @@ from lakeprobe.probes.outcome import (
     failed,
     passed,
 )
-from lakeprobe.probes.params import MIB
+from lakeprobe.probes.params import MIB, SweepParams
 from lakeprobe.probes.runner import cleanup_reserve
 from lakeprobe.probes.secrets import Secret
+from lakeprobe.probes.sweep import sweep_due, sweep_xrootd
 from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.testfiles import (
     adler32_hex,
     is_own_file,
+    is_own_source,
     new_test_file,
     normalize_adler32,
     source_file,
@@ -55,6 +58,7 @@ from lakeprobe.probes.testfiles import (
 )
 from lakeprobe.probes.xrdasync import KXR_UNSUPPORTED, XrdError, XrdFileSystem, upload
 from lakeprobe.probes.xrdcopy import xrootd_copy
+from lakeprobe.probes.xrdhandshake import check_xrootd
 from lakeprobe.probes.xrootd import guarded
 
 _NETWORK = {Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT}
@@ -68,7 +72,7 @@ _source_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, as
 )
 
 
-class XrootdTpcParams(PairParams):
+class XrootdTpcParams(PairParams, SweepParams):
     file_size_bytes: int = Field(MIB, gt=0, le=1024 * MIB, description="source file size")
     engine: Literal["xrootd", "gfal2"] = Field(
         "xrootd", description="copy with the XRootD client (xrdcp --tpc only) or with gfal2"
@@ -108,6 +112,7 @@ class _Run:
     expected: str = ""  # adler32 of the source file
     path: str = ""  # the copy on the destination
     copy: StepOutcome | None = None  # None: never attempted
+    dst_answered: bool = False  # the destination answered the delete: it may be swept
     measurements: dict[Measurement, float] = field(default_factory=dict)
 
     @property
@@ -130,6 +135,7 @@ class _Run:
         await steps.run("copy", self.copy_file)
         await steps.run("verify", guarded(self.verify))
         await steps.run("delete", self.delete, cleanup=True)
+        await steps.run("sweep", guarded(self.sweep), cleanup=True, critical=False)
 
     async def credential(self) -> StepOutcome:
         (source, destination), outcome = await load_tokens(self.src, self.dst)
@@ -139,6 +145,9 @@ class _Run:
         return outcome
 
     async def source(self) -> StepOutcome:
+        problem = await self._check_ends()
+        if problem is not None:
+            return problem
         size = self.params.file_size_bytes
         self.source_path = source_file(self.src.test_dir, self.ctx.probe_host, size)
         self.expected = await asyncio.to_thread(expected_adler32, size)
@@ -152,6 +161,18 @@ class _Run:
             if why is None:
                 return passed(f"reused {self.source_path} ({size} bytes, adler32 {self.expected})")
             return await self._upload_source(key, why)
+
+    async def _check_ends(self) -> StepOutcome | None:
+        """Both ends must prove to be XRootD servers before XrdCl (allocating whatever a
+        peer's headers claim) talks to them; the first failure, else None."""
+        ends = {"source": self.src, "destination": self.dst}
+        checks = await asyncio.gather(
+            *(check_xrootd(end.url, self.step_deadline) for end in ends.values())
+        )
+        for side, checked in zip(ends, checks, strict=True):
+            if not checked.ok:
+                return failed(checked.reason, f"{side}: {checked.detail}")
+        return None
 
     async def _source_problem(self, key: str) -> str | None:
         """Why the source file must be (re-)uploaded; None when it is fine as it is."""
@@ -179,10 +200,7 @@ class _Run:
     async def _upload_source(self, key: str, why: str) -> StepOutcome:
         """Replace the source file; only ever deletes that one exact name."""
         size = self.params.file_size_bytes
-        expected_path = source_file(self.src.test_dir, self.ctx.probe_host, size)
-        if self.source_path != expected_path or posixpath.dirname(expected_path) != (
-            posixpath.normpath(self.src.test_dir)
-        ):
+        if not is_own_source(self.source_path, self.src.test_dir, self.ctx.probe_host, size):
             return failed(Reason.INTERNAL, f"refusing to replace {self.source_path}")
         fs, token = self._fs("source"), self.tokens.get("source")
         try:
@@ -258,10 +276,23 @@ class _Run:
         try:
             await self._fs("destination").rm(self.path, self.ctx.deadline)
         except XrdError as error:
-            if not self.copy.ok and error.reason in (Reason.NOT_FOUND, Reason.AUTH):
+            self.dst_answered = error.reason in (Reason.NOT_FOUND, Reason.AUTH)
+            if not self.copy.ok and self.dst_answered:
                 return passed("nothing to delete after the failed copy")
             return failed(Reason.CLEANUP, f"{error.reason}: {error}")
+        self.dst_answered = True
         return passed()
+
+    async def sweep(self) -> StepOutcome:
+        if not self.dst_answered:
+            return StepOutcome(Status.SKIPPED, Reason.NONE, "the destination did not answer")
+        every = self.params.sweep_after_seconds / 4
+        since = sweep_due(self.dst.url_for(self.dst.test_dir), every)
+        if since is not None:
+            detail = f"destination swept {since:.0f} s ago (at most every {every:g} s)"
+            return StepOutcome(Status.SKIPPED, Reason.NONE, detail)
+        fs, host = self._fs("destination"), self.ctx.probe_host
+        return await sweep_xrootd(fs, self.dst.test_dir, host, self.params, self.ctx.deadline)
 
 
 class XrootdTpcProbe:

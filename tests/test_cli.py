@@ -62,6 +62,15 @@ def test_list_shows_probe_types_and_params() -> None:
             ["run", "xrootd", "root://127.0.0.1:1", "--test-dir", "rel"],
             "test_dir must be an absolute path",
         ),
+        (
+            ["run", "xrootd", "root://127.0.0.1:1", "--bearer-discovery"],
+            "a token over root:// travels in cleartext: use roots:// (or https://), "
+            "or pass --insecure-token-transport",
+        ),
+        (
+            ["run", "xrootd", "root://127.0.0.1:1", "--timeout", "inf"],
+            "--timeout: expected a duration like 30, '30s', '5m', got 'inf'",
+        ),
     ],
 )
 def test_usage_errors_are_unknown(args: list[str], message: str) -> None:

@@ -78,7 +78,8 @@ defaults: {interval: 2m, timeout: 30s, ca_dir: /etc/grid-security/certificates}
 sites:
   - name: A
     endpoints:
-      - {name: x, url: "root://a:1094", auth: {token_file: /run/token}}
+      - {name: x, url: "root://a:1094", auth: {token_file: /run/token},
+         insecure_token_transport: true}
       - {name: w, url: "davs://a:443", auth: {bearer_discovery: true}}
   - name: B
     endpoints:
@@ -98,6 +99,50 @@ probes:
     assert isinstance(_target(plan["dav|A|w"]).token, DiscoveredToken)
     assert _target(plan["xr|B|x"]).token is None
     assert str(_target(plan["xr|B|x"]).ca_dir) == "/etc/grid-security/certificates"
+    assert _target(plan["xr|A|x"]).insecure_token_transport
+    assert not _target(plan["dav|A|w"]).insecure_token_transport
+
+
+def test_plan_sets_redirect_hosts() -> None:
+    """A target may be redirected to its own patterns (lower-cased) and to the hosts of its
+    site's endpoints, never to another site's."""
+    config = parse_config("""
+sites:
+  - name: DESY
+    endpoints:
+      - {name: door, url: "davs://Door.DESY.de:2880", redirect_hosts: ["*.Pools.DESY.de", "[::1]"]}
+      - {name: alt, url: "https://alt.desy.de:443"}
+      - {name: xr, url: "roots://xrootd.desy.de:1094"}
+  - name: CERN
+    endpoints:
+      - {name: eos, url: "davs://eos.cern.ch:443"}
+probes:
+  - {name: dav, type: webdav}
+""")
+    hosts = {job.key.job_id: _target(job.target).redirect_hosts for job in build_plan(config)}
+    desy = {"door.desy.de", "alt.desy.de", "xrootd.desy.de"}
+    assert hosts["dav|DESY|door"] == desy | {"*.pools.desy.de", "::1"}
+    assert hosts["dav|DESY|alt"] == desy
+    assert hosts["dav|CERN|eos"] == {"eos.cern.ch"}
+
+
+@pytest.mark.parametrize(
+    ("url", "auth"),
+    [
+        ("roots://a:1094", "auth: {token_file: /t}"),
+        ("root://a:1094", "auth: {token_file: /t}, insecure_token_transport: true"),
+        ("root://a:1094", ""),  # no token: nothing travels in cleartext
+    ],
+)
+def test_tokens_over_tls_or_explicitly_insecure_are_valid(url: str, auth: str) -> None:
+    """Only a token that would travel in cleartext unasked is an error."""
+    config = parse_config(f"""
+sites:
+  - name: A
+    endpoints: [{{name: x, url: "{url}", {auth}}}]
+probes: [{{name: xr, type: xrootd}}]
+""")
+    assert build_plan(config)
 
 
 def _target(target: Target | PairTarget) -> Target:

@@ -21,6 +21,7 @@ def write_config(
     listen = f"127.0.0.1:{free_ports(1)[0]}"
     config = lake.config_dict(listen, interval=interval, timeout=timeout)
     config["defaults"].update(defaults)
+    config["server"]["enable_reload"] = True  # POST /-/reload is off by default
     path.write_text(yaml.safe_dump(config))
     return path
 

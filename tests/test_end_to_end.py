@@ -60,9 +60,14 @@ EMPTY_PANELS = {
 
 
 @pytest.fixture
-def lake(lake_binaries: None, tmp_path: Path) -> Iterator[LocalLake]:
-    """SITE-A open, SITE-B (the one stopped) protected by tokens."""
+def lake(
+    lake_binaries: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalLake]:
+    """SITE-A open, SITE-B (the one stopped) protected by tokens, probed over roots://: the
+    in-process daemon's XrdCl reads X509_CERT_DIR at its first TLS connection (this test
+    makes the pytest process's first one), as a daemon started with it would."""
     with LocalLake(2, base_dir=tmp_path / "lake", token_sites=[BROKEN]) as started:
+        monkeypatch.setenv("X509_CERT_DIR", str(started.pki.ca_dir))
         yield started
 
 

@@ -8,11 +8,14 @@ import ssl
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from lakeprobe.probes.httpclient import exception_reason, http_url, status_reason
+from lakeprobe.probes.httpclient import Reply, exception_reason, http_url, status_reason
 from lakeprobe.probes.httpparse import (
+    MAX_HREF,
     DigestError,
     MultistatusError,
+    MultistatusParser,
     adler32_from_content_digest,
     adler32_from_digest,
     file_names,
@@ -112,8 +115,10 @@ def test_malformed_digest(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["adler=CEsCHw==", "adler=:CEsCHw==", "adler=:!!!!:", "adler=:CEsCHwA=:", "adler=::"]
-)
+    "value",
+    ["adler=CEsCHw==", "adler=:CEsCHw==", "adler=:!!!!:", "adler=:CEsCHwA=:", "adler=::",
+     "adler=:\u00e9\u00e9\u00e9\u00e9:"],
+)  # fmt: skip
 def test_malformed_content_digest(value: str) -> None:
     """Content-Digest adler must be a 4-byte base64 byte sequence between colons."""
     with pytest.raises(DigestError):
@@ -135,9 +140,15 @@ def test_parse_multistatus() -> None:
     """Hrefs may be paths or URLs and are percent-decoded; collections (by resourcetype or
     trailing slash) are not files."""
     entries = parse_multistatus(MULTISTATUS)
-    assert [e.path for e in entries] == ["/lakeprobe/", "/lakeprobe/a b", "/lakeprobe/sub/",
-                                         "/lakeprobe/f2"]  # fmt: skip
+    assert [(e.name, e.is_collection) for e in entries] == [
+        ("lakeprobe", True), ("a b", False), ("sub", True), ("f2", False)
+    ]  # fmt: skip
     assert file_names(entries) == ["a b", "f2"]
+
+
+def listing(*hrefs: str) -> bytes:
+    responses = "".join(f"<D:response><D:href>{href}</D:href></D:response>" for href in hrefs)
+    return f"<D:multistatus xmlns:D='DAV:'>{responses}</D:multistatus>".encode()
 
 
 @pytest.mark.parametrize(
@@ -148,6 +159,11 @@ def test_parse_multistatus() -> None:
         (b"<html><body>Forbidden</body></html>", "not DAV:multistatus"),
         (b"<multistatus/>", "not DAV:multistatus"),  # no DAV: namespace
         (b"<D:multistatus xmlns:D='DAV:'><D:response/></D:multistatus>", "no DAV:href"),
+        (listing("http://[::1"), "malformed DAV:href 'http://\\[::1'"),
+        (listing("/a%00b"), "decodes to a NUL character"),
+        (listing("/" + "a" * MAX_HREF), f"longer than {MAX_HREF} characters"),
+        (b'<?xml version="1.0" encoding="rot13"?><D:multistatus xmlns:D="DAV:"/>', "malformed XML"),
+        (b'<?xml version="1.0" encoding="idna"?><D:multistatus xmlns:D="DAV:"/>', "malformed XML"),
         (b'<!DOCTYPE m [<!ENTITY a "aaaa">]><m>&a;</m>', "DOCTYPE"),
         (b'<!DOCTYPE m SYSTEM "http://127.0.0.1:1/x.dtd"><m/>', "DOCTYPE"),
         ('<?xml version="1.0" encoding="utf-16"?><!DOCTYPE m><m/>'.encode("utf-16"), "DOCTYPE"),
@@ -158,3 +174,42 @@ def test_parse_multistatus_rejects(body: bytes, message: str) -> None:
     are rejected with MultistatusError before anything is expanded or fetched."""
     with pytest.raises(MultistatusError, match=message):
         parse_multistatus(body)
+
+
+@pytest.mark.parametrize(
+    ("caps", "message"),
+    [
+        ({"max_entries": 3}, "listing has more than 3 entries"),
+        ({"max_bytes": 100}, "listing larger than 100 bytes"),
+    ],
+)
+def test_multistatus_caps(caps: dict[str, int], message: str) -> None:
+    """A listing over the entry or byte cap is an error naming the cap; `feed` never raises
+    (the caller learns the status code only after the body), `close` does."""
+    parser = MultistatusParser(**caps)
+    body = listing(*(f"/d/f{i}" for i in range(4)))
+    for start in range(0, len(body), 40):
+        parser.feed(body[start : start + 40])
+    with pytest.raises(MultistatusError, match=message):
+        parser.close()
+
+
+def test_multistatus_in_chunks() -> None:
+    """Fed byte by byte, the listing gives the same entries as in one piece."""
+    parser = MultistatusParser()
+    for i in range(len(MULTISTATUS)):
+        parser.feed(MULTISTATUS[i : i + 1])
+    assert parser.close() == parse_multistatus(MULTISTATUS)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("4096", 4096), (" 0 ", 0), ("9" * 20, 10**20 - 1), ("1" + "0" * 20, None), ("9" * 5000, None),
+     ("\u00b2", None), ("\u0661\u0662", None), ("-1", None), ("+1", None), ("", None)],
+)  # fmt: skip
+def test_content_length(value: str, expected: int | None) -> None:
+    """Content-Length is 1-20 ASCII digits; anything else (5000 digits, '²', which
+    str.isdigit() accepts) is unknown, never an exception."""
+    reply = Reply("HEAD", 200, "OK", CIMultiDictProxy(CIMultiDict({"Content-Length": value})),
+                  b"", 0, 0.0)  # fmt: skip
+    assert reply.content_length == expected

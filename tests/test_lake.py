@@ -216,3 +216,16 @@ def test_config_for_the_lake(tmp_path: Path) -> None:
         "test_dir": "/lakeprobe",
     }
     assert [probe["type"] for probe in config["probes"]] == ["xrootd", "webdav"]
+
+
+@pytest.mark.usefixtures("lake_binaries")
+def test_token_sites_are_probed_over_tls_only(tmp_path: Path) -> None:
+    """A token-protected site's endpoints are roots:// and davs://: its tokens never travel
+    in cleartext; an open site keeps root://."""
+    lake = LocalLake(site_names=["CERN", "DESY"], base_dir=tmp_path / "lake", token_sites=["DESY"])
+    urls = {s["name"]: [e["url"] for e in s["endpoints"]] for s in lake.config_dict()["sites"]}
+    cern, desy = lake.site("CERN"), lake.site("DESY")
+    assert urls == {
+        "CERN": [f"root://127.0.0.1:{cern.root_port}", cern.davs_url],
+        "DESY": [f"roots://127.0.0.1:{desy.root_port}", desy.davs_url],
+    }

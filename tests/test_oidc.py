@@ -309,11 +309,65 @@ async def test_missing_client_file_step_is_unknown_credential(tmp_path: Path) ->
         client_secret_file=tmp_path / "secret",
     )
     target = Target(
-        "SITE", "x", "root://127.0.0.1:1", "/t", token=OidcToken(OidcClient(config), SCOPE)
+        "SITE", "x", "roots://127.0.0.1:1", "/t", token=OidcToken(OidcClient(config), SCOPE)
     )
     _, outcome = await load_tokens(target)
     assert (outcome.status, outcome.reason) == (Status.UNKNOWN, Reason.CREDENTIAL)
     assert f"cannot read client id file {tmp_path / 'id'}" in outcome.detail
+
+
+@pytest.mark.parametrize("which", ["id", "secret"])
+async def test_client_file_with_control_characters(tmp_path: Path, which: str) -> None:
+    """A client id or secret file with control characters inside (two lines, a NUL) is a
+    local problem: UNKNOWN credential naming the file, never its content. Other printable
+    characters are fine (the id `probe client` passes): both are form- and base64-encoded
+    before they are sent."""
+    (tmp_path / "id").write_text("probe client\n")
+    (tmp_path / "secret").write_text('s3cr3t/+= "\u00fc"!\n')
+    (tmp_path / which).write_text("first-line\r\nsecond-line\x00")
+    config = OidcSettings(
+        token_endpoint="https://127.0.0.1:1/token",
+        client_id_file=tmp_path / "id",
+        client_secret_file=tmp_path / "secret",
+    )
+    target = Target(
+        "SITE", "x", "davs://127.0.0.1:1", "/t", token=OidcToken(OidcClient(config), SCOPE)
+    )
+    _, outcome = await load_tokens(target)
+    assert (outcome.status, outcome.reason) == (Status.UNKNOWN, Reason.CREDENTIAL)
+    assert f"client {which} file {tmp_path / which} contains control characters" in outcome.detail
+    assert "line" not in outcome.detail.replace(str(tmp_path), "")
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ({"access_token": "tok\r\nX-Injected: 1"}, "the access_token contains control characters"),
+        ({"access_token": "tok en"}, "the access_token has characters not allowed in a token"),
+        ({"access_token": "tok", "token_type": "x" * 1000}, "token_type 'xxxxxxxx"),
+        ({"access_token": ["tok"]}, "the answer has no access_token"),
+    ],
+)
+def test_unusable_issued_token(answer: dict[str, object], problem: str) -> None:
+    """An access token that cannot go into an Authorization header is the issuer's fault:
+    IssuerError naming the endpoint and what is wrong, clipped, never the value."""
+    with pytest.raises(IssuerError) as caught:
+        oidc._issued(answer, "https://i/t", 0.0)
+    message = str(caught.value)
+    assert message.startswith(f"token endpoint https://i/t: {problem}")
+    assert len(message) < 120
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "expires_at"),
+    [(600, 1600.0), (0, None), (-5, None), ("3600", None), (True, None), (10**400, None),
+     (float("inf"), None), (float("nan"), None)],
+)  # fmt: skip
+def test_expires_in_garbage_is_unknown(lifetime: object, expires_at: float | None) -> None:
+    """expires_in must be a positive number below ten years; anything else (a string, a
+    negative, inf, NaN, 10^400) means the lifetime is unknown, not an error."""
+    token = oidc._issued({"access_token": "tok", "expires_in": lifetime}, "https://i/t", 1000.0)
+    assert token.expires_at == expires_at
 
 
 def test_shared_client_is_memoized(tmp_path: Path) -> None:
@@ -370,9 +424,9 @@ def test_config_builds_shared_oidc_sources(tmp_path: Path) -> None:
                 {
                     "name": "A",
                     "endpoints": [
-                        {"name": "own-ca", "url": "root://a:1", "ca_dir": str(tmp_path / "a-ca"),
+                        {"name": "own-ca", "url": "roots://a:1", "ca_dir": str(tmp_path / "a-ca"),
                          "auth": {"oidc": oidc_auth}},
-                        {"name": "plain", "url": "root://b:1", "auth": {"oidc": oidc_auth}},
+                        {"name": "plain", "url": "roots://b:1", "auth": {"oidc": oidc_auth}},
                     ],
                 }
             ],

@@ -33,7 +33,7 @@ LOG = logging.getLogger("test.http_tpc")
 HOST = "testhost"
 SIZE = 256 * 1024
 PARAMS = HttpTpcParams(file_size_bytes=SIZE)
-STEPS = ["source", "mkcol", "copy", "verify", "delete"]
+STEPS = ["source", "mkcol", "copy", "verify", "delete", "sweep"]
 SOURCE_PATH = source_file("/lakeprobe", HOST, SIZE)
 
 

@@ -44,14 +44,25 @@ SCRIPTS: dict[str, Script] = {
     "no_verdict": [(0, marker(0)), (0.05, marker(SIZE))],
     "failure": [(0, marker(0)), (0.05, b"failure: Internal logic error led to early abort")],
     "echo": [(0, marker(0)), (0, b"failure: refused Authorization: Bearer src-token-0123456789")],
+    # Numbers int() refuses: '²' passes str.isdigit(); 5000 digits exceed Python's limit.
+    "hostile_numbers": [(0, marker(0)),
+                        *[(0.02, b"Perf Marker\n" + line + b"\nEnd\n") for line in (
+                            "Stripe Bytes Transferred: \u00b2".encode(),
+                            b"Stripe Index: " + b"7" * 5000,
+                            b"Stripe Bytes Transferred: " + b"9" * 5000)],
+                        (0.02, b"success: Created")],
 }  # fmt: skip
+
+
+EMPTY_LISTING = b'<D:multistatus xmlns:D="DAV:"></D:multistatus>'
 
 
 @dataclass
 class FakeTpc:
     """Both endpoints of a pair on one plain-http loopback server: HEAD answers the source
-    file's size and adler32 (for the source and for the copy), MKCOL 405, DELETE 204, and
-    COPY 201 with the body of `script`, paced as scripted."""
+    file's size and adler32 (for the source and for the copy), MKCOL 405, DELETE 204,
+    PROPFIND (the destination sweep) an empty listing, and COPY 201 with the body of
+    `script`, paced as scripted."""
 
     script: Script = field(default_factory=list)
     url: str = ""
@@ -67,6 +78,8 @@ class FakeTpc:
             return web.Response(status=self.mkcol(request.path))
         if request.method == "DELETE":
             return web.Response(status=204)
+        if request.method == "PROPFIND":
+            return web.Response(status=207, body=EMPTY_LISTING, content_type="application/xml")
         self.copies.append(dict(request.headers))
         response = web.StreamResponse(status=201, headers={"Content-Type": "text/plain"})
         await response.prepare(request)
@@ -126,7 +139,8 @@ async def probe(
 ) -> ProbeResult:
     def side(name: str) -> Target:
         token = FileToken(tokens / name) if tokens else None
-        return Target(site=name, endpoint="fake", url=fake.url, test_dir=test_dir, token=token)
+        return Target(site=name, endpoint="fake", url=fake.url, test_dir=test_dir, token=token,
+                      insecure_token_transport=True)  # the double speaks plain http  # fmt: skip
 
     params = HttpTpcParams(
         file_size_bytes=SIZE, stall_seconds=STALL, min_rate_bytes_per_second=min_rate
@@ -232,3 +246,12 @@ async def test_unreadable_token_is_credential(fake: FakeTpc, tmp_path: Path) -> 
     assert (result.status, result.reason) == (Status.UNKNOWN, Reason.CREDENTIAL)
     assert fake.copies == []
     assert step(result, "delete")[0] is Status.SKIPPED
+
+
+async def test_hostile_marker_numbers_are_garbage(fake: FakeTpc) -> None:
+    """Perf markers whose numbers are not 1-20 ASCII digits are dropped as garbage: the copy
+    is judged by its verdict (here OK), never an internal error."""
+    fake.script = SCRIPTS["hostile_numbers"]
+    result = await probe(fake)
+    assert (result.status, result.reason) == (Status.OK, Reason.NONE), result.steps
+    assert step(result, "copy")[3].startswith("1 perf markers, success: Created")

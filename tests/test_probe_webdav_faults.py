@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from lakeprobe.probes.httpparse import MAX_LISTING_ENTRIES
 from lakeprobe.probes.outcome import ProbeResult, Reason, Status
 from lakeprobe.probes.runner import run_probe
 from lakeprobe.probes.target import Target
@@ -36,7 +37,8 @@ class FakeDav:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.authorization.add(request.headers.get("Authorization", ""))
         method, path = request.method, request.path
-        injected = {"put_500": "PUT", "put_507": "PUT", "delete_403": "DELETE"}
+        injected = {"put_500": "PUT", "put_507": "PUT", "delete_403": "DELETE",
+                    "propfind_403": "PROPFIND"}  # fmt: skip
         if injected.get(self.fault) == method:
             return web.Response(status=int(self.fault[-3:]), text="injected failure\nmore")
         if method == "OPTIONS":
@@ -75,12 +77,17 @@ class FakeDav:
             "content_digest": {"Content-Digest": f"sha-256=:AAAA:, adler=:{raw}:"},
             "wrong_digest": {"Digest": "adler32=00000001"},
             "bad_digest": {"Digest": "adler32=not-hex"},
+            "non_ascii_digest": {"Content-Digest": "adler=:\u00e9\u00e9\u00e9\u00e9:"},
         }.get(self.fault, {"Digest": f"adler32={value}"})
 
     def listing(self, directory: str) -> bytes:
         if self.fault == "propfind_dtd":
             return b'<!DOCTYPE d [<!ENTITY a "b">]><d:multistatus xmlns:d="DAV:"/>'
         names = [p for p in self.files if posixpath.dirname(p) == directory.rstrip("/")]
+        if self.fault == "propfind_bad_href":
+            names.append("http://[::1")  # urlsplit: ValueError (an unclosed IPv6 address)
+        if self.fault == "propfind_huge":
+            names += (f"{directory}f{i}" for i in range(MAX_LISTING_ENTRIES))
         entries = "".join(f"<d:response><d:href>{p}</d:href></d:response>" for p in names)
         return f'<d:multistatus xmlns:d="DAV:">{entries}</d:multistatus>'.encode()
 
@@ -118,11 +125,15 @@ async def probe(dav: FakeDav, **kw: Any) -> ProbeResult:
         ("no_digest", Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "head"),
         ("wrong_digest", Status.CRITICAL, Reason.CHECKSUM_MISMATCH, "head"),
         ("bad_digest", Status.CRITICAL, Reason.PROTOCOL_ERROR, "head"),
+        ("non_ascii_digest", Status.CRITICAL, Reason.PROTOCOL_ERROR, "head"),
         ("put_500", Status.CRITICAL, Reason.SERVER_ERROR, "put"),
         ("put_507", Status.CRITICAL, Reason.SERVER_ERROR, "put"),
         ("get_flipped", Status.CRITICAL, Reason.CONTENT_MISMATCH, "get"),
         ("get_cut", Status.CRITICAL, Reason.PROTOCOL_ERROR, "get"),
         ("propfind_dtd", Status.CRITICAL, Reason.PROTOCOL_ERROR, "propfind"),
+        ("propfind_bad_href", Status.CRITICAL, Reason.PROTOCOL_ERROR, "propfind"),
+        ("propfind_huge", Status.CRITICAL, Reason.PROTOCOL_ERROR, "propfind"),
+        ("propfind_403", Status.CRITICAL, Reason.AUTH, "propfind"),
         ("head_missing_200", Status.CRITICAL, Reason.UNEXPECTED_STATUS, "head_missing"),
         ("delete_missing_204", Status.WARNING, Reason.UNEXPECTED_STATUS, "delete_missing"),
         ("delete_403", Status.CRITICAL, Reason.CLEANUP, "delete"),
@@ -151,10 +162,57 @@ async def test_status_detail_names_method_and_body(dav: FakeDav) -> None:
     assert put.detail == "PUT: 500 Internal Server Error (injected failure)"
 
 
+@pytest.mark.parametrize(
+    ("fault", "detail"),
+    [
+        ("propfind_403", "PROPFIND: 403 Forbidden (injected failure)"),
+        ("propfind_bad_href", "PROPFIND: malformed DAV:href 'http://[::1'"),
+        ("propfind_huge", f"PROPFIND: listing has more than {MAX_LISTING_ENTRIES} entries"),
+    ],
+)
+async def test_propfind_detail(dav: FakeDav, fault: str, detail: str) -> None:
+    """The listing is parsed as it streams in, yet a refused PROPFIND still shows the first
+    line of its body, and a malformed listing says what is wrong with it."""
+    dav.fault = fault
+    result = await probe(dav)
+    propfind = next(s for s in result.steps if s.name == "propfind")
+    assert propfind.detail == detail
+
+
 async def test_bearer_token_is_sent(dav: FakeDav, tmp_path: Path) -> None:
     """The token from the file goes into every request's Authorization header, only there."""
     (tmp_path / "tok").write_text("tok-0123456789abcdef\n")
-    result = await probe(dav, token=FileToken(tmp_path / "tok"))
+    # The double speaks plain http: the test opts in, as an operator would have to.
+    result = await probe(dav, token=FileToken(tmp_path / "tok"), insecure_token_transport=True)
     assert result.status is Status.OK, result.steps
     assert dav.authorization == {"Bearer tok-0123456789abcdef"}
     assert "tok-0123456789abcdef" not in repr(result)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("tok-0123456789\r\nX-Injected: 1\n", "contains control characters"),
+        ("tok-0123456789\x00", "contains control characters"),
+        ("Bearer tok-0123456789", "has characters not allowed in a token (RFC 6750)"),
+        ("tok-0123456789\u00e9", "has characters not allowed in a token (RFC 6750)"),
+    ],
+)
+async def test_unusable_token_file_is_unknown_credential(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    """A token file whose content is no RFC 6750 bearer token (a CR/LF would make aiohttp
+    raise while building the header): UNKNOWN credential before anything is sent, the detail
+    names the file and what is wrong, never the value."""
+    path = tmp_path / "tok"
+    path.write_text(content)
+    target = Target("SITE", "fake", "davs://127.0.0.1:1", TEST_DIR, token=FileToken(path))
+    params = WebdavParams(file_size_bytes=4096)
+    outcome = await run_probe(
+        PROBE_TYPE, target, params, timeout=5, probe_host="h", log=logging.getLogger("test")
+    )
+    assert outcome.exception is None
+    result = outcome.result
+    assert (result.status, result.reason) == (Status.UNKNOWN, Reason.CREDENTIAL)
+    assert result.steps[0].detail == f"SITE/fake: token file {path} {problem}"
+    assert {s.status for s in result.steps[1:]} == {Status.SKIPPED}

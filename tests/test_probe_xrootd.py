@@ -39,6 +39,7 @@ def target(
     return Target(
         site.name, "xrootd", site.root_url, test_dir, read_only=reference_file is not None,
         reference_file=reference_file, reference_adler32=reference_adler32, token=token,
+        insecure_token_transport=True,  # root:// on loopback: the tests opt in
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -27,13 +28,14 @@ from lakeprobe.probes.tokens import FileToken
 from lakeprobe.probes.xrootd_tpc import PROBE_TYPE, XrootdTpcParams
 
 LOG = logging.getLogger("test.xrootd_tpc")
-STEPS = ["source", "copy", "verify", "delete"]
+STEPS = ["source", "copy", "verify", "delete", "sweep"]
 SOURCE = source_file(LocalLake.test_dir, "testhost", MIB)
 
 
 def target(lake: LocalLake, site: XrootdSite, token: FileToken | None = None) -> Target:
+    # root:// on loopback: the tests opt in to tokens in cleartext.
     return Target(site=site.name, endpoint="xrootd", url=site.root_url, test_dir=lake.test_dir,
-                  ca_dir=lake.pki.ca_dir, token=token)  # fmt: skip
+                  ca_dir=lake.pki.ca_dir, token=token, insecure_token_transport=True)  # fmt: skip
 
 
 def pair(lake: LocalLake, src: int, dst: int, token: FileToken | None = None) -> PairTarget:
@@ -98,14 +100,17 @@ async def test_all_pairs(lake3: LocalLake) -> None:
     """All 6 ordered pairs of a 3-site lake, concurrently, twice. Every run is OK with the
     transfer measured (1 MiB, first marker at XrdCl's 2.5 s check); the source file of each
     site is uploaded once (by one of its two concurrent pairs) and reused afterwards, its
-    mtime unchanged; no copy is left on any destination."""
+    mtime unchanged; no copy is left on any destination. Each destination is swept by one
+    run only (at most once per sweep_after_seconds / 4); the other runs skip the sweep."""
     pairs = [pair(lake3, s, d) for s in range(3) for d in range(3) if s != d]
     first = await asyncio.gather(*(probe(p) for p in pairs))
     mtimes = [site.local_path(SOURCE).stat().st_mtime_ns for site in lake3.sites]
     second = await asyncio.gather(*(probe(p) for p in pairs))
     for result in first + second:
         assert (result.status, result.reason) == (Status.OK, Reason.NONE), result.steps
-        assert statuses(result) == dict.fromkeys(STEPS, Status.OK)
+        assert statuses(result) == dict.fromkeys(STEPS[:-1], Status.OK) | {
+            "sweep": statuses(result)["sweep"]
+        }
         assert result.measurements[Measurement.TRANSFER_BYTES] == MIB
         assert result.measurements[Measurement.TRANSFER_THROUGHPUT] > 0
         assert 2.0 < result.measurements[Measurement.FIRST_MARKER] < 4.0
@@ -114,6 +119,8 @@ async def test_all_pairs(lake3: LocalLake) -> None:
     assert not any(uploaded[6:])
     assert [site.local_path(SOURCE).stat().st_mtime_ns for site in lake3.sites] == mtimes
     assert all(copies(site) == [] for site in lake3.sites)
+    swept = [statuses(r)["sweep"] for r in first + second]
+    assert sorted(swept) == [Status.OK] * 3 + [Status.SKIPPED] * 9
 
 
 @pytest.mark.parametrize("when", ["before_run", "after_source_step"])
@@ -142,17 +149,43 @@ async def test_stopped_source(lake: LocalLake, when: str, monkeypatch: pytest.Mo
     assert statuses(result)["verify"] is Status.SKIPPED
 
 
-async def test_stopped_destination(lake: LocalLake) -> None:
-    """A stopped destination: the copy fails at once with `connect` ("Connection error
-    (destination)"); the delete cannot reach it either (cleanup), the run's reason stays
-    `connect`; the source file was still checked (and uploaded) on the source."""
-    lake.sites[1].stop()
+def stop_when_copying(
+    monkeypatch: pytest.MonkeyPatch, site: XrootdSite, how: Callable[[XrootdSite], None]
+) -> None:
+    """`how(site)` (stop, pause) as the copy starts: after the source step's checks."""
+    real = xrootd_tpc.xrootd_copy
+
+    async def stop_then_copy(*args: Any, **kwargs: Any) -> copyjob.CopyStats:
+        how(site)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(xrootd_tpc, "xrootd_copy", stop_then_copy)
+
+
+@pytest.mark.parametrize("dead", ["source", "destination"])
+async def test_end_down_before_the_run(lake: LocalLake, dead: str) -> None:
+    """An end stopped before the run fails the `source` step at once, which first checks
+    that both ends are XRootD servers: `connect`, the side named; nothing else is tried."""
+    lake.sites[0 if dead == "source" else 1].stop()
+    result = await probe(pair(lake, 0, 1))
+    assert (result.status, result.reason) == (Status.CRITICAL, Reason.CONNECT), result.steps
+    assert statuses(result)["source"] is Status.CRITICAL
+    assert {statuses(result)[name] for name in ("copy", "verify", "delete")} == {Status.SKIPPED}
+    assert detail(result, "source").startswith(f"{dead}: 127.0.0.1:")
+
+
+async def test_stopped_destination(lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A destination stopped after the source step: the copy fails at once with `connect`
+    ("Connection error (destination)"); the delete cannot reach it either (cleanup), the
+    run's reason stays `connect`; the source file was still checked (and uploaded)."""
+    stop_when_copying(monkeypatch, lake.sites[1], XrootdSite.stop)
     started = time.monotonic()
     result = await probe(pair(lake, 0, 1))
     assert time.monotonic() - started < 1.0
     assert (result.status, result.reason) == (Status.CRITICAL, Reason.CONNECT), result.steps
     assert statuses(result) == {"source": Status.OK, "copy": Status.CRITICAL,
-                                "verify": Status.SKIPPED, "delete": Status.CRITICAL}  # fmt: skip
+                                "verify": Status.SKIPPED, "delete": Status.CRITICAL,
+                                "sweep": Status.SKIPPED}  # fmt: skip
     assert "(destination)" in detail(result, "copy")
     assert lake.sites[0].local_path(SOURCE).stat().st_size == MIB
 
@@ -181,8 +214,8 @@ async def test_corrupt_source_is_reuploaded(lake: LocalLake) -> None:
     source_site.corrupt_silently(SOURCE)
     bad = await probe(tpc)
     assert (bad.status, bad.reason) == (Status.CRITICAL, Reason.CHECKSUM_MISMATCH), bad.steps
-    assert statuses(bad) == {"source": Status.OK, "copy": Status.OK,
-                             "verify": Status.CRITICAL, "delete": Status.OK}  # fmt: skip
+    assert statuses(bad) == {"source": Status.OK, "copy": Status.OK, "verify": Status.CRITICAL,
+                             "delete": Status.OK, "sweep": Status.OK}  # fmt: skip
     assert detail(bad, "source").startswith("reused")
     fixed = await probe(tpc)
     assert fixed.status is Status.OK, fixed.steps
@@ -191,12 +224,12 @@ async def test_corrupt_source_is_reuploaded(lake: LocalLake) -> None:
     assert copies(lake.sites[1]) == []
 
 
-async def test_hung_destination_times_out(lake: LocalLake) -> None:
-    """A SIGSTOPped destination accepts connections and never answers: CRITICAL `timeout` at
-    `copy` within the deadline (+2 s). XrdCl is in the copy's set-up phase (opening the
-    destination), where it polls nothing: its own init timeout, set to the time left, frees
-    the copy thread at about the deadline."""
-    lake.sites[1].pause()
+async def test_hung_destination_times_out(lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A destination SIGSTOPped as the copy starts accepts connections and never answers:
+    CRITICAL `timeout` at `copy` within the deadline (+2 s). XrdCl is in the copy's set-up
+    phase (opening the destination), where it polls nothing: its own init timeout, set to
+    the time left, frees the copy thread at about the deadline."""
+    stop_when_copying(monkeypatch, lake.sites[1], XrootdSite.pause)
     started = time.monotonic()
     result = await probe(pair(lake, 0, 1), timeout=3)
     took = time.monotonic() - started
@@ -222,7 +255,8 @@ async def test_stalled_copy_is_cancelled(lake_factory: Callable[[int], LocalLake
     result = await probe(pair(lake, 0, 1), timeout=20, stall_seconds=5)
     assert (result.status, result.reason) == (Status.CRITICAL, Reason.STALL), result.steps
     assert statuses(result) == {"source": Status.OK, "copy": Status.CRITICAL,
-                                "verify": Status.SKIPPED, "delete": Status.OK}  # fmt: skip
+                                "verify": Status.SKIPPED, "delete": Status.OK,
+                                "sweep": Status.OK}  # fmt: skip
     assert 5.0 <= result.steps[1].duration_seconds < 6.0
     assert await wait_idle(bound=3.0) < 3.0
     assert copies(stalling) == []

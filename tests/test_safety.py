@@ -14,7 +14,7 @@ from lakeprobe.probes.testfiles import (
     new_test_file,
     normalize_adler32,
     source_payload,
-    stale_own_files,
+    stale_test_files,
 )
 
 
@@ -37,6 +37,9 @@ def test_new_test_file_is_unique_and_owned() -> None:
         "/data/lakeprobe/lakeprobe-h-1700000000-" + "0" * 32 + "/",  # trailing slash
         "/data/lakeprobe/../lakeprobe-h-1700000000-" + "0" * 32,  # escapes the directory
         "/elsewhere/lakeprobe-h-1700000000-" + "0" * 32,
+        "/data/lakeprobe//lakeprobe-h-1700000000-" + "0" * 32,  # an empty segment
+        "/data/lakeprobe/./lakeprobe-h-1700000000-" + "0" * 32,
+        "/data/lakeprobe/lakeprobe-h-1700000000-" + "0" * 32 + "\n",  # regex `$` would match
     ],
 )
 def test_is_own_file_refuses(path: str) -> None:
@@ -44,15 +47,33 @@ def test_is_own_file_refuses(path: str) -> None:
     assert not is_own_file(path, "/data/lakeprobe")
 
 
-def test_stale_own_files_picks_only_old_files_of_this_host() -> None:
-    uid = "a" * 32
+@pytest.mark.parametrize(
+    "test_dir",
+    ["/data/lakeprobe?x=1", "/data/lakeprobe#x", "/data/%2e%2e", "/data/../lakeprobe",
+     "/data\\lakeprobe", "/data/lake probe", "/data/lake\uff1fprobe"],
+)  # fmt: skip
+def test_is_own_file_refuses_unsafe_test_dirs(test_dir: str) -> None:
+    """A test directory a client would not send literally owns nothing: the name inside it
+    would reach the server as a query, a fragment or a dot-segment."""
+    assert not is_own_file(new_test_file(test_dir, "h"), test_dir)
+
+
+def test_stale_test_files_by_identity() -> None:
+    """Own files go after `own_after`, other identities' (renamed hosts, restarted pods)
+    only after `foreign_after`; names not fully matching the pattern never; oldest first."""
+    uid, now = "a" * 32, 1_700_100_000
     names = [
         f"lakeprobe-h-1.x-1700000000-{uid}",  # old, ours (host names may hold '-')
-        f"lakeprobe-h-1.x-1700009000-{uid}",  # fresh, ours
-        f"lakeprobe-h2-1700000000-{uid}",  # old, another host's
+        f"lakeprobe-h-1.x-1700099000-{uid}",  # fresh, ours
+        f"lakeprobe-pod-7f9c-1700090000-{uid}",  # another identity, younger than foreign_after
+        f"lakeprobe-h2-1600000000-{uid}",  # another identity, older than foreign_after
+        f"lakeprobe-h2-1600000000-{uid}.tmp",  # not a test-file name
+        f"lakeprobe-h2-1600000000-{uid}\n",
+        "lakeprobe-source-h-1.x-1048576",
         "user-data.root",
     ]
-    assert stale_own_files(names, "h-1.x", older_than=3600, now=1_700_010_000) == [names[0]]
+    stale = stale_test_files(names, "h-1.x", own_after=3600, foreign_after=86400, now=now)
+    assert stale == [names[3], names[0]]
 
 
 def test_adler32_format() -> None:

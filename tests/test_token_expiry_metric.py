@@ -59,7 +59,7 @@ def config_text(tmp_path: Path, probe_auth: Mapping[str, object] | None = None) 
             {
                 "name": "A",
                 "endpoints": [
-                    {"name": "root", "url": "root://127.0.0.1:1", "auth": token},
+                    {"name": "root", "url": "roots://127.0.0.1:1", "auth": token},
                     {"name": "dav", "url": "davs://127.0.0.1:2", "auth": token},
                 ],
             },

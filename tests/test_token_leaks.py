@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lakeprobe.lake import LocalLake
 from lakeprobe.lake.lake import free_ports
@@ -57,6 +58,9 @@ def test_no_token_material_in_anything_the_daemon_emits(
     port = free_ports(1)[0]
     config = lake.write_config(tmp_path / "lake.yaml", f"127.0.0.1:{port}", interval=10,
                                timeout=8, transfers=True)  # fmt: skip
+    data = yaml.safe_load(config.read_text())
+    data["server"]["enable_reload"] = True  # POST /-/reload is off by default
+    config.write_text(yaml.safe_dump(data))
     env = {**os.environ, "X509_CERT_DIR": str(lake.pki.ca_dir)}
     log_path = tmp_path / "daemon.log"
     with log_path.open("w") as log:

@@ -7,7 +7,13 @@ from __future__ import annotations
 import pytest
 
 from lakeprobe.probes.outcome import Reason
-from lakeprobe.probes.tpcmarkers import MAX_LINE, MarkerParser, StallWatch, failure_reason
+from lakeprobe.probes.tpcmarkers import (
+    MAX_LINE,
+    MAX_STRIPES,
+    MarkerParser,
+    StallWatch,
+    failure_reason,
+)
 
 
 def marker(stamp: int, moved: int, stripe: int = 0, count: int = 1, remote: bool = True) -> bytes:
@@ -90,6 +96,12 @@ PARSER_CASES = [
      [b"Perf Marker\nStripe Bytes Transferred: -5\nEnd\nPerf Marker\nStripe Index: x\n"
       b"Stripe Bytes Transferred: 9\nEnd\nsuccess: Created"],
      SUCCESS, 0, 0, 2),
+    # '²' passes str.isdigit() and int() refuses it; int() refuses over 4300 digits too.
+    ("hostile-numbers-dropped",
+     ["Perf Marker\nStripe Bytes Transferred: \u00b2\nEnd\n".encode(),
+      b"Perf Marker\nStripe Index: " + b"7" * 5000 + b"\nStripe Bytes Transferred: 1\nEnd\n",
+      b"Perf Marker\nStripe Bytes Transferred: 1" + b"0" * 20 + b"\nEnd\nsuccess: Created"],
+     SUCCESS, 0, 0, 3),
     ("no-verdict", PUSH_BIG[:-1], None, 1178599424, 3, 0),
     ("cut-mid-marker", [PULL_BIG[0], PULL_BIG[1][:60]], None, 0, 1, 1),
     ("empty-body", [b""], None, 0, 0, 0),
@@ -134,6 +146,16 @@ def test_marker_times() -> None:
     parser.feed(PULL_BIG[1], now=15.0)
     assert parser.first_marker_seconds == 0.75
     assert (parser.last_marker_at, parser.server_timestamp) == (15.0, 1795311090)
+
+
+def test_stripe_cap() -> None:
+    """Markers of more than MAX_STRIPES stripes bound the parser's memory: markers of further
+    stripes are garbage; the stripes already known still update."""
+    parser = MarkerParser(started=0.0)
+    parser.feed(b"".join(marker(1, 1, stripe=i) for i in range(MAX_STRIPES + 5)), now=1.0)
+    parser.feed(marker(2, 10, stripe=0), now=2.0)
+    assert (len(parser.stripes), parser.garbage, parser.stripes[0]) == (MAX_STRIPES, 5, 10)
+    assert parser.bytes_transferred == MAX_STRIPES - 1 + 10
 
 
 @pytest.mark.parametrize(

@@ -100,13 +100,15 @@ def _panels() -> list[stat.Panel | timeseries.Panel]:
         ),
         _graph("Scheduler lag", "s", [_lag_quantile(0.5), _lag_quantile(0.99)]),
         _graph(
-            "Runs in flight and missed runs",
+            "Runs in flight, waiting and missed",
             "short",
             [
                 Q(sel("lakeprobe_runs_in_flight", JOB), "in flight {{instance}}"),
+                Q(sel("lakeprobe_scheduler_waiting_runs", JOB), "waiting {{instance}}"),
+                Q(sel("lakeprobe_scheduler_hung_targets", JOB), "hung targets {{instance}}"),
                 Q(
-                    f"sum by (instance) (increase({missed}[$__rate_interval]))",
-                    "missed {{instance}}",
+                    f"sum by (instance, cause) (increase({missed}[$__rate_interval]))",
+                    "missed ({{cause}}) {{instance}}",
                 ),
             ],
         ),

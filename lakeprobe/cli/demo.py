@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import os
 import re
 import signal
 import urllib.parse
@@ -81,7 +82,7 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.command == "lake":
             asyncio.run(_wait_for_signal())
         else:
-            _serve(config_path)
+            _serve(config_path, lake.pki.ca_dir)
     return 0
 
 
@@ -146,10 +147,14 @@ def _placeholder_host(host: str) -> bool:
         return host == "localhost" or bool(_PLACEHOLDER_HOST.search(host))
 
 
-def _serve(config_path: Path) -> None:
+def _serve(config_path: Path, ca_dir: Path) -> None:
+    """The daemon, in this process. XrdCl takes the CA directory for roots:// (the token
+    sites) only from X509_CERT_DIR, read at its first TLS connection: the demo sets it here,
+    before the daemon starts; the daemon itself never changes os.environ."""
     from lakeprobe.exporter.daemon import Daemon
     from lakeprobe.exporter.server import serve
 
+    os.environ["X509_CERT_DIR"] = str(ca_dir)
     asyncio.run(serve(Daemon(config_path, load_config(config_path))))
 
 
@@ -164,8 +169,9 @@ async def _wait_for_signal() -> None:
 def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[str]) -> None:
     first = lake.sites[0]
     lines = [f"local data lake with {len(lake.sites)} XRootD sites:"]
-    lines += [
-        f"  {s.name}: {s.root_url}  {s.davs_url}{'  (needs tokens)' if s.protected else ''}"
+    lines += [  # token sites: roots:// only (tokens never travel in cleartext)
+        f"  {s.name}: {s.roots_url if s.protected else s.root_url}  {s.davs_url}"
+        f"{'  (needs tokens)' if s.protected else ''}"
         for s in lake.sites
     ]
     if lake.issuer is not None:
@@ -182,7 +188,11 @@ def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[
         f"  lakeprobe run webdav {first.davs_url} --test-dir {lake.test_dir} "
         f"--ca-dir {lake.pki.ca_dir}",
         f"  lakeprobe run -c {config_path} webdav --site {first.name}",
-        *([f"  lakeprobe run -c {config_path} token-authz"] if lake.issuer is not None else []),
+        *(
+            [f"  X509_CERT_DIR={lake.pki.ca_dir} lakeprobe run -c {config_path} token-authz"]
+            if lake.issuer is not None
+            else []
+        ),
         "Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import sys
 from pathlib import Path
 
 from lakeprobe import __version__
 from lakeprobe.cli import demo, run
 from lakeprobe.cli.logs import setup_logging
+from lakeprobe.cli.stderrscrub import scrubbed_stderr
 from lakeprobe.config import ConfigError, load_config
 from lakeprobe.config.plan import build_plan
 from lakeprobe.config.types import parse_shard
+from lakeprobe.probes.copyjob import exit_now_if_copies_hang
 from lakeprobe.probes.registry import PROBE_TYPES
 
 EXIT_CONFIG_INVALID = 2
@@ -46,14 +50,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging(args.log_level)
-    try:
-        return int(_dispatch(args))
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return EXIT_CONFIG_INVALID
-    except KeyboardInterrupt:
-        return 130
+    # Commands that run probes: XrdCl, gfal2 and davix print to fd 2 themselves.
+    probing = args.command in ("serve", "run", "demo")
+    with scrubbed_stderr() if probing else contextlib.nullcontext():
+        setup_logging(args.log_level)
+        try:
+            return int(_dispatch(args))
+        except ConfigError as error:
+            print(error, file=sys.stderr)
+            return EXIT_CONFIG_INVALID
+        except KeyboardInterrupt:
+            return 130
+        except Exception:  # a bug: logged here so that its traceback is scrubbed too
+            logging.getLogger(__name__).exception("lakeprobe %s failed", args.command)
+            return 1
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -87,6 +97,7 @@ def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
         return EXIT_USAGE
     daemon = Daemon(config_path, config, site=site, shard=shard)
     asyncio.run(serve(daemon))
+    exit_now_if_copies_hang()
     return 0
 
 

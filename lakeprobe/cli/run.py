@@ -17,9 +17,12 @@ from pydantic import ValidationError
 from lakeprobe.cli.report import json_record, json_report, text_report
 from lakeprobe.config import load_config
 from lakeprobe.config.loader import yaml_path
-from lakeprobe.config.model import EndpointConfig
+from lakeprobe.config.model import EndpointConfig, SiteConfig
 from lakeprobe.config.plan import ProbeJob, TargetKey, build_plan, make_target
+from lakeprobe.config.transport import CLEARTEXT
+from lakeprobe.config.types import parse_duration
 from lakeprobe.probes.context import ProbeParams, ProbeType
+from lakeprobe.probes.copyjob import exit_now_if_copies_hang
 from lakeprobe.probes.outcome import Status
 from lakeprobe.probes.registry import PROBE_TYPES
 from lakeprobe.probes.runner import run_probe
@@ -44,8 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="find a token the WLCG way (BEARER_TOKEN, BEARER_TOKEN_FILE, ...)",
     )
+    parser.add_argument(
+        "--insecure-token-transport",
+        action="store_true",
+        help="allow the token over root:// or http://, where it travels in cleartext",
+    )
     parser.add_argument("--ca-dir", type=Path, help="CA directory (default $X509_CERT_DIR)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="run deadline in seconds")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=30.0, help="run deadline: seconds, or '30s', '5m'"
+    )
     parser.add_argument(
         "--param",
         action="append",
@@ -57,6 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--probe-host", default=socket.gethostname(), help="host name used in test-file names"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _seconds(text: str) -> float:
+    """A finite, bounded run deadline: '30', '2.5', '30s', '5m' (not 'inf' or 'nan')."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def command(args: argparse.Namespace) -> int:
@@ -71,6 +89,7 @@ def command(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(text_report(job, result) for job, result in results))
     worst = max((r.status for _, r in results), key=lambda s: s.severity)
+    exit_now_if_copies_hang(int(worst))  # a hung copy must not delay the exit code
     return int(worst)
 
 
@@ -111,7 +130,10 @@ def _params(probe_type: ProbeType[Any, Any], pairs: list[str], base: dict[str, A
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
-        values[key] = yaml.safe_load(raw)
+        try:
+            values[key] = yaml.safe_load(raw)
+        except (yaml.YAMLError, ValueError):  # ValueError: an int of over 4300 digits
+            raise UsageError(f"--param {key}: not a YAML value") from None
     try:
         return probe_type.params_model.model_validate(values)
     except ValidationError as error:
@@ -129,6 +151,11 @@ def _job_for_url(
     auth = None
     if args.token_file or args.bearer_discovery:
         auth = {"token_file": args.token_file, "bearer_discovery": args.bearer_discovery}
+        if scheme in CLEARTEXT and not args.insecure_token_transport:
+            raise UsageError(
+                f"{url}: a token over {scheme}:// travels in cleartext: use "
+                f"{CLEARTEXT[scheme]}, or pass --insecure-token-transport"
+            )
     try:
         endpoint = EndpointConfig.model_validate(
             {
@@ -139,13 +166,14 @@ def _job_for_url(
                 "reference_file": args.reference_file,
                 "ca_dir": args.ca_dir,
                 "auth": auth,
+                "insecure_token_transport": args.insecure_token_transport,
             }
         )
     except ValidationError as error:
         first = error.errors()[0]
         where = yaml_path(first["loc"]) or "URL"
         raise UsageError(f"{url}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
-    target = make_target("cli", endpoint, args.ca_dir)
+    target = make_target(SiteConfig(name="cli", endpoints=[endpoint]), endpoint, args.ca_dir)
     key = TargetKey(probe_type.name, "cli", endpoint.name, target.protocol)
     return ProbeJob(key, probe_type, target, params, args.timeout, args.timeout)
 

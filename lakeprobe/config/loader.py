@@ -6,13 +6,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from lakeprobe.config.model import LakeprobeConfig, ProbeConfig
-from lakeprobe.config.pairs import check_pairs
+from lakeprobe.config.pairs import check_pairs, site_endpoints
+from lakeprobe.config.reader import MAX_BYTES, UnreadableConfig, decode, read_yaml
 from lakeprobe.config.select import select_endpoints
+from lakeprobe.config.transport import check_endpoints, check_probe
+from lakeprobe.probes.context import ProbeType
 from lakeprobe.probes.registry import PROBE_TYPES
+
+# Bounds on the work a config asks for, so that no file makes validation or the plan hang:
+# a 170-site lake with 4 endpoints each and 10 probes has 6800 (probe, endpoint) combinations.
+MAX_ENDPOINTS = 10_000
+MAX_COMBINATIONS = 100_000
+MAX_PAIR_SITES = 300  # sites of one pair probe: 300 make 89,700 ordered pairs
+MAX_TARGETS = 250_000  # jobs of the plan; a 150-site transfer matrix has ~70,000
 
 _MESSAGES = {
     "extra_forbidden": "unknown key",
@@ -44,31 +53,78 @@ def _describe(error: Any, prefix: Sequence[int | str] = ()) -> str:
 
 
 def load_config(path: Path) -> LakeprobeConfig:
+    """The config in file `path`. Raises ConfigError, and only ConfigError, for any content."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
     except OSError as error:
-        raise ConfigError(str(path), [f"cannot read: {error.strerror}"]) from None
+        raise ConfigError(str(path), [f"cannot read: {error.strerror or error}"]) from None
+    try:
+        text = decode(data)
+    except UnreadableConfig as error:
+        raise ConfigError(str(path), [str(error)]) from None
     return parse_config(text, str(path))
 
 
 def parse_config(text: str, source: str = "<config>") -> LakeprobeConfig:
+    """The config in `text`. Raises ConfigError, and only ConfigError, for any text."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+        data = read_yaml(text)
+    except UnreadableConfig as error:
+        raise ConfigError(source, [str(error)]) from None
     if not isinstance(data, dict):
         raise ConfigError(source, ["(top level): expected a mapping with sites and probes"])
+    try:
+        return _validate(data, source)
+    except (ValueError, OverflowError, TypeError, RecursionError) as error:
+        # A validator bug, not a config problem: still the user's file that triggered it.
+        problem = " ".join(str(error).split())[:200]
+        raise ConfigError(source, [f"(top level): cannot validate: {problem}"]) from None
+
+
+def _validate(data: dict[Any, Any], source: str) -> LakeprobeConfig:
     try:
         config = LakeprobeConfig.model_validate(data)
     except ValidationError as error:
         raise ConfigError(source, [_describe(e) for e in error.errors()]) from None
-    problems = [m for i, probe in enumerate(config.probes) for m in _check_probe(config, i, probe)]
+    if too_big := _check_size(config):
+        raise ConfigError(source, too_big)
+    problems = check_endpoints(config)
+    problems += [m for i, probe in enumerate(config.probes) for m in _check_probe(config, i, probe)]
+    if not problems:
+        targets = sum(_targets(config, probe) for probe in config.probes)
+        if targets > MAX_TARGETS:
+            problems.append(
+                f"probes: {targets} targets, more than the {MAX_TARGETS} a config may schedule"
+            )
     if problems:
         raise ConfigError(source, problems)
     return config
+
+
+def _check_size(config: LakeprobeConfig) -> list[str]:
+    endpoints = sum(len(site.endpoints) for site in config.sites)
+    if endpoints > MAX_ENDPOINTS:
+        return [f"sites: {endpoints} endpoints, more than the {MAX_ENDPOINTS} a config may have"]
+    if len(config.probes) * endpoints > MAX_COMBINATIONS:
+        return [
+            f"probes: {len(config.probes)} probes and {endpoints} endpoints make more than "
+            f"the {MAX_COMBINATIONS} (probe, endpoint) combinations a config may have"
+        ]
+    return []
+
+
+def _targets(config: LakeprobeConfig, probe: ProbeConfig) -> int:
+    """How many jobs the probe makes (pair probes: at most), without making them."""
+    probe_type = PROBE_TYPES[probe.type]
+    if not probe_type.pairwise:
+        return len(select_endpoints(config, probe, probe_type.schemes))
+    sites = len(site_endpoints(config, probe, probe_type))
+    pairs = sites * (sites - 1)
+    if probe.targets.pairs is not None:
+        pairs = min(pairs, len(set(probe.targets.pairs)))
+    modes = probe_type.params_model.model_validate(probe.params).modes
+    return pairs * len(modes)
 
 
 def _check_probe(config: LakeprobeConfig, index: int, probe: ProbeConfig) -> list[str]:
@@ -88,10 +144,26 @@ def _check_probe(config: LakeprobeConfig, index: int, probe: ProbeConfig) -> lis
         problems.append(f"{at}.timeout: {timeout:g} s is longer than the interval {interval:g} s")
     problems += _check_selector(config, at, probe_type.schemes, probe)
     if probe_type.pairwise and not problems:
-        problems += check_pairs(config, at, probe, probe_type, params)
+        problems += _check_pair_sites(config, at, probe, probe_type) or check_pairs(
+            config, at, probe, probe_type, params
+        )
     elif probe.targets.pairs is not None:
         problems.append(f"{at}.targets.pairs: only pair probes (third-party copies) take pairs")
+    if not problems:
+        problems += check_probe(config, index, probe, probe_type)
     return problems
+
+
+def _check_pair_sites(
+    config: LakeprobeConfig, at: str, probe: ProbeConfig, probe_type: ProbeType[Any, Any]
+) -> list[str]:
+    sites = len(site_endpoints(config, probe, probe_type))
+    if sites <= MAX_PAIR_SITES:
+        return []
+    return [
+        f"{at}.targets: selects {sites} sites, more than the {MAX_PAIR_SITES} a pair probe "
+        "may pair up: narrow it with targets.sites"
+    ]
 
 
 def _check_selector(

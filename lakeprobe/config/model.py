@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lakeprobe.config.types import Duration, ListenAddress, Name, Shard
+from lakeprobe.config.types import Duration, HostPattern, ListenAddress, Name, Shard
 from lakeprobe.probes.oidc import OidcSettings
+from lakeprobe.probes.paths import storage_path
 from lakeprobe.probes.target import SCHEMES
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf/nan anywhere: the scheduler and the probes compute deadlines from these numbers.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ServerConfig(Strict):
@@ -23,6 +26,23 @@ class ServerConfig(Strict):
     probe_host: str | None = Field(None, description="host name in test-file names")
     site: Name | None = Field(None, description="per-site deployment: only what this site owns")
     shard: Shard | None = Field(None, description="'i/N': only the i-th of N hash shards")
+    # The HTTP port's guard (exporter/httpguard.py) and control endpoints.
+    max_connections: int = Field(128, ge=1, le=100_000, description="open HTTP connections")
+    header_timeout: Duration = Field(10.0, description="to send a request head (and TLS handshake)")
+    keepalive_timeout: Duration = Field(30.0, description="an idle keep-alive connection lives")
+    request_timeout: Duration = Field(60.0, description="to handle one request")
+    enable_reload: bool = Field(False, description="POST /-/reload (SIGHUP always reloads)")
+    web_config_file: Path | None = Field(None, description="TLS, basic auth (exporter-toolkit)")
+
+    @field_validator("web_config_file")
+    @classmethod
+    def _web_config_valid(cls, path: Path | None) -> Path | None:
+        # The exporter owns the format; checked here so check-config and reloads report it.
+        from lakeprobe.exporter.webconfig import web_config_problems
+
+        if path is not None and (problems := web_config_problems(path)):
+            raise ValueError("; ".join(problems))
+        return path
 
 
 class Defaults(Strict):
@@ -77,12 +97,6 @@ class AuthConfig(Strict):
         return self
 
 
-def _absolute_path(value: str, what: str) -> str:
-    if not value.startswith("/") or ".." in value.split("/"):
-        raise ValueError(f"{what} must be an absolute path without '..', got {value!r}")
-    return value
-
-
 class EndpointConfig(Strict):
     name: Name
     url: str
@@ -95,6 +109,14 @@ class EndpointConfig(Strict):
         None, min_length=1, description="the token audience it accepts (e.g. https://host:port)"
     )
     auth: AuthConfig | None = None
+    insecure_token_transport: bool = Field(
+        False, description="allow tokens over root:// and http://, where they travel in cleartext"
+    )
+    redirect_hosts: list[HostPattern] = Field(
+        default_factory=list,
+        max_length=100,
+        description="other hosts HTTP redirects may lead to, e.g. '*.desy.de' (fnmatch)",
+    )
 
     @field_validator("url")
     @classmethod
@@ -115,15 +137,12 @@ class EndpointConfig(Strict):
     @field_validator("test_dir")
     @classmethod
     def _check_test_dir(cls, value: str) -> str:
-        value = _absolute_path(value, "test_dir").rstrip("/")
-        if not value:
-            raise ValueError("test_dir must not be the root directory '/'")
-        return value
+        return storage_path(value, "test_dir")  # probes/paths.py: what clients take literally
 
     @field_validator("reference_file")
     @classmethod
     def _check_reference(cls, value: str | None) -> str | None:
-        return None if value is None else _absolute_path(value, "reference_file")
+        return None if value is None else storage_path(value, "reference_file")
 
     @field_validator("reference_adler32")
     @classmethod
@@ -141,7 +160,15 @@ class EndpointConfig(Strict):
 
 class SiteConfig(Strict):
     name: Name
-    endpoints: list[EndpointConfig] = Field(min_length=1)
+    # A real site has a handful; the bound keeps each target's redirect_hosts small.
+    endpoints: list[EndpointConfig] = Field(min_length=1, max_length=100)
+
+    @cached_property
+    def hosts(self) -> frozenset[str]:
+        """The host names of the site's endpoints (where their redirects may lead); none that
+        would act as a pattern (fnmatch's * ? [)."""
+        hosts = (urlsplit(e.url).hostname or "" for e in self.endpoints)
+        return frozenset(h for h in hosts if h and not re.search(r"[*?\[]", h))
 
     @field_validator("endpoints")
     @classmethod

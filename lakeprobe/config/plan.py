@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lakeprobe.config.model import AuthConfig, EndpointConfig, LakeprobeConfig, ProbeConfig
+from lakeprobe.config.model import (
+    AuthConfig,
+    EndpointConfig,
+    LakeprobeConfig,
+    ProbeConfig,
+    SiteConfig,
+)
 from lakeprobe.config.pairs import PairKey, selected_pairs, site_endpoints
 from lakeprobe.config.select import select_endpoints
 from lakeprobe.probes.context import ProbeParams, ProbeType
@@ -107,25 +113,25 @@ class Scope:
 
 
 def make_target(
-    site: str,
+    site: SiteConfig,
     endpoint: EndpointConfig,
     default_ca_dir: Path | None,
     auth: AuthConfig | None = None,
     sources: SourceCache | None = None,
 ) -> Target:
-    """The endpoint as a probe target. `auth` (a probe's own) replaces the endpoint's;
-    `sources` shares token sources between the targets of one plan."""
+    """The endpoint (one of `site`'s) as a probe target. `auth` (a probe's own) replaces the
+    endpoint's; `sources` shares token sources between the targets of one plan."""
     ca_dir = endpoint.ca_dir or default_ca_dir
     auth = auth if auth is not None else endpoint.auth
     token = None
     if auth is not None:
         cache: SourceCache = {} if sources is None else sources
-        key = (site, endpoint.name, auth, ca_dir)
+        key = (site.name, endpoint.name, auth, ca_dir)
         if key not in cache:
             cache[key] = _token_source(auth, ca_dir, endpoint.audience)
         token = cache[key]
     return Target(
-        site=site,
+        site=site.name,
         endpoint=endpoint.name,
         url=endpoint.url,
         test_dir=endpoint.test_dir,
@@ -135,6 +141,16 @@ def make_target(
         token=token,
         ca_dir=ca_dir,
         audience=endpoint.audience,
+        redirect_hosts=_redirect_hosts(site, endpoint),
+        insecure_token_transport=endpoint.insecure_token_transport,
+    )
+
+
+def _redirect_hosts(site: SiteConfig, endpoint: EndpointConfig) -> frozenset[str]:
+    """Where the endpoint's redirects may lead: its own patterns and its site's hosts (its
+    own included: always allowed anyway). Targets without patterns share the site's set."""
+    return (
+        site.hosts | frozenset(endpoint.redirect_hosts) if endpoint.redirect_hosts else site.hosts
     )
 
 
@@ -178,7 +194,7 @@ def _endpoint_jobs(
 ) -> list[ProbeJob]:
     jobs = []
     for site, endpoint in select_endpoints(config, probe, probe_type.schemes):
-        target = make_target(site.name, endpoint, config.defaults.ca_dir, probe.auth, sources)
+        target = make_target(site, endpoint, config.defaults.ca_dir, probe.auth, sources)
         key = TargetKey(probe.name, site.name, endpoint.name, target.protocol)
         jobs.append(_job(config, probe, probe_type, params, key, target))
     return jobs
@@ -192,9 +208,11 @@ def _pair_jobs(
     sources: SourceCache,
 ) -> list[ProbeJob]:
     endpoints = site_endpoints(config, probe, probe_type)
+    sites = {site.name: site for site in config.sites}
     ca_dir = config.defaults.ca_dir
     targets = {
-        site: make_target(site, e, ca_dir, probe.auth, sources) for site, e in endpoints.items()
+        name: make_target(sites[name], e, ca_dir, probe.auth, sources)
+        for name, e in endpoints.items()
     }
     jobs = []
     for src, dst in selected_pairs(config, probe, probe_type):

@@ -9,18 +9,22 @@ def select_endpoints(
     config: LakeprobeConfig, probe: ProbeConfig, schemes: frozenset[str]
 ) -> list[tuple[SiteConfig, EndpointConfig]]:
     selector = probe.targets
+    # Sets once: selectors may be long lists, and this runs for every probe and endpoint.
+    sites = None if selector.sites is None else set(selector.sites)
+    protocols = None if selector.protocols is None else set(selector.protocols)
+    endpoints = None if selector.endpoints is None else set(selector.endpoints)
     chosen = []
     for site in config.sites:
-        if selector.sites is not None and site.name not in selector.sites:
+        if sites is not None and site.name not in sites:
             continue
         for endpoint in site.endpoints:
             scheme = endpoint.url.split("://", 1)[0]
             named = {endpoint.name, f"{site.name}/{endpoint.name}"}
             if scheme not in schemes:
                 continue
-            if selector.protocols is not None and scheme not in selector.protocols:
+            if protocols is not None and scheme not in protocols:
                 continue
-            if selector.endpoints is not None and not named & set(selector.endpoints):
+            if endpoints is not None and not named & endpoints:
                 continue
             chosen.append((site, endpoint))
     return chosen

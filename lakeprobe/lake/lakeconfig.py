@@ -55,8 +55,11 @@ def _issuer_settings(lake: LocalLake) -> dict[str, str] | None:
 
 
 def _site(lake: LocalLake, site: XrootdSite, issuer: dict[str, str] | None) -> dict[str, Any]:
+    """A token-protected site is probed over roots:// and davs:// only: its tokens never
+    travel in cleartext (XrdCl verifies roots:// against X509_CERT_DIR, see `lakeprobe demo`)."""
+    xrootd_url = site.roots_url if site.protected else site.root_url
     endpoints: list[dict[str, Any]] = [
-        {"name": "xrootd", "url": site.root_url, "test_dir": lake.test_dir},
+        {"name": "xrootd", "url": xrootd_url, "test_dir": lake.test_dir},
         {"name": "webdav", "url": site.davs_url, "test_dir": lake.test_dir},
     ]
     if site.protected and issuer is not None:

@@ -71,6 +71,11 @@ class XrootdSite:
         return f"root://127.0.0.1:{self.root_port}"
 
     @property
+    def roots_url(self) -> str:
+        """The same port with TLS (XRootD's TLS starts after a plain handshake)."""
+        return f"roots://127.0.0.1:{self.root_port}"
+
+    @property
     def https_url(self) -> str:
         return f"https://127.0.0.1:{self.http_port}"
 
