@@ -74,5 +74,6 @@ async def wait_for(
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(every)
 
+
 # The daemon's shutdown grace (exporter/daemon.py: 10 s) plus what exit itself may take.
 SHUTDOWN_BOUND = 15.0
