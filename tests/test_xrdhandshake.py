@@ -322,21 +322,18 @@ async def run_child(mode: str, *urls: str) -> list[ChildLine]:
 async def test_probe_memory_is_bounded_against_hostile_peers() -> None:
     """The xrootd probe in a fresh process against each hostile peer: CRITICAL
     protocol_error at `ping` (timeout for the silent one, within the run's 2 s), and the
-    process's peak RSS grows by less than 4 MiB. Control: XrdCl alone against a peer claiming
-    (and sending) a 128 MiB kXR_protocol answer grows by more than 64 MiB, so the measurement
-    would catch the 2 GiB claim that grew a run by 2 GiB before the check."""
+    process's peak RSS grows by less than 4 MiB; each peer sees only the pre-check's
+    connection, never XrdCl's. What XrdCl alone allocates against such peers is measured in
+    benchmarks/xrootd_frame_memory.py (it grew by the claimed size)."""
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(http_peer())
         peers = [await stack.enter_async_context(peer(b)) for b in (
             claims_handshake(GIB2), claims_protocol(GIB2), garbage, silent
         )]  # fmt: skip
         lines = await run_child("probe", http, *(p.url for p in peers))
-        control = await stack.enter_async_context(peer(claims_protocol(128 << 20)))
-        (xrdcl,) = await run_child("xrdcl", control.url)
     expected = ["protocol_error"] * 4 + ["timeout"]
     assert [line.result[:3] for line in lines] == [["CRITICAL", r, "ping"] for r in expected]
     assert "looks like HTTP (HTTP/1.0 400)" in lines[0].result[3]
     assert max(line.grew_mib for line in lines) < 4, lines
     assert lines[-1].seconds < 2 + 1.5  # the run's deadline, plus slack: no hang
-    assert [p.connections for p in peers] == [1, 1, 1, 1]
-    assert xrdcl.grew_mib > 64, xrdcl
+    assert [p.connections for p in peers] == [1, 1, 1, 1]  # the pre-check's: XrdCl never came
