@@ -32,7 +32,7 @@ _DEFAULT_PORTS = {"https": 443, "davs": 443, "http": 80, "dav": 80}
 class Greeter(Protocol):
     async def hangs(self, targets: tuple[Target, ...]) -> bool: ...
     def forget(self, keep: set[str]) -> None: ...
-    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 class FirstContact:
@@ -59,10 +59,13 @@ class FirstContact:
         for url in set(self._greetings) - keep:
             self._greetings.pop(url).cancel()
 
-    def close(self) -> None:
-        for task in self._greetings.values():
-            task.cancel()
+    async def aclose(self) -> None:
+        """Cancel greetings still going and wait for them (their sockets get closed)."""
+        tasks = list(self._greetings.values())
         self._greetings.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _greet(self, target: Target) -> bool:
         async with self._slots:

@@ -100,7 +100,7 @@ class ProbeScheduler:
             if pending:
                 log.warning("cancelled %d probe runs still going after %g s", len(pending), grace)
         await asyncio.gather(*(f.task for f in flights if f.task), return_exceptions=True)
-        self._contact.close()
+        await self._contact.aclose()
 
     def set_limits(self, max_concurrent: int, max_per_endpoint: int, probe_host: str) -> None:
         """New caps and test-file identity (a reload); running runs keep what they hold."""

@@ -113,7 +113,7 @@ class NoHang:
     def forget(self, keep: set[str]) -> None:
         pass
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         pass
 
 

@@ -71,7 +71,7 @@ async def test_greetings(
     port = {"blackhole": blackholes[0], "silent": silent, "refused": free_ports(1)[0]}[kind]
     contact = FirstContact(timeout=0.3)
     assert await contact.hangs((target(f"{scheme}://127.0.0.1:{port}"),)) is hangs
-    contact.close()
+    await contact.aclose()
 
 
 async def test_a_healthy_site_is_not_queued_behind_new_hung_endpoints(
