@@ -102,6 +102,7 @@ class OidcClient:
         self._client_id = SecretFile(
             settings.client_id_file, "client id file", scrub=False, check=control_problem
         )
+        self._basic: Secret | None = None  # the Basic credentials, once built
         self._client_secret = SecretFile(
             settings.client_secret_file, "client secret file", check=control_problem
         )
@@ -186,7 +187,10 @@ class OidcClient:
         client_id = quote_plus(self._client_id.load().reveal(), safe="")
         secret = quote_plus(self._client_secret.load().reveal(), safe="")
         encoded = base64.b64encode(f"{client_id}:{secret}".encode()).decode("ascii")
-        Secret(encoded)  # known to the scrubber, in case a library ever echoes the header
+        if self._basic is None or self._basic.reveal() != encoded:
+            # Held by the client, so the scrubber keeps knowing it (in case a library ever
+            # echoes the header) for as long as the client may send it.
+            self._basic = Secret(encoded)
         return f"Basic {encoded}"
 
     async def _endpoint(self, session: aiohttp.ClientSession) -> str:

@@ -124,6 +124,9 @@ class DiscoveredToken:
     environ: dict[str, str] | None = None  # for tests; defaults to the process environment
     expires_at: float | None = field(default=None, init=False)
     _files: dict[Path, FileToken] = field(default_factory=dict, init=False, repr=False)
+    # The $BEARER_TOKEN value as a Secret, held while the variable is unchanged: the scrubber
+    # knows a value only while some Secret holds it (probes/secrets.py).
+    _from_env: Secret | None = field(default=None, init=False, repr=False)
 
     def describe(self) -> str:
         return "WLCG bearer-token discovery"
@@ -144,7 +147,9 @@ class DiscoveredToken:
             problem = bearer_problem(value)
             if problem is not None:
                 raise CredentialError(f"BEARER_TOKEN {problem}")
-            return Secret(value)
+            if self._from_env is None or self._from_env.reveal() != value:
+                self._from_env = Secret(value)
+            return self._from_env
         for path in _discovery_files(env):
             if path.is_file():
                 return self._files.setdefault(path, FileToken(path)).load()
