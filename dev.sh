@@ -58,7 +58,7 @@ case "${1:-}" in
     shift
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
-    MYPY="$VENV/bin/mypy" .ci/typecheck
+    "$VENV/bin/mypy"  # files and paths: pyproject.toml [tool.mypy]
     exec "$VENV/bin/pytest" "$@"
     ;;
   *)
