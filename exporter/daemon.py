@@ -18,6 +18,7 @@ from lakeprobe.exporter.scheduler import ProbeScheduler
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.store import ResultsStore
 from lakeprobe.exporter.tokenexpiry import TokenExpiry
+from lakeprobe.probes.state import StateStore
 
 log = logging.getLogger("lakeprobe.daemon")
 SHUTDOWN_GRACE_SECONDS = 10.0
@@ -39,12 +40,14 @@ class Daemon:
         self.exposition = Exposition(self.store)
         self.token_expiry = TokenExpiry()
         self.metrics = DaemonMetrics(self.registry)
+        self.state = open_state(config.server.state_dir)
         self.scheduler = ProbeScheduler(
             self.store,
             self.metrics,
             probe_host=probe_host_of(config),
             max_concurrent=config.defaults.max_concurrent_runs,
             max_per_endpoint=config.defaults.max_concurrent_per_endpoint,
+            state=self.state,
         )
         self.started = False
         self._reload_lock = asyncio.Lock()
@@ -64,6 +67,7 @@ class Daemon:
 
     async def stop(self) -> None:
         await self.scheduler.shutdown(SHUTDOWN_GRACE_SECONDS)
+        self.state.close()
         self.started = False
 
     async def reload_async(self) -> list[str]:
@@ -81,8 +85,9 @@ class Daemon:
                 log.exception("reload failed, keeping the running config")
                 return self._rejected([f"reload failed: {type(error).__name__}: {error}"])
             prepared = time.monotonic()
-            if config.server.listen != self.config.server.listen:
-                log.warning("server.listen changed: takes effect only after a restart")
+            for key in ("listen", "state_dir"):
+                if getattr(config.server, key) != getattr(self.config.server, key):
+                    log.warning("server.%s changed: takes effect only after a restart", key)
             self._apply(config, jobs)
             log.info(
                 "config reloaded: %d targets (read and planned in %.3f s off the event loop, "
@@ -121,3 +126,12 @@ class Daemon:
 def probe_host_of(config: LakeprobeConfig) -> str:
     """The identity in test-file names: server.probe_host, else this host's name."""
     return config.server.probe_host or socket.gethostname()
+
+
+def open_state(state_dir: Path | None) -> StateStore:
+    """The daemon's state store: in `state_dir` (refusing a second daemon there), else in
+    memory (nothing survives a restart). StateError names the file and the problem."""
+    if state_dir is None:
+        log.info("server.state_dir is not set: probe state is kept in memory only")
+        return StateStore.memory()
+    return StateStore.open(state_dir, exclusive=True)

@@ -24,6 +24,7 @@ from lakeprobe.exporter.timetable import Grid, Timetable, phase
 from lakeprobe.probes.outcome import Status
 from lakeprobe.probes.runner import RunOutcome, run_probe
 from lakeprobe.probes.secrets import redact
+from lakeprobe.probes.state import StateStore
 
 log = logging.getLogger("lakeprobe.scheduler")
 # A run holding its slots this share of its timeout marks its target HUNG (admission.py).
@@ -62,6 +63,7 @@ class ProbeScheduler:
         max_per_endpoint: int,
         clock: Clock | None = None,
         contact: Greeter | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -72,6 +74,7 @@ class ProbeScheduler:
         self._timetable = Timetable()
         self._generation = 0
         self._contact = contact or FirstContact()
+        self._state = state or StateStore.memory()  # what runs remember, shared by all runs
         self._runs: dict[str, _Flight] = {}  # due, queued or running
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -248,6 +251,7 @@ class ProbeScheduler:
                 timeout=job.timeout,
                 probe_host=self.probe_host,
                 log=log,
+                state=self._state,
             )
 
     def _report(self, key: SeriesKey, outcome: RunOutcome) -> None:

@@ -14,13 +14,13 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from lakeprobe.probes.authz_cases import TokenKind
 from lakeprobe.probes.oidc import IssuedToken, OidcClient
 from lakeprobe.probes.secrets import Secret
 
 _HELD_MAX = 1024  # held expiry tokens kept at most (one per endpoint and audience)
-_held: OrderedDict[tuple[object, ...], IssuedToken] = OrderedDict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,7 @@ class CaseTokens:
     wrong_audience: str
     unknown_issuer: str
     expired_grace: float  # how long past its expiry a held token is first used
+    held: OrderedDict[Any, Any]  # the run's state store: tokens held for the expired case
     tokens: dict[TokenKind, Secret] = field(default_factory=dict)
     waiting: dict[TokenKind, str] = field(default_factory=dict)  # kind -> why not yet
     full: Secret | None = None
@@ -78,11 +79,11 @@ class CaseTokens:
 
     async def _expired(self) -> None:
         key = (id(self.client), self.endpoint, self.scopes.base, self.audience)
-        held = _held.get(key)
+        held = self.held.get(key)
         if held is None:
             held = await self.client.issue(self.scopes.of(TokenKind.READ), self.audience,
                                            fresh=True)  # fmt: skip
-            _hold(key, held)
+            self._hold(key, held)
         if held.expires_at is None:
             self.waiting[TokenKind.EXPIRED] = "the issuer gave the token no expiry"
             return
@@ -93,13 +94,12 @@ class CaseTokens:
             )
             return
         self.tokens[TokenKind.EXPIRED] = held.secret
-        _held.pop(key, None)  # used now: the next expiry check needs a new unseen token
+        self.held.pop(key, None)  # used now: the next expiry check needs a new unseen token
 
-
-def _hold(key: tuple[object, ...], token: IssuedToken) -> None:
-    _held[key] = token
-    while len(_held) > _HELD_MAX:
-        _held.popitem(last=False)
+    def _hold(self, key: tuple[object, ...], token: IssuedToken) -> None:
+        self.held[key] = token
+        while len(self.held) > _HELD_MAX:
+            self.held.popitem(last=False)
 
 
 def tamper(token: Secret) -> Secret:

@@ -6,11 +6,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lakeprobe.probes.outcome import ProbeResult
+from lakeprobe.probes.state import StateStore
 from lakeprobe.probes.steps import StepRecorder
 from lakeprobe.probes.target import MODES, PairTarget, Target
 
@@ -30,6 +31,7 @@ class ProbeContext:
     deadline: float  # event-loop time by which the whole run must end
     probe_host: str  # this daemon's host name, part of every test-file name
     log: logging.Logger
+    state: StateStore  # what runs remember (probes/state.py), owned by the daemon
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - asyncio.get_running_loop().time())
@@ -75,3 +77,10 @@ class ProbeType(Generic[P, T]):
     factory: Callable[[], Probe[P, T]]
     pairwise: bool = False
     modes: tuple[str, ...] = ()  # pairwise only: the modes this type supports
+
+
+# The two kinds of probe type. ProbeType is invariant in its target, so mypy rejects a pair
+# probe where an endpoint probe is expected, and a Target handed to a pair probe's job.
+EndpointProbeType = ProbeType[Any, Target]
+PairProbeType = ProbeType[Any, PairTarget]
+AnyProbeType = EndpointProbeType | PairProbeType

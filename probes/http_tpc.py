@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -51,11 +50,13 @@ from lakeprobe.probes.runner import cleanup_reserve
 from lakeprobe.probes.sweep import sweep_due, sweep_http
 from lakeprobe.probes.target import PairTarget
 from lakeprobe.probes.testfiles import (
+    SUSPECT_SOURCES,
     adler32_hex,
     is_own_file,
     is_own_source,
     new_test_file,
     source_file,
+    source_lock_key,
     source_payload,
 )
 
@@ -63,13 +64,6 @@ WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
 PUT_OK = frozenset({200, 201, 204})
 # aiohttp's own read timeout on the active side is only a backstop: the stall watch decides.
 STALL_BACKSTOP_SECONDS = 30.0
-
-# Sources whose copy failed verification: re-uploaded by the next run (key: source URL+path).
-_SUSPECT: set[str] = set()
-# One upload at a time per source file, so concurrent runs never read a half-written source.
-_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
 
 BeforeCopy = Callable[[PairTarget, str, str], Awaitable[None]]
 
@@ -87,11 +81,6 @@ class HttpTpcParams(PairParams, SweepParams):
     engine: Literal["native", "gfal2"] = Field(
         "native", description="native: lakeprobe sends the COPY; gfal2: gfal2 does, as FTS"
     )
-
-
-def _source_lock(key: str) -> asyncio.Lock:
-    locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault(key, asyncio.Lock())
 
 
 @functools.lru_cache(maxsize=8)
@@ -143,7 +132,7 @@ class _Run:
     async def source(self) -> StepOutcome:
         size = self.params.file_size_bytes
         self.expected = await asyncio.to_thread(_payload_adler32, size)
-        async with _source_lock(self.src_key):
+        async with self.ctx.state.lock(source_lock_key(self.src_key)):
             problem = await self._source_problem()
             if problem is None:
                 return passed(f"reused {self.src_path} (adler32 {self.expected})")
@@ -154,7 +143,7 @@ class _Run:
             reply = await self.src.request("PUT", self.src_path, expect=ANY_STATUS, data=data)
             if reply.status not in PUT_OK:
                 return status_failure(reply, Reason.SOURCE_MISSING)
-            _SUSPECT.discard(self.src_key)
+            self.ctx.state.delete(SUSPECT_SOURCES, self.src_key)
             return passed(f"uploaded {len(data)} bytes to {self.src_path} ({problem})")
 
     async def _source_problem(self) -> str | None:
@@ -166,7 +155,7 @@ class _Run:
             return "missing"
         if reply.status != 200:
             raise RequestFailed(status_failure(reply, Reason.SOURCE_MISSING))
-        if self.src_key in _SUSPECT:
+        if self.ctx.state.get(SUSPECT_SOURCES, self.src_key):
             return "an earlier copy of it failed verification"
         if reply.content_length not in (None, self.params.file_size_bytes):
             return f"size {reply.content_length}"
@@ -217,7 +206,7 @@ class _Run:
             )  # fmt: skip
         except CopyError as error:
             if error.reason is Reason.CHECKSUM_MISMATCH:
-                _SUSPECT.add(self.src_key)
+                self.ctx.state.put(SUSPECT_SOURCES, self.src_key, True)
             return failed(error.reason, error.detail)
         self.measurements[Measurement.TRANSFER_BYTES] = float(stats.transferred)
         self.measurements[Measurement.TRANSFER_THROUGHPUT] = stats.transferred / stats.seconds
@@ -241,13 +230,15 @@ class _Run:
         reply = await self.dst.request("HEAD", self.dst_path, expect={200}, headers=WANT_DIGEST)
         size, expected_size = reply.content_length, self.params.file_size_bytes
         if size is not None and size != expected_size:
-            _SUSPECT.add(self.src_key)
+            self.ctx.state.put(SUSPECT_SOURCES, self.src_key, True)
             return failed(Reason.SIZE_MISMATCH, f"HEAD: size {size}, source {expected_size}")
         digest = reply.adler32()
         if digest is None:
             return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "HEAD: no adler32")
         if digest != self.expected:
-            _SUSPECT.add(self.src_key)  # the next run re-uploads the source
+            self.ctx.state.put(
+                SUSPECT_SOURCES, self.src_key, True
+            )  # the next run re-uploads the source
             detail = f"HEAD: adler32 {digest}, source data {self.expected}"
             return failed(Reason.CHECKSUM_MISMATCH, detail)
         return passed(f"adler32 {digest}")
@@ -269,7 +260,7 @@ class _Run:
         if not self.dst_answered:
             return StepOutcome(Status.SKIPPED, Reason.NONE, "the destination did not answer")
         destination, every = self.pair.destination, self.params.sweep_after_seconds / 4
-        since = sweep_due(str(self.dst.url_of(destination.test_dir)), every)
+        since = sweep_due(self.ctx.state, str(self.dst.url_of(destination.test_dir)), every)
         if since is not None:
             detail = f"destination swept {since:.0f} s ago (at most every {every:g} s)"
             return StepOutcome(Status.SKIPPED, Reason.NONE, detail)

@@ -1,20 +1,27 @@
-"""The one list of probe types. Config validation, the scheduler and the CLI all read it."""
+"""The one list of probe types. Config validation, the scheduler and the CLI all read it.
+
+Two registries by target kind, so that mypy knows which types take a single endpoint (Target)
+and which an ordered site pair (PairTarget); PROBE_TYPES is the one lookup by name."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from lakeprobe.probes import http_tpc, token_authz, webdav, xrootd, xrootd_tpc
-from lakeprobe.probes.context import ProbeType
+from lakeprobe.probes.context import AnyProbeType, EndpointProbeType, PairProbeType, ProbeType
+from lakeprobe.probes.target import PairTarget, Target
+
+T = TypeVar("T", Target, PairTarget)
+
+
+def _by_name(*probe_types: ProbeType[Any, T]) -> dict[str, ProbeType[Any, T]]:
+    return {probe_type.name: probe_type for probe_type in probe_types}
+
 
 # Each type has its own params model; callers validate params with that type's model.
-PROBE_TYPES: dict[str, ProbeType[Any, Any]] = {
-    probe_type.name: probe_type
-    for probe_type in (
-        xrootd.PROBE_TYPE,
-        webdav.PROBE_TYPE,
-        http_tpc.PROBE_TYPE,
-        xrootd_tpc.PROBE_TYPE,
-        token_authz.PROBE_TYPE,
-    )
-}
+ENDPOINT_PROBE_TYPES: dict[str, EndpointProbeType] = _by_name(
+    xrootd.PROBE_TYPE, webdav.PROBE_TYPE, token_authz.PROBE_TYPE
+)
+PAIR_PROBE_TYPES: dict[str, PairProbeType] = _by_name(http_tpc.PROBE_TYPE, xrootd_tpc.PROBE_TYPE)
+
+PROBE_TYPES: dict[str, AnyProbeType] = {**ENDPOINT_PROBE_TYPES, **PAIR_PROBE_TYPES}

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from lakeprobe.probes.context import ProbeContext, ProbeParams, ProbeType
 from lakeprobe.probes.outcome import ProbeResult, Reason, Status
 from lakeprobe.probes.secrets import redact
+from lakeprobe.probes.state import StateStore
 from lakeprobe.probes.steps import StepRecorder
 from lakeprobe.probes.target import PairTarget, Target
 
@@ -38,12 +39,15 @@ async def run_probe(
     timeout: float,
     probe_host: str,
     log: logging.Logger,
+    state: StateStore | None = None,
 ) -> RunOutcome:
-    """Never raises (except cancellation): deadlines and bugs become results."""
+    """Never raises (except cancellation): deadlines and bugs become results. Without a
+    `state`, the run remembers nothing for the next one."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     recorder = StepRecorder(deadline, params.slow_step_seconds, cleanup_reserve(timeout))
-    ctx = ProbeContext(steps=recorder, deadline=deadline, probe_host=probe_host, log=log)
+    state = state if state is not None else StateStore.memory()
+    ctx = ProbeContext(recorder, deadline, probe_host, log, state)
     probe = probe_type.factory()
     try:
         async with asyncio.timeout_at(deadline + HARD_DEADLINE_GRACE_SECONDS):

@@ -9,11 +9,9 @@ their destination at most once per `sweep_after_seconds / 4` (sweep_due).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import posixpath
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 
 from lakeprobe.probes.httpclient import ANY_STATUS, HttpClient, RequestFailed, status_failure
@@ -25,28 +23,23 @@ from lakeprobe.probes.httpparse import (
 )
 from lakeprobe.probes.outcome import Reason, StepOutcome, failed, passed
 from lakeprobe.probes.params import SweepParams
+from lakeprobe.probes.state import StateStore
 from lakeprobe.probes.testfiles import is_foreign, is_own_file, stale_test_files
 from lakeprobe.probes.xrdasync import XrdError, XrdFileSystem
 
 MAX_SWEEP = 50  # stale files deleted per run at most: bounds the time a sweep takes
 
-# When each destination (endpoint URL + test dir) was last swept, per event loop, in
-# loop time. Process memory for now: it belongs in the daemon's state store once there is
-# one, so a restart does not sweep every destination at once.
-_LAST_SWEEP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, float]] = (
-    weakref.WeakKeyDictionary()
-)
+SWEPT = "sweep-last"  # state scope: destination (endpoint URL + test dir) -> unix time
 
 
-def sweep_due(key: str, every: float) -> float | None:
+def sweep_due(state: StateStore, key: str, every: float) -> float | None:
     """None when `key` is due for a sweep (and marks it swept now, so concurrent runs do
-    not sweep it twice); else the seconds since its last sweep."""
-    loop = asyncio.get_running_loop()
-    swept = _LAST_SWEEP.setdefault(loop, {})
-    last, now = swept.get(key), loop.time()
-    if last is not None and now - last < every:
+    not sweep it twice); else the seconds since its last sweep. Kept in the state store, so
+    a restart does not sweep every destination at once."""
+    last, now = state.get(SWEPT, key), time.time()
+    if isinstance(last, int | float) and 0 <= now - last < every:
         return now - last
-    swept[key] = now
+    state.put(SWEPT, key, now)
     return None
 
 

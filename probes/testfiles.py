@@ -112,3 +112,13 @@ def source_payload(size: int) -> bytes:
 
 
 _SOURCE_BLOCK = 1024 * 1024
+
+
+# State scope: source files (endpoint URL + path) whose copy came out corrupt. The next run
+# re-uploads them: a silently corrupted source keeps reporting its old checksum.
+SUSPECT_SOURCES = "tpc-source-suspect"
+
+
+def source_lock_key(key: str) -> str:
+    """The state store's lock for one source file: one check or upload at a time."""
+    return f"tpc-source:{key}"

@@ -127,6 +127,7 @@ class _Run:
         self.tokens = CaseTokens(
             client, self.target.url, scopes, audience, self.params.wrong_audience,
             self.params.unknown_issuer, self.params.expired_grace_seconds,
+            self.ctx.state.held("authz-expired-tokens"),
         )  # fmt: skip
         try:
             await self.tokens.load({case.token for case in self.cases})

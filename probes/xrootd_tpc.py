@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import weakref
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -48,12 +47,14 @@ from lakeprobe.probes.secrets import Secret
 from lakeprobe.probes.sweep import sweep_due, sweep_xrootd
 from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.testfiles import (
+    SUSPECT_SOURCES,
     adler32_hex,
     is_own_file,
     is_own_source,
     new_test_file,
     normalize_adler32,
     source_file,
+    source_lock_key,
     source_payload,
 )
 from lakeprobe.probes.xrdasync import KXR_UNSUPPORTED, XrdError, XrdFileSystem, upload
@@ -63,13 +64,6 @@ from lakeprobe.probes.xrootd import guarded
 
 _NETWORK = {Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT}
 _MISSING = "missing"  # why the source file is uploaded: it is not there at all
-
-# Source files (URL of endpoint + path) a verify step found corrupt: re-uploaded next run.
-_reupload: set[str] = set()
-# One source check/upload at a time per source file (pairs sharing a source run concurrently).
-_source_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 class XrootdTpcParams(PairParams, SweepParams):
@@ -94,11 +88,6 @@ class XrootdTpcParams(PairParams, SweepParams):
 def expected_adler32(size: int) -> str:
     """The adler32 of the source file of `size` bytes."""
     return adler32_hex(source_payload(size))
-
-
-def _source_lock(key: str) -> asyncio.Lock:
-    locks = _source_locks.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault(key, asyncio.Lock())
 
 
 @dataclass(slots=True)
@@ -152,7 +141,7 @@ class _Run:
         self.source_path = source_file(self.src.test_dir, self.ctx.probe_host, size)
         self.expected = await asyncio.to_thread(expected_adler32, size)
         key = self.src.url_for(self.source_path)
-        async with _source_lock(key):
+        async with self.ctx.state.lock(source_lock_key(key)):
             try:
                 why = await self._source_problem(key)
             except XrdError as error:
@@ -176,7 +165,7 @@ class _Run:
 
     async def _source_problem(self, key: str) -> str | None:
         """Why the source file must be (re-)uploaded; None when it is fine as it is."""
-        if key in _reupload:
+        if self.ctx.state.get(SUSPECT_SOURCES, key):
             return "a copy of it had a wrong adler32"
         fs, size = self._fs("source"), self.params.file_size_bytes
         try:
@@ -215,7 +204,7 @@ class _Run:
         except XrdError as error:
             reason = error.reason if error.reason in _NETWORK else Reason.SOURCE_MISSING
             return failed(reason, f"source file {self.source_path} {why}; upload failed: {error}")
-        _reupload.discard(key)
+        self.ctx.state.delete(SUSPECT_SOURCES, key)
         return passed(f"uploaded {self.source_path} ({why}): {size} bytes, adler32 {self.expected}")
 
     async def copy_file(self) -> StepOutcome:
@@ -229,7 +218,7 @@ class _Run:
             stats = await self._engine_copy(source, destination)
         except CopyError as error:
             if error.reason is Reason.CHECKSUM_MISMATCH:
-                _reupload.add(self.src.url_for(self.source_path))
+                self.ctx.state.put(SUSPECT_SOURCES, self.src.url_for(self.source_path), True)
             self.copy = StepOutcome(error.status, error.reason, error.detail)
             return self.copy
         self.copy = passed()
@@ -263,7 +252,7 @@ class _Run:
         if algorithm != "adler32" or not value:
             return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "no adler32")
         if normalize_adler32(value) != self.expected:
-            _reupload.add(self.src.url_for(self.source_path))
+            self.ctx.state.put(SUSPECT_SOURCES, self.src.url_for(self.source_path), True)
             detail = f"destination adler32 {normalize_adler32(value)}, source {self.expected}"
             return failed(Reason.CHECKSUM_MISMATCH, f"{detail}: source re-uploaded next run")
         return passed(f"adler32 {self.expected}")
@@ -287,7 +276,7 @@ class _Run:
         if not self.dst_answered:
             return StepOutcome(Status.SKIPPED, Reason.NONE, "the destination did not answer")
         every = self.params.sweep_after_seconds / 4
-        since = sweep_due(self.dst.url_for(self.dst.test_dir), every)
+        since = sweep_due(self.ctx.state, self.dst.url_for(self.dst.test_dir), every)
         if since is not None:
             detail = f"destination swept {since:.0f} s ago (at most every {every:g} s)"
             return StepOutcome(Status.SKIPPED, Reason.NONE, detail)

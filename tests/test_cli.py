@@ -80,6 +80,7 @@ def test_usage_errors_are_unknown(args: list[str], message: str) -> None:
     assert message in done.stderr
 
 
+@pytest.mark.lake
 def test_run_against_stopped_site_exits_critical_with_reason(lake: LocalLake) -> None:
     """`lakeprobe run xrootd` against a stopped site exits 2 and names the reason and a hint."""
     site = lake.sites[1]
@@ -91,6 +92,7 @@ def test_run_against_stopped_site_exits_critical_with_reason(lake: LocalLake) ->
     assert "SKIPPED" in done.stdout
 
 
+@pytest.mark.lake
 def test_run_json_against_healthy_sites(lake: LocalLake) -> None:
     """Both probes pass on healthy sites; --json lists every step; exit code 0."""
     urls = [s.davs_url for s in lake.sites]
@@ -113,6 +115,7 @@ def test_run_json_against_healthy_sites(lake: LocalLake) -> None:
     assert records[0]["measurements"]["write_bytes"] == 4096
 
 
+@pytest.mark.lake
 def test_run_from_config_selects_site(lake: LocalLake, tmp_path: Path) -> None:
     """-c with --site runs exactly the matching targets of the config."""
     config = lake.write_config(tmp_path / "lake.yaml")

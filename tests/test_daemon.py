@@ -6,10 +6,13 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 import yaml
 
 from daemon_helpers import Samples, fetch, pick, running_daemon, scrape, wait_for
 from lakeprobe.lake import LocalLake, free_ports
+
+pytestmark = pytest.mark.lake
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.txt"
 PROBES = ("xrootd", "webdav")

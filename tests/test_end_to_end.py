@@ -29,7 +29,7 @@ from lakeprobe.lake.monitoring import (
 )
 from lakeprobe.probes.outcome import Reason
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.lake, pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "alerting" / "lakeprobe-rules.yaml"

@@ -8,6 +8,7 @@ import logging
 import os
 
 import pytest
+from state_helpers import loop_state
 
 from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.copyjob import CopyEnd, CopyError, CopyStats
@@ -19,6 +20,8 @@ from lakeprobe.probes.secrets import Secret
 from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.testfiles import adler32_hex, new_test_file, source_file, source_payload
 from lakeprobe.probes.xrootd_tpc import PROBE_TYPE, XrootdTpcParams
+
+pytestmark = pytest.mark.lake
 
 LOG = logging.getLogger("test.gfalcopy")
 SOURCE = "/lakeprobe/gfal-source.dat"
@@ -129,7 +132,7 @@ async def test_probe_gfal2_engine(lake: LocalLake, ca_env: None) -> None:
     results = []
     for _ in range(2):
         outcome = await run_probe(PROBE_TYPE, pair, params, timeout=10, probe_host="testhost",
-                                  log=LOG)  # fmt: skip
+                                  log=LOG, state=loop_state())  # fmt: skip
         results.append(outcome.result)
     bad, fixed = results
     assert (bad.status, bad.reason) == (Status.CRITICAL, Reason.CHECKSUM_MISMATCH), bad.steps

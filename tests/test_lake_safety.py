@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from state_helpers import loop_state
 
 from lakeprobe.config import ConfigError, parse_config
 from lakeprobe.lake import LocalLake, XrootdSite
@@ -43,7 +44,7 @@ async def run(
 ) -> ProbeResult:
     outcome = await run_probe(
         probe_type, target, probe_type.params_model.model_validate(params), timeout=10,
-        probe_host=HOST, log=LOG,
+        probe_host=HOST, log=LOG, state=loop_state(),
     )  # fmt: skip
     return outcome.result
 

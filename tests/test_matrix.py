@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from daemon_helpers import Samples, pick, running_daemon, scrape, wait_for
 from lakeprobe.lake import LocalLake, free_ports
+
+pytestmark = pytest.mark.lake
 
 SERIES = [("http-tpc", "pull"), ("http-tpc", "push"), ("xrootd-tpc", "pull")]
 

@@ -95,6 +95,7 @@ def discoveries(issuer: LocalIssuer) -> int:
     return issuer.log_path.read_text().count("GET /.well-known/openid-configuration 200")
 
 
+@pytest.mark.lake
 async def test_concurrent_calls_share_one_request(issuer: LocalIssuer) -> None:
     """Eight concurrent calls for one (scope, audience) make one token request; later calls
     use the cache; the expiry comes from expires_in."""
@@ -119,6 +120,7 @@ async def test_concurrent_calls_share_one_request(issuer: LocalIssuer) -> None:
         (100, 60.0, 45.0, 55.0),  # shorter than 2 * refresh_before: at half-life
     ],
 )
+@pytest.mark.lake
 async def test_refresh_before_expiry(
     issuer: LocalIssuer,
     clock: Clock,
@@ -140,6 +142,7 @@ async def test_refresh_before_expiry(
     assert issued(issuer, client_id) == 2
 
 
+@pytest.mark.lake
 async def test_fresh_bypasses_the_cache(issuer: LocalIssuer) -> None:
     """fresh=True asks the issuer again and leaves the cached token in place."""
     client_id, id_file, secret_file = new_client(issuer)
@@ -152,6 +155,7 @@ async def test_fresh_bypasses_the_cache(issuer: LocalIssuer) -> None:
     assert issued(issuer, client_id) == 2
 
 
+@pytest.mark.lake
 async def test_discovery_from_the_issuer_url(issuer: LocalIssuer) -> None:
     """With `issuer`, the token endpoint comes from the discovery document, fetched once."""
     client_id, id_file, secret_file = new_client(issuer)
@@ -165,6 +169,7 @@ async def test_discovery_from_the_issuer_url(issuer: LocalIssuer) -> None:
     assert issued(issuer, client_id) == 2
 
 
+@pytest.mark.lake
 async def test_invalid_client_names_endpoint_and_error(issuer: LocalIssuer, tmp_path: Path) -> None:
     """A wrong secret: IssuerError with the endpoint, the status and the OAuth error code.
     The secret files are re-read when they change: fixing the secret fixes the client."""
@@ -199,6 +204,7 @@ async def test_issuer_down_is_an_issuer_error(pki: TestPki, tmp_path: Path) -> N
     assert str(results[0]).startswith(f"token endpoint {endpoint}: cannot connect")
 
 
+@pytest.mark.lake
 async def test_wrong_ca_is_a_tls_issuer_error(issuer: LocalIssuer, tmp_path: Path) -> None:
     """Verification is on: a certificate from a CA we do not trust fails the request."""
     other = make_test_pki(tmp_path / "other-pki")
@@ -208,6 +214,7 @@ async def test_wrong_ca_is_a_tls_issuer_error(issuer: LocalIssuer, tmp_path: Pat
         await client.issue(SCOPE, AUDIENCE)
 
 
+@pytest.mark.lake
 async def test_missing_secret_file_is_a_credential_error(
     issuer: LocalIssuer, tmp_path: Path
 ) -> None:
@@ -223,6 +230,7 @@ async def test_missing_secret_file_is_a_credential_error(
     )
 
 
+@pytest.mark.lake
 async def test_failed_refresh_keeps_a_valid_token(
     issuer: LocalIssuer, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -242,6 +250,7 @@ async def test_failed_refresh_keeps_a_valid_token(
         await client.issue(SCOPE, AUDIENCE)
 
 
+@pytest.mark.lake
 async def test_secrets_and_tokens_never_shown(
     issuer: LocalIssuer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

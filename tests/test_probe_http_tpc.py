@@ -19,11 +19,13 @@ import logging
 import time
 
 import pytest
+from state_helpers import loop_state
 
 from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.http_tpc import PROBE_TYPE, BeforeCopy, HttpTpcParams, HttpTpcProbe
 from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status, StepResult
 from lakeprobe.probes.runner import run_probe
+from lakeprobe.probes.state import StateStore
 from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.testfiles import source_file
 
@@ -52,10 +54,18 @@ async def tpc(
     timeout: float = 10.0,
     before_copy: BeforeCopy | None = None,
     params: HttpTpcParams = PARAMS,
+    state: StateStore | None = None,
 ) -> ProbeResult:
+    """One run; `state` defaults to the test's one store (tests/state_helpers.py)."""
     probe_type = dataclasses.replace(PROBE_TYPE, factory=lambda: HttpTpcProbe(before_copy))
     outcome = await run_probe(
-        probe_type, pair_target, params, timeout=timeout, probe_host=HOST, log=LOG
+        probe_type,
+        pair_target,
+        params,
+        timeout=timeout,
+        probe_host=HOST,
+        log=LOG,
+        state=state or loop_state(),
     )
     assert outcome.exception is None
     return outcome.result
@@ -99,7 +109,8 @@ async def test_matrix_succeeds_and_reuses_the_source(lake3: LocalLake) -> None:
 
 async def _matrix_twice(lake3: LocalLake) -> None:
     pairs = all_pairs(lake3)
-    first = await asyncio.gather(*(tpc(p) for p in pairs))
+    state = StateStore.memory()  # one store, as in the daemon: pairs share source-file locks
+    first = await asyncio.gather(*(tpc(p, state=state) for p in pairs))
     for p, result in zip(pairs, first, strict=True):
         assert (result.status, result.reason) == (Status.OK, Reason.NONE), (p, result.steps)
         assert [s.name for s in result.steps] == STEPS
@@ -112,7 +123,7 @@ async def _matrix_twice(lake3: LocalLake) -> None:
         assert sum("uploaded" in s.detail for s in sources) == 1
         assert files(site) == [SOURCE_PATH.rsplit("/", 1)[1]]
     stamps = [site.local_path(SOURCE_PATH).stat() for site in lake3.sites]
-    second = await asyncio.gather(*(tpc(p) for p in pairs))
+    second = await asyncio.gather(*(tpc(p, state=state) for p in pairs))
     for p, result in zip(pairs, second, strict=True):
         assert result.status is Status.OK, (p.describe(), result.steps)
     assert all(steps(r)["source"].detail.startswith("reused") for r in second)
@@ -201,17 +212,19 @@ async def test_source_gone_at_copy_time(lake: LocalLake, mode: str, detail_start
 async def test_silent_corruption_then_reupload(lake: LocalLake) -> None:
     """The source's bytes change behind the server's back (stale cached adler32): `source`
     still sees the right checksum, the copy succeeds, `verify` finds the destination's fresh
-    adler32 wrong: CRITICAL checksum_mismatch. The next run re-uploads and passes."""
+    adler32 wrong: CRITICAL checksum_mismatch. The next run (same state store: the daemon's)
+    re-uploads and passes."""
     src, dst = lake.sites
-    assert (await tpc(pair(lake, src, dst, "push"))).status is Status.OK
+    state = StateStore.memory()
+    assert (await tpc(pair(lake, src, dst, "push"), state=state)).status is Status.OK
     src.corrupt_silently(SOURCE_PATH)
-    corrupt = await tpc(pair(lake, src, dst, "pull"))
+    corrupt = await tpc(pair(lake, src, dst, "pull"), state=state)
     assert (corrupt.status, corrupt.reason) == (Status.CRITICAL, Reason.CHECKSUM_MISMATCH)
     assert steps(corrupt)["source"].detail.startswith("reused")
     assert steps(corrupt)["verify"].reason is Reason.CHECKSUM_MISMATCH
     assert steps(corrupt)["delete"].status is Status.OK
     assert files(dst) == []
-    healed = await tpc(pair(lake, src, dst, "pull"))
+    healed = await tpc(pair(lake, src, dst, "pull"), state=state)
     assert healed.status is Status.OK, healed.steps
     assert "failed verification" in steps(healed)["source"].detail
 

@@ -23,6 +23,8 @@ from lakeprobe.probes.testfiles import PREFIX, new_test_file
 from lakeprobe.probes.tokens import FileToken
 from lakeprobe.probes.xrootd import PROBE_TYPE, XrootdParams
 
+pytestmark = pytest.mark.lake
+
 LOG = logging.getLogger("test.xrootd")
 WRITE_STEPS = ["ping", "stat_dir", "write", "stat_file", "checksum", "read", "delete", "sweep"]
 FAILED_AT_PING = {"ping": Status.CRITICAL} | dict.fromkeys(WRITE_STEPS[1:], Status.SKIPPED)

@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from state_helpers import loop_state
 
 from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes import copyjob, xrootd_tpc
 from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status
 from lakeprobe.probes.params import MIB
 from lakeprobe.probes.runner import run_probe
+from lakeprobe.probes.state import StateStore
 from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.testfiles import PREFIX, source_file, source_payload
 from lakeprobe.probes.tokens import FileToken
@@ -44,10 +46,13 @@ def pair(lake: LocalLake, src: int, dst: int, token: FileToken | None = None) ->
     )
 
 
-async def probe(tgt: PairTarget, timeout: float = 10.0, **params: object) -> ProbeResult:
+async def probe(
+    tgt: PairTarget, timeout: float = 10.0, state: StateStore | None = None, **params: object
+) -> ProbeResult:
+    """One run; `state` defaults to the test's one store (tests/state_helpers.py)."""
     outcome = await run_probe(
         PROBE_TYPE, tgt, XrootdTpcParams.model_validate(params), timeout=timeout,
-        probe_host="testhost", log=LOG,
+        probe_host="testhost", log=LOG, state=state or loop_state(),
     )  # fmt: skip
     assert outcome.exception is None
     return outcome.result
@@ -96,6 +101,7 @@ def test_params() -> None:
     assert PROBE_TYPE.modes == ("pull",)
 
 
+@pytest.mark.lake
 async def test_all_pairs(lake3: LocalLake) -> None:
     """All 6 ordered pairs of a 3-site lake, concurrently, twice. Every run is OK with the
     transfer measured (1 MiB, first marker at XrdCl's 2.5 s check); the source file of each
@@ -124,6 +130,7 @@ async def test_all_pairs(lake3: LocalLake) -> None:
 
 
 @pytest.mark.parametrize("when", ["before_run", "after_source_step"])
+@pytest.mark.lake
 async def test_stopped_source(lake: LocalLake, when: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stopped source site: CRITICAL `connect`, at once. Stopped before the run, the
     `source` step's stat is refused; stopped after the source check, the copy's own open of
@@ -163,6 +170,7 @@ def stop_when_copying(
 
 
 @pytest.mark.parametrize("dead", ["source", "destination"])
+@pytest.mark.lake
 async def test_end_down_before_the_run(lake: LocalLake, dead: str) -> None:
     """An end stopped before the run fails the `source` step at once, which first checks
     that both ends are XRootD servers: `connect`, the side named; nothing else is tried."""
@@ -174,6 +182,7 @@ async def test_end_down_before_the_run(lake: LocalLake, dead: str) -> None:
     assert detail(result, "source").startswith(f"{dead}: 127.0.0.1:")
 
 
+@pytest.mark.lake
 async def test_stopped_destination(lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
     """A destination stopped after the source step: the copy fails at once with `connect`
     ("Connection error (destination)"); the delete cannot reach it either (cleanup), the
@@ -190,6 +199,7 @@ async def test_stopped_destination(lake: LocalLake, monkeypatch: pytest.MonkeyPa
     assert lake.sites[0].local_path(SOURCE).stat().st_size == MIB
 
 
+@pytest.mark.lake
 async def test_source_cannot_be_uploaded(lake: LocalLake) -> None:
     """The source file is missing and the source test directory is not writable: CRITICAL
     `source_missing` at `source`; nothing is copied, so copy/verify/delete are SKIPPED."""
@@ -204,6 +214,7 @@ async def test_source_cannot_be_uploaded(lake: LocalLake) -> None:
     assert "missing; upload failed" in detail(result, "source")
 
 
+@pytest.mark.lake
 async def test_corrupt_source_is_reuploaded(lake: LocalLake) -> None:
     """A source file corrupted behind the server's back (it still reports the adler32 it
     computed for the intact file) passes the source check and is copied; the destination
@@ -212,18 +223,20 @@ async def test_corrupt_source_is_reuploaded(lake: LocalLake) -> None:
     source_site, tpc = lake.sites[0], pair(lake, 0, 1)
     source_site.put_file(SOURCE, source_payload(MIB))  # as a run would have uploaded it
     source_site.corrupt_silently(SOURCE)
-    bad = await probe(tpc)
+    state = StateStore.memory()  # the daemon's: what one run learns, the next knows
+    bad = await probe(tpc, state=state)
     assert (bad.status, bad.reason) == (Status.CRITICAL, Reason.CHECKSUM_MISMATCH), bad.steps
     assert statuses(bad) == {"source": Status.OK, "copy": Status.OK, "verify": Status.CRITICAL,
                              "delete": Status.OK, "sweep": Status.OK}  # fmt: skip
     assert detail(bad, "source").startswith("reused")
-    fixed = await probe(tpc)
+    fixed = await probe(tpc, state=state)
     assert fixed.status is Status.OK, fixed.steps
     assert detail(fixed, "source").startswith("uploaded")
     assert "wrong adler32" in detail(fixed, "source")
     assert copies(lake.sites[1]) == []
 
 
+@pytest.mark.lake
 async def test_hung_destination_times_out(lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
     """A destination SIGSTOPped as the copy starts accepts connections and never answers:
     CRITICAL `timeout` at `copy` within the deadline (+2 s). XrdCl is in the copy's set-up
@@ -239,6 +252,7 @@ async def test_hung_destination_times_out(lake: LocalLake, monkeypatch: pytest.M
     await wait_idle(bound=3.0)
 
 
+@pytest.mark.lake
 async def test_stalled_copy_is_cancelled(lake_factory: Callable[[int], LocalLake]) -> None:
     """The destination's transfer helper never moves a byte (its `ofs.tpc pgm` sleeps):
     after `stall_seconds` without progress the copy is CRITICAL `stall`; the progress
@@ -262,6 +276,7 @@ async def test_stalled_copy_is_cancelled(lake_factory: Callable[[int], LocalLake
     assert copies(stalling) == []
 
 
+@pytest.mark.lake
 async def test_tokens_never_leak(
     lake: LocalLake, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

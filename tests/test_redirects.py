@@ -20,6 +20,7 @@ from lakeprobe.probes.httpclient import ANY_STATUS, HttpClient, Reply, RequestFa
 from lakeprobe.probes.outcome import Reason, Status
 from lakeprobe.probes.runner import run_probe
 from lakeprobe.probes.secrets import Secret
+from lakeprobe.probes.state import StateStore
 from lakeprobe.probes.steps import StepRecorder
 from lakeprobe.probes.target import Target
 from lakeprobe.probes.webdav import PROBE_TYPE, WebdavParams
@@ -105,7 +106,7 @@ async def send(
     target = Target(site="S", endpoint="e", url=endpoint.url, test_dir="/t",
                     ca_dir=pki.ca_dir, redirect_hosts=redirect_hosts)  # fmt: skip
     deadline = asyncio.get_running_loop().time() + 10
-    ctx = ProbeContext(StepRecorder(deadline, 10, 1), deadline, "h", LOG)
+    ctx = ProbeContext(StepRecorder(deadline, 10, 1), deadline, "h", LOG, StateStore.memory())
     async with HttpClient(target, ctx) as http:
         http.token = Secret(TOKEN)
         data = b"payload" if method in ("PUT", "COPY") else None

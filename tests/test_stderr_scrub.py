@@ -166,6 +166,7 @@ sys.exit(main._dispatch(args))
 """
 
 
+@pytest.mark.lake
 def test_xrdcl_debug_log_carries_no_token(token_site: tuple[Path, dict[str, str]]) -> None:
     """`lakeprobe run xrootd` on a token-protected site with XRD_LOGLEVEL=Debug: the run
     passes (the token was used), XrdCl printed its debug log with the request paths, whose

@@ -143,6 +143,7 @@ def issuer(tmp_path: Path) -> Iterator[LocalIssuer]:
     server.stop()
 
 
+@pytest.mark.lake
 async def test_oidc_source_reports_what_it_issued(tmp_path: Path, issuer: LocalIssuer) -> None:
     """An OIDC source has no series until it issued a token (a scrape never asks the
     issuer), then the issued token's remaining lifetime."""

@@ -123,6 +123,7 @@ LIVE: dict[str, Case] = {
 
 
 @pytest.mark.parametrize("case", LIVE)
+@pytest.mark.lake
 async def test_live_statuses(lake: LocalLake, case: str) -> None:
     """The loopback-reproducible rows of OBSERVED, produced by real servers: same XrdCl code
     and server error number, same reason."""
@@ -135,6 +136,7 @@ async def test_live_statuses(lake: LocalLake, case: str) -> None:
     assert caught.value.reason is reason
 
 
+@pytest.mark.lake
 async def test_restarted_server_is_seen_at_once(lake: LocalLake) -> None:
     """After a connection error the next call reconnects (StreamErrorWindow=0): a restarted
     server is reachable by the very next call, not after XrdCl's default 30 minutes."""
@@ -148,6 +150,7 @@ async def test_restarted_server_is_seen_at_once(lake: LocalLake) -> None:
     await fs.ping(deadline)
 
 
+@pytest.mark.lake
 async def test_round_trip(lake: LocalLake) -> None:
     """upload, stat, checksum, dirlist, download and rm agree with each other."""
     fs, data = XrdFileSystem(lake.sites[0].root_url), os.urandom(9 * 1024 * 1024 + 3)

@@ -26,6 +26,7 @@ from lakeprobe.probes.context import ProbeContext
 from lakeprobe.probes.outcome import Reason, Status, StepOutcome
 from lakeprobe.probes.runner import run_probe
 from lakeprobe.probes.secrets import Secret
+from lakeprobe.probes.state import StateStore
 from lakeprobe.probes.steps import StepRecorder
 from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.xrdhandshake import check_xrootd
@@ -157,6 +158,7 @@ async def check(url: str, seconds: float = 2.0) -> StepOutcome:
 
 
 @pytest.mark.parametrize("scheme", ["root", "roots"])
+@pytest.mark.lake
 async def test_real_xrootd_passes(lake: LocalLake, scheme: str) -> None:
     """xrootd 5.5.3 passes for root:// and roots:// (the plain handshake precedes TLS), by
     name and on IPv6 loopback too; the detail names the server type and protocol."""
@@ -235,7 +237,9 @@ async def test_token_authz_root_setup_checks_first() -> None:
     when the endpoint is an HTTP server, before XrdCl is used."""
     async with http_peer() as url:
         deadline = asyncio.get_running_loop().time() + 3
-        ctx = ProbeContext(StepRecorder(deadline, 10, 0.5), deadline, "testhost", LOG)
+        ctx = ProbeContext(
+            StepRecorder(deadline, 10, 0.5), deadline, "testhost", LOG, StateStore.memory()
+        )
         ops = XrdAuthzOps(Target("S", "root", url, "/lakeprobe"), ctx)
         with pytest.raises(OpFailed) as failure:
             await ops.ensure_file("/lakeprobe/f", b"x", Secret("not-a-real-token-value"))
@@ -244,6 +248,7 @@ async def test_token_authz_root_setup_checks_first() -> None:
 
 
 @pytest.mark.parametrize("hostile_side", ["source", "destination"])
+@pytest.mark.lake
 async def test_xrootd_tpc_checks_both_ends(lake: LocalLake, hostile_side: str) -> None:
     """xrootd-tpc: a hostile end fails the `source` step (protocol_error, the side named);
     the rest is skipped, and the hostile end saw only the check's one connection."""

@@ -90,12 +90,17 @@ def _shard(text: str) -> str:
 def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
     from lakeprobe.exporter.daemon import Daemon
     from lakeprobe.exporter.server import serve
+    from lakeprobe.probes.state import StateError
 
     config = load_config(config_path)
     if site is not None and site not in {s.name for s in config.sites}:
         print(f"--site: {site!r} is not a site of {config_path}", file=sys.stderr)
         return EXIT_USAGE
-    daemon = Daemon(config_path, config, site=site, shard=shard)
+    try:
+        daemon = Daemon(config_path, config, site=site, shard=shard)
+    except StateError as error:
+        print(f"lakeprobe serve: {error}", file=sys.stderr)
+        return EXIT_CONFIG_INVALID
     asyncio.run(serve(daemon))
     exit_now_if_copies_hang()
     return 0

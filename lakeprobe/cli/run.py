@@ -5,42 +5,50 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import yaml
-from pydantic import ValidationError
 
 from lakeprobe.cli.report import json_record, json_report, text_report
+from lakeprobe.cli.targets import (
+    DEFAULT_TEST_DIR,
+    UsageError,
+    cli_params,
+    endpoint_jobs,
+    pair_jobs,
+)
 from lakeprobe.config import load_config
-from lakeprobe.config.loader import yaml_path
-from lakeprobe.config.model import EndpointConfig, SiteConfig
-from lakeprobe.config.plan import ProbeJob, TargetKey, build_plan, make_target
-from lakeprobe.config.transport import CLEARTEXT
+from lakeprobe.config.model import LakeprobeConfig
+from lakeprobe.config.plan import ProbeJob, build_plan
 from lakeprobe.config.types import parse_duration
-from lakeprobe.probes.context import ProbeParams, ProbeType
 from lakeprobe.probes.copyjob import exit_now_if_copies_hang
 from lakeprobe.probes.outcome import Status
-from lakeprobe.probes.registry import PROBE_TYPES
+from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
 from lakeprobe.probes.runner import run_probe
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported as UNKNOWN (exit 3), as Nagios plugins do."""
+from lakeprobe.probes.state import StateError, StateStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("probe", help="probe type, or a probe name from --config")
-    parser.add_argument("urls", nargs="*", metavar="URL", help="endpoint URL(s) to probe")
+    parser.add_argument("probe", help="probe type, or with --config a configured probe name")
+    parser.add_argument(
+        "urls",
+        nargs="*",
+        metavar="URL",
+        help="endpoint URL(s) as grid tools take them (root://host:1094//test/dir, "
+        "davs://host/test/dir); pair probes: SOURCE_URL DESTINATION_URL",
+    )
     parser.add_argument("-c", "--config", type=Path, help="take targets from this config")
     parser.add_argument("--site", help="with --config: only this site")
     parser.add_argument("--endpoint", help="with --config: only this endpoint name")
-    parser.add_argument("--test-dir", default="/lakeprobe", help="writable test directory")
+    parser.add_argument(
+        "--test-dir", help=f"writable test directory, if not the URL's path ({DEFAULT_TEST_DIR})"
+    )
     parser.add_argument("--read-only", action="store_true", help="only read --reference-file")
-    parser.add_argument("--reference-file", help="absolute path read in read-only mode")
+    parser.add_argument(
+        "--reference-file", help="absolute path read in read-only mode, if not the URL's path"
+    )
     parser.add_argument("--token-file", type=Path, help="bearer token file")
     parser.add_argument(
         "--bearer-discovery",
@@ -93,97 +101,66 @@ def command(args: argparse.Namespace) -> int:
     return int(worst)
 
 
-async def _run_all(jobs: list[ProbeJob], probe_host: str) -> list[tuple[ProbeJob, Any]]:
+async def _run_all(jobs: list[ProbeJob[Any]], probe_host: str) -> list[tuple[ProbeJob[Any], Any]]:
     log = logging.getLogger("lakeprobe.run")
-    outcomes = await asyncio.gather(
-        *(
-            run_probe(
-                j.probe_type, j.target, j.params, timeout=j.timeout, probe_host=probe_host, log=log
+    state = cli_state(log)
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                run_probe(
+                    j.probe_type,
+                    j.target,
+                    j.params,
+                    timeout=j.timeout,
+                    probe_host=probe_host,
+                    log=log,
+                    state=state,
+                )
+                for j in jobs
             )
-            for j in jobs
         )
-    )
+    finally:
+        state.close()
     return [(job, outcome.result) for job, outcome in zip(jobs, outcomes, strict=True)]
 
 
-def _jobs_from_args(args: argparse.Namespace) -> list[ProbeJob]:
+def cli_state(log: logging.Logger) -> StateStore:
+    """The per-user state store of `lakeprobe run` ($XDG_STATE_HOME/lakeprobe, else
+    ~/.local/state/lakeprobe), shared with concurrent runs (no lock); in memory when it
+    cannot be opened: a check never fails for want of it."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    try:
+        return StateStore.open(Path(base) / "lakeprobe")
+    except StateError as error:
+        log.warning("%s; this run remembers nothing", error)
+        return StateStore.memory()
+
+
+def _jobs_from_args(args: argparse.Namespace) -> list[ProbeJob[Any]]:
     if args.config is not None:
         if args.urls:
             raise UsageError("give either URLs or --config, not both")
         return _jobs_from_config(args)
-    if not args.urls:
-        raise UsageError("no URL given (or use --config with --site/--endpoint)")
-    probe_type = _probe_type(args.probe)
-    params = _params(probe_type, args.param, {})
-    return [_job_for_url(args, probe_type, params, url) for url in args.urls]
-
-
-def _probe_type(name: str) -> ProbeType[Any, Any]:
-    if name not in PROBE_TYPES:
-        raise UsageError(f"unknown probe type {name!r} (known: {', '.join(sorted(PROBE_TYPES))})")
-    return PROBE_TYPES[name]
-
-
-def _params(probe_type: ProbeType[Any, Any], pairs: list[str], base: dict[str, Any]) -> ProbeParams:
-    values = dict(base)
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
-        try:
-            values[key] = yaml.safe_load(raw)
-        except (yaml.YAMLError, ValueError):  # ValueError: an int of over 4300 digits
-            raise UsageError(f"--param {key}: not a YAML value") from None
-    try:
-        return probe_type.params_model.model_validate(values)
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise UsageError(f"--param {yaml_path(first['loc'])}: {first['msg']}") from None
-
-
-def _job_for_url(
-    args: argparse.Namespace, probe_type: ProbeType[Any, Any], params: ProbeParams, url: str
-) -> ProbeJob:
-    scheme = urlsplit(url).scheme
-    if scheme not in probe_type.schemes:
-        tested = ", ".join(sorted(probe_type.schemes))
-        raise UsageError(f"{url}: probe {probe_type.name!r} tests {tested}, not {scheme!r}")
-    auth = None
-    if args.token_file or args.bearer_discovery:
-        auth = {"token_file": args.token_file, "bearer_discovery": args.bearer_discovery}
-        if scheme in CLEARTEXT and not args.insecure_token_transport:
-            raise UsageError(
-                f"{url}: a token over {scheme}:// travels in cleartext: use "
-                f"{CLEARTEXT[scheme]}, or pass --insecure-token-transport"
-            )
-    try:
-        endpoint = EndpointConfig.model_validate(
-            {
-                "name": (urlsplit(url).hostname or "endpoint").replace(":", "_"),
-                "url": url,
-                "test_dir": args.test_dir,
-                "read_only": args.read_only,
-                "reference_file": args.reference_file,
-                "ca_dir": args.ca_dir,
-                "auth": auth,
-                "insecure_token_transport": args.insecure_token_transport,
-            }
+    if args.probe in PAIR_PROBE_TYPES:
+        pair_type = PAIR_PROBE_TYPES[args.probe]
+        return list(pair_jobs(args, pair_type, cli_params(pair_type.params_model, args.param)))
+    if args.probe in ENDPOINT_PROBE_TYPES:
+        endpoint_type = ENDPOINT_PROBE_TYPES[args.probe]
+        return list(
+            endpoint_jobs(args, endpoint_type, cli_params(endpoint_type.params_model, args.param))
         )
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = yaml_path(first["loc"]) or "URL"
-        raise UsageError(f"{url}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
-    target = make_target(SiteConfig(name="cli", endpoints=[endpoint]), endpoint, args.ca_dir)
-    key = TargetKey(probe_type.name, "cli", endpoint.name, target.protocol)
-    return ProbeJob(key, probe_type, target, params, args.timeout, args.timeout)
+    raise UsageError(f"unknown probe type {args.probe!r} (known: {', '.join(sorted(PROBE_TYPES))})")
 
 
-def _jobs_from_config(args: argparse.Namespace) -> list[ProbeJob]:
+def _jobs_from_config(args: argparse.Namespace) -> list[ProbeJob[Any]]:
+    """The targets of the probe configured under the name args.probe."""
     config = load_config(args.config)  # ConfigError is reported by main()
+    if args.probe not in {probe.name for probe in config.probes}:
+        raise UsageError(_not_a_probe_name(args.config, config, args.probe))
     jobs = [
         job
         for job in build_plan(config)
-        if args.probe in (job.key.probe, job.probe_type.name)
+        if job.key.probe == args.probe
         and (args.site is None or job.key.involves(args.site))
         and args.endpoint in (None, *(t.endpoint for t in job.target.endpoints))
     ]
@@ -193,3 +170,14 @@ def _jobs_from_config(args: argparse.Namespace) -> list[ProbeJob]:
             f"--site {args.site or '*'} --endpoint {args.endpoint or '*'}"
         )
     return jobs
+
+
+def _not_a_probe_name(path: Path, config: LakeprobeConfig, name: str) -> str:
+    of_type = [probe.name for probe in config.probes if probe.type == name]
+    if of_type:
+        return (
+            f"{path}: {name!r} is a probe type, not a probe name: select a probe by its "
+            f"configured name ({', '.join(of_type)})"
+        )
+    names = ", ".join(probe.name for probe in config.probes)
+    return f"{path}: no probe named {name!r} (configured: {names})"

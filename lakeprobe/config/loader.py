@@ -13,8 +13,8 @@ from lakeprobe.config.pairs import check_pairs, site_endpoints
 from lakeprobe.config.reader import MAX_BYTES, UnreadableConfig, decode, read_yaml
 from lakeprobe.config.select import select_endpoints
 from lakeprobe.config.transport import check_endpoints, check_probe
-from lakeprobe.probes.context import ProbeType
-from lakeprobe.probes.registry import PROBE_TYPES
+from lakeprobe.probes.context import PairProbeType
+from lakeprobe.probes.registry import PAIR_PROBE_TYPES, PROBE_TYPES
 
 # Bounds on the work a config asks for, so that no file makes validation or the plan hang:
 # a 170-site lake with 4 endpoints each and 10 probes has 6800 (probe, endpoint) combinations.
@@ -116,9 +116,9 @@ def _check_size(config: LakeprobeConfig) -> list[str]:
 
 def _targets(config: LakeprobeConfig, probe: ProbeConfig) -> int:
     """How many jobs the probe makes (pair probes: at most), without making them."""
-    probe_type = PROBE_TYPES[probe.type]
-    if not probe_type.pairwise:
-        return len(select_endpoints(config, probe, probe_type.schemes))
+    probe_type = PAIR_PROBE_TYPES.get(probe.type)
+    if probe_type is None:
+        return len(select_endpoints(config, probe, PROBE_TYPES[probe.type].schemes))
     sites = len(site_endpoints(config, probe, probe_type))
     pairs = sites * (sites - 1)
     if probe.targets.pairs is not None:
@@ -143,19 +143,20 @@ def _check_probe(config: LakeprobeConfig, index: int, probe: ProbeConfig) -> lis
     if timeout > interval:
         problems.append(f"{at}.timeout: {timeout:g} s is longer than the interval {interval:g} s")
     problems += _check_selector(config, at, probe_type.schemes, probe)
-    if probe_type.pairwise and not problems:
-        problems += _check_pair_sites(config, at, probe, probe_type) or check_pairs(
-            config, at, probe, probe_type, params
-        )
-    elif probe.targets.pairs is not None:
+    pair_type = PAIR_PROBE_TYPES.get(probe.type)
+    if pair_type is None and probe.targets.pairs is not None:
         problems.append(f"{at}.targets.pairs: only pair probes (third-party copies) take pairs")
+    elif pair_type is not None and not problems:
+        problems += _check_pair_sites(config, at, probe, pair_type) or check_pairs(
+            config, at, probe, pair_type, params
+        )
     if not problems:
         problems += check_probe(config, index, probe, probe_type)
     return problems
 
 
 def _check_pair_sites(
-    config: LakeprobeConfig, at: str, probe: ProbeConfig, probe_type: ProbeType[Any, Any]
+    config: LakeprobeConfig, at: str, probe: ProbeConfig, probe_type: PairProbeType
 ) -> list[str]:
     sites = len(site_endpoints(config, probe, probe_type))
     if sites <= MAX_PAIR_SITES:

@@ -32,6 +32,9 @@ class ServerConfig(Strict):
     keepalive_timeout: Duration = Field(30.0, description="an idle keep-alive connection lives")
     request_timeout: Duration = Field(60.0, description="to handle one request")
     enable_reload: bool = Field(False, description="POST /-/reload (SIGHUP always reloads)")
+    state_dir: Path | None = Field(
+        None, description="where what probes remember is kept across restarts (none: memory)"
+    )
     web_config_file: Path | None = Field(None, description="TLS, basic auth (exporter-toolkit)")
 
     @field_validator("web_config_file")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from lakeprobe.config.model import (
     AuthConfig,
@@ -17,9 +17,9 @@ from lakeprobe.config.model import (
 )
 from lakeprobe.config.pairs import PairKey, selected_pairs, site_endpoints
 from lakeprobe.config.select import select_endpoints
-from lakeprobe.probes.context import ProbeParams, ProbeType
+from lakeprobe.probes.context import EndpointProbeType, PairProbeType, ProbeParams, ProbeType
 from lakeprobe.probes.oidc import OidcToken, shared_client
-from lakeprobe.probes.registry import PROBE_TYPES
+from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES
 from lakeprobe.probes.target import PairTarget, Target
 from lakeprobe.probes.tokens import DiscoveredToken, FileToken, TokenSource
 
@@ -77,11 +77,16 @@ TokenUse = tuple[TokenKey, TokenSource]
 SourceCache = dict[tuple[str, str, AuthConfig, Path | None], TokenSource | None]
 
 
+# A job's target kind: its probe type and its target agree (ProbeType is invariant in it), so
+# mypy rejects a job that hands a pair probe a single endpoint, or the reverse.
+T = TypeVar("T", Target, PairTarget)
+
+
 @dataclass(frozen=True, slots=True)
-class ProbeJob:
+class ProbeJob(Generic[T]):
     key: SeriesKey
-    probe_type: ProbeType[Any, Any]
-    target: Target | PairTarget
+    probe_type: ProbeType[Any, T]
+    target: T
     params: ProbeParams
     interval: float
     timeout: float
@@ -167,20 +172,21 @@ def _token_source(
     return None
 
 
-def build_plan(config: LakeprobeConfig, scope: Scope | None = None) -> list[ProbeJob]:
+def build_plan(config: LakeprobeConfig, scope: Scope | None = None) -> list[ProbeJob[Any]]:
     scope = scope or Scope.of(config)
-    jobs = []
+    jobs: list[ProbeJob[Any]] = []
     sources: SourceCache = {}
     for probe in config.probes:
-        probe_type = PROBE_TYPES[probe.type]
-        params = probe_type.params_model.model_validate(probe.params)
-        make = _pair_jobs if probe_type.pairwise else _endpoint_jobs
-        made = make(config, probe, probe_type, params, sources)
+        made: list[ProbeJob[Any]]
+        if probe.type in PAIR_PROBE_TYPES:
+            made = _pair_jobs(config, probe, PAIR_PROBE_TYPES[probe.type], sources)
+        else:
+            made = _endpoint_jobs(config, probe, ENDPOINT_PROBE_TYPES[probe.type], sources)
         jobs += [job for job in made if scope.owns(job.key)]
     return jobs
 
 
-def plan_tokens(jobs: list[ProbeJob]) -> dict[TokenKey, TokenSource]:
+def plan_tokens(jobs: list[ProbeJob[Any]]) -> dict[TokenKey, TokenSource]:
     """Each configured token source of a plan once, by its series identity."""
     return {key: source for job in jobs for key, source in job.tokens}
 
@@ -188,10 +194,10 @@ def plan_tokens(jobs: list[ProbeJob]) -> dict[TokenKey, TokenSource]:
 def _endpoint_jobs(
     config: LakeprobeConfig,
     probe: ProbeConfig,
-    probe_type: ProbeType[Any, Any],
-    params: ProbeParams,
+    probe_type: EndpointProbeType,
     sources: SourceCache,
-) -> list[ProbeJob]:
+) -> list[ProbeJob[Target]]:
+    params = probe_type.params_model.model_validate(probe.params)
     jobs = []
     for site, endpoint in select_endpoints(config, probe, probe_type.schemes):
         target = make_target(site, endpoint, config.defaults.ca_dir, probe.auth, sources)
@@ -203,10 +209,10 @@ def _endpoint_jobs(
 def _pair_jobs(
     config: LakeprobeConfig,
     probe: ProbeConfig,
-    probe_type: ProbeType[Any, Any],
-    params: ProbeParams,
+    probe_type: PairProbeType,
     sources: SourceCache,
-) -> list[ProbeJob]:
+) -> list[ProbeJob[PairTarget]]:
+    params = probe_type.params_model.model_validate(probe.params)
     endpoints = site_endpoints(config, probe, probe_type)
     sites = {site.name: site for site in config.sites}
     ca_dir = config.defaults.ca_dir
@@ -216,7 +222,7 @@ def _pair_jobs(
     }
     jobs = []
     for src, dst in selected_pairs(config, probe, probe_type):
-        for mode in getattr(params, "modes", ("pull",)):
+        for mode in params.modes:
             pair = PairTarget(targets[src], targets[dst], mode)
             key = PairKey(probe.name, src, dst, pair.protocol, mode)
             jobs.append(_job(config, probe, probe_type, params, key, pair))
@@ -226,11 +232,11 @@ def _pair_jobs(
 def _job(
     config: LakeprobeConfig,
     probe: ProbeConfig,
-    probe_type: ProbeType[Any, Any],
+    probe_type: ProbeType[Any, T],
     params: ProbeParams,
     key: SeriesKey,
-    target: Target | PairTarget,
-) -> ProbeJob:
+    target: T,
+) -> ProbeJob[T]:
     return ProbeJob(
         key=key,
         probe_type=probe_type,
