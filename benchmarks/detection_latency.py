@@ -39,8 +39,6 @@ import yaml
 from aiohttp import web
 
 from lakeprobe.config import load_config
-from lakeprobe.exporter.daemon import Daemon
-from lakeprobe.exporter.server import serve
 from lakeprobe.lake import LocalLake, free_ports, require_binaries
 from lakeprobe.lake.monitoring import (
     AlertmanagerServer,
@@ -49,6 +47,8 @@ from lakeprobe.lake.monitoring import (
     require_monitoring_binaries,
     rewire_receivers,
 )
+from lakeprobe.service.daemon import Daemon
+from lakeprobe.service.server import serve
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "alerting" / "lakeprobe-rules.yaml"

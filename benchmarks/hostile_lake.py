@@ -38,10 +38,10 @@ import yaml
 
 from lakeprobe.config import load_config
 from lakeprobe.config.plan import ProbeJob
-from lakeprobe.exporter.daemon import Daemon
-from lakeprobe.exporter.scheduler import ProbeScheduler
-from lakeprobe.exporter.server import serve
 from lakeprobe.lake import LocalLake, free_ports
+from lakeprobe.service.daemon import Daemon
+from lakeprobe.service.scheduler import ProbeScheduler
+from lakeprobe.service.server import serve
 
 HERE = Path(__file__).resolve().parent
 HEALTHY_INTERVAL = 10.0

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import lake_config, tpc_result
 
 from lakeprobe.config import load_config
-from lakeprobe.exporter.daemon import Daemon
+from lakeprobe.service.daemon import Daemon
 
 
 def rss_mib() -> float:

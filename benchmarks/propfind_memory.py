@@ -19,7 +19,7 @@ import sys
 import tracemalloc
 import xml.etree.ElementTree as ET
 
-from lakeprobe.probes.httpparse import MAX_LISTING_BYTES, MultistatusParser
+from lakeprobe.probes.clients.httpparse import MAX_LISTING_BYTES, MultistatusParser
 
 CHUNK = 64 * 1024
 

@@ -21,12 +21,12 @@ from prometheus_client import CollectorRegistry
 
 from lakeprobe.config.pairs import PairKey
 from lakeprobe.config.plan import ProbeJob
-from lakeprobe.exporter.scheduler import ProbeScheduler
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.store import ResultsStore
-from lakeprobe.probes.context import PairParams, ProbeContext, ProbeType
-from lakeprobe.probes.outcome import ProbeResult, StepOutcome, passed
-from lakeprobe.probes.target import PairTarget, Target
+from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType
+from lakeprobe.probes.core.outcome import ProbeResult, StepOutcome, passed
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.service.scheduler import ProbeScheduler
 
 
 class SleepProbe:

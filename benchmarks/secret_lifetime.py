@@ -32,8 +32,8 @@ import tracemalloc
 import uuid
 
 from lakeprobe.cli.logs import FORMAT, RedactingFormatter
-from lakeprobe.probes import secrets
-from lakeprobe.probes.secrets import MASK, Secret, known_count, redact
+from lakeprobe.probes.credentials import secrets
+from lakeprobe.probes.credentials.secrets import MASK, Secret, known_count, redact
 
 CASES = 10
 SECONDS_PER_RUN = 12.0
@@ -42,7 +42,8 @@ TIMED_LINES = 101
 
 
 class OldKnownSecrets:
-    """OLD BEHAVIOUR, for comparison only: the registry of probes/secrets.py before issue 9.
+    """OLD BEHAVIOUR, for comparison only: the registry of probes/credentials/secrets.py
+    before issue 9.
     Every value ever loaded stays in a set; redact() scans a fresh snapshot of all of them."""
 
     def __init__(self) -> None:

@@ -9,7 +9,7 @@ import random
 import time
 from typing import Any
 
-from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status, StepResult
 
 TPC_STEPS = ("credential", "source", "mkcol", "copy", "verify", "delete")
 

@@ -1,5 +1,5 @@
 """Benchmark: what a peer claiming a huge XRootD frame costs, with and without lakeprobe's
-handshake pre-check (probes/xrdhandshake.py).
+handshake pre-check (probes/clients/xrdhandshake.py).
 
     .venv/bin/python benchmarks/xrootd_frame_memory.py [--mib 128 1024]
 

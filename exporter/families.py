@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lakeprobe.exporter.store import TargetState
-from lakeprobe.probes.outcome import Measurement, Status
+from lakeprobe.probes.core.outcome import Measurement, Status
 
 # (extra label value or None, value) pairs for one target. Tuples, not generators: this runs
 # for every family of every target whose result changed, on the scrape path.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from lakeprobe import __version__
-from lakeprobe.probes.copyjob import abandoned_copies, running_copies
+from lakeprobe.probes.clients.copyjob import abandoned_copies, running_copies
 
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lakeprobe.config.plan import SeriesKey
-from lakeprobe.probes.outcome import ProbeResult, Reason, Status
+from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status
 
 
 @dataclass(slots=True)

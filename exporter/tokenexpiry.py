@@ -13,7 +13,12 @@ import time
 
 from lakeprobe.config.plan import ProbeJob, TokenKey, plan_tokens
 from lakeprobe.exporter.exposition import escape
-from lakeprobe.probes.tokens import CredentialError, DiscoveredToken, FileToken, TokenSource
+from lakeprobe.probes.credentials.tokens import (
+    CredentialError,
+    DiscoveredToken,
+    FileToken,
+    TokenSource,
+)
 
 NAME = "lakeprobe_token_expiry_seconds"
 HELP = (

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from lakeprobe.probes import http_tpc, token_authz, webdav, xrootd, xrootd_tpc
-from lakeprobe.probes.context import AnyProbeType, EndpointProbeType, PairProbeType, ProbeType
-from lakeprobe.probes.target import PairTarget, Target
+from lakeprobe.probes.authz import token_authz
+from lakeprobe.probes.core.context import AnyProbeType, EndpointProbeType, PairProbeType, ProbeType
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.storage import webdav, xrootd
+from lakeprobe.probes.transfer import http_tpc, xrootd_tpc
 
 T = TypeVar("T", Target, PairTarget)
 

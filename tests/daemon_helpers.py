@@ -11,8 +11,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from lakeprobe.config import load_config
-from lakeprobe.exporter.daemon import Daemon
-from lakeprobe.exporter.server import serve
+from lakeprobe.service.daemon import Daemon
+from lakeprobe.service.server import serve
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -75,5 +75,5 @@ async def wait_for(
         await asyncio.sleep(every)
 
 
-# The daemon's shutdown grace (exporter/daemon.py: 10 s) plus what exit itself may take.
+# The daemon's shutdown grace (lakeprobe/service/daemon.py: 10 s) plus what exit itself may take.
 SHUTDOWN_BOUND = 15.0

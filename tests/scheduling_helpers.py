@@ -10,13 +10,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from lakeprobe.config.plan import ProbeJob, TargetKey
-from lakeprobe.exporter.firstcontact import Greeter
-from lakeprobe.exporter.scheduler import ProbeScheduler
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.store import ResultsStore
-from lakeprobe.probes.context import ProbeContext, ProbeParams, ProbeType
-from lakeprobe.probes.outcome import ProbeResult, StepOutcome, passed
-from lakeprobe.probes.target import Target
+from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
+from lakeprobe.probes.core.outcome import ProbeResult, StepOutcome, passed
+from lakeprobe.probes.core.target import Target
+from lakeprobe.service.firstcontact import Greeter
+from lakeprobe.service.scheduler import ProbeScheduler
 
 
 class FakeClock:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 
-from lakeprobe.probes.state import StateStore
+from lakeprobe.probes.core.state import StateStore
 
 _STORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StateStore] = (
     weakref.WeakKeyDictionary()

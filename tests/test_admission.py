@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lakeprobe.exporter.admission import Admission, Phase, Standing
+from lakeprobe.service.admission import Admission, Phase, Standing
 
 
 def running(*tickets: object) -> list[bool]:

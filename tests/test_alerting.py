@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import pytest
 import yaml
 
-from lakeprobe.probes.outcome import Reason
+from lakeprobe.probes.core.outcome import Reason
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerting" / "lakeprobe-rules.yaml"

@@ -12,8 +12,8 @@ import pytest
 from lakeprobe.cli import run
 from lakeprobe.cli.targets import GridUrl, cli_target, parse_grid_url
 from lakeprobe.lake import LocalLake
+from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
-from lakeprobe.probes.target import Target
 
 LAKEPROBE = Path(sys.executable).with_name("lakeprobe")  # the installed console script
 

@@ -9,8 +9,8 @@ import pytest
 from lakeprobe.config import ConfigError, load_config, parse_config
 from lakeprobe.config.plan import build_plan
 from lakeprobe.config.types import parse_duration
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.tokens import DiscoveredToken, FileToken
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.credentials.tokens import DiscoveredToken, FileToken
 
 HERE = Path(__file__).parent
 INVALID = sorted((HERE / "configs" / "invalid").glob("*.yaml"))

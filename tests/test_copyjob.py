@@ -1,4 +1,4 @@
-"""The copy-thread bridge (probes/copyjob.py) with a fake blocking engine: no servers."""
+"""The copy-thread bridge (probes/clients/copyjob.py) with a fake blocking engine: no servers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from lakeprobe.probes import copyjob
-from lakeprobe.probes.copyjob import CopyError, CopyWatch, run_copy
-from lakeprobe.probes.outcome import Reason, Status
+from lakeprobe.probes.clients import copyjob
+from lakeprobe.probes.clients.copyjob import CopyError, CopyWatch, run_copy
+from lakeprobe.probes.core.outcome import Reason, Status
 
 
 class FakeEngine:

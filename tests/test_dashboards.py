@@ -32,8 +32,8 @@ from dashboard_queries import (
 from lakeprobe.exporter.families import ENDPOINT_FAMILIES, PAIR_FAMILIES
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.tokenexpiry import NAME as TOKEN_EXPIRY
+from lakeprobe.probes.core.target import MODES
 from lakeprobe.probes.registry import PROBE_TYPES
-from lakeprobe.probes.target import MODES
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = ROOT / "grafana" / "generate.py"

@@ -27,7 +27,7 @@ from lakeprobe.lake.monitoring import (
     PrometheusServer,
     require_monitoring_binaries,
 )
-from lakeprobe.probes.outcome import Reason
+from lakeprobe.probes.core.outcome import Reason
 
 pytestmark = [pytest.mark.lake, pytest.mark.e2e]
 

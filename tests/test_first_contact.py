@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from scheduling_helpers import ScriptedProbes, job, sample, scheduler
 
-from lakeprobe.exporter.firstcontact import FirstContact
 from lakeprobe.lake import free_ports
-from lakeprobe.probes.target import Target
+from lakeprobe.probes.core.target import Target
+from lakeprobe.service.firstcontact import FirstContact
 
 
 @pytest.fixture

@@ -24,32 +24,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from lakeprobe.probes import oidc
-from lakeprobe.probes.httpclient import Reply
-from lakeprobe.probes.httpparse import (
+from lakeprobe.probes.clients.httpclient import Reply
+from lakeprobe.probes.clients.httpparse import (
     DigestError,
     MultistatusError,
     MultistatusParser,
     parse_decimal,
     response_adler32,
 )
-from lakeprobe.probes.jwtinfo import jwt_expiry
-from lakeprobe.probes.oidc import IssuedToken, IssuerError
-from lakeprobe.probes.outcome import Reason
-from lakeprobe.probes.secrets import Secret
-from lakeprobe.probes.tokens import (
-    CredentialError,
-    DiscoveredToken,
-    SecretFile,
-    bearer_problem,
-    control_problem,
-)
-from lakeprobe.probes.tpcmarkers import (
+from lakeprobe.probes.clients.tpcmarkers import (
     MAX_LINE,
     MAX_STRIPES,
     MarkerParser,
     failure_reason,
     parse_verdict,
+)
+from lakeprobe.probes.core.outcome import Reason
+from lakeprobe.probes.credentials import oidc
+from lakeprobe.probes.credentials.jwtinfo import jwt_expiry
+from lakeprobe.probes.credentials.oidc import IssuedToken, IssuerError
+from lakeprobe.probes.credentials.secrets import Secret
+from lakeprobe.probes.credentials.tokens import (
+    CredentialError,
+    DiscoveredToken,
+    SecretFile,
+    bearer_problem,
+    control_problem,
 )
 
 FUZZ = settings(max_examples=250, deadline=None, derandomize=True)

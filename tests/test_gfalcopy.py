@@ -1,5 +1,5 @@
-"""Third-party copies through gfal2 (probes/gfalcopy.py) against the real local lake, directly
-and as the xrootd-tpc probe's `gfal2` engine."""
+"""Third-party copies through gfal2 (probes/clients/gfalcopy.py) against the real local lake,
+directly and as the xrootd-tpc probe's `gfal2` engine."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import pytest
 from state_helpers import loop_state
 
 from lakeprobe.lake import LocalLake, XrootdSite
-from lakeprobe.probes.copyjob import CopyEnd, CopyError, CopyStats
-from lakeprobe.probes.gfalcopy import gfal_copy
-from lakeprobe.probes.outcome import Measurement, Reason, Status
-from lakeprobe.probes.params import MIB
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.secrets import Secret
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.testfiles import adler32_hex, new_test_file, source_file, source_payload
-from lakeprobe.probes.xrootd_tpc import PROBE_TYPE, XrootdTpcParams
+from lakeprobe.probes.clients.copyjob import CopyEnd, CopyError, CopyStats
+from lakeprobe.probes.clients.gfalcopy import gfal_copy
+from lakeprobe.probes.core.outcome import Measurement, Reason, Status
+from lakeprobe.probes.core.params import MIB
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.core.testfiles import adler32_hex, new_test_file, source_file, source_payload
+from lakeprobe.probes.credentials.secrets import Secret
+from lakeprobe.probes.transfer.xrootd_tpc import PROBE_TYPE, XrootdTpcParams
 
 pytestmark = pytest.mark.lake
 

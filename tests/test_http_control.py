@@ -24,9 +24,11 @@ from prometheus_client import CollectorRegistry
 from daemon_helpers import fetch, pick, running_daemon, scrape, wait_for
 from lakeprobe.cli.main import main
 from lakeprobe.config import ConfigError, load_config
-from lakeprobe.exporter.daemon import Daemon
-from lakeprobe.exporter.httpguard import ConnectionGuard
-from lakeprobe.exporter.server import (
+from lakeprobe.config.webconfig import CHALLENGE, BasicAuthCheck, WebConfig
+from lakeprobe.lake.pki import TestPki, make_test_pki
+from lakeprobe.service.daemon import Daemon
+from lakeprobe.service.httpguard import ConnectionGuard
+from lakeprobe.service.server import (
     RELOAD_DISABLED,
     RELOAD_LOOPBACK_ONLY,
     _is_loopback,
@@ -35,8 +37,6 @@ from lakeprobe.exporter.server import (
     reload,
     serve,
 )
-from lakeprobe.exporter.webconfig import CHALLENGE, BasicAuthCheck, WebConfig
-from lakeprobe.lake.pki import TestPki, make_test_pki
 
 PASSWORD = "correct horse"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4))

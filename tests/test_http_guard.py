@@ -19,10 +19,10 @@ from prometheus_client import CollectorRegistry
 
 from daemon_helpers import pick, running_daemon, scrape, wait_for
 from lakeprobe.config.model import ServerConfig
-from lakeprobe.exporter.httpguard import ConnectionGuard, Limits
-from lakeprobe.exporter.httpsite import GuardedSite
-from lakeprobe.exporter.server import limits_of
 from lakeprobe.lake import free_ports
+from lakeprobe.service.httpguard import ConnectionGuard, Limits
+from lakeprobe.service.httpsite import GuardedSite
+from lakeprobe.service.server import limits_of
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from lakeprobe.probes.httpclient import Reply, exception_reason, http_url, status_reason
-from lakeprobe.probes.httpparse import (
+from lakeprobe.probes.clients.httpclient import Reply, exception_reason, http_url, status_reason
+from lakeprobe.probes.clients.httpparse import (
     MAX_HREF,
     DigestError,
     MultistatusError,
@@ -22,7 +22,7 @@ from lakeprobe.probes.httpparse import (
     parse_multistatus,
     response_adler32,
 )
-from lakeprobe.probes.outcome import Reason
+from lakeprobe.probes.core.outcome import Reason
 
 
 @pytest.mark.parametrize(

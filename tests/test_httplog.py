@@ -22,7 +22,7 @@ import yaml
 from http_helpers import write_daemon_config
 
 from daemon_helpers import running_daemon
-from lakeprobe.exporter.httplog import ResourceErrorLog, Throttle
+from lakeprobe.service.httplog import ResourceErrorLog, Throttle
 
 LAKEPROBE = str(Path(sys.executable).with_name("lakeprobe"))  # the installed console script
 # Lower the open-files limit (soft and hard: the daemon raises soft to hard), then exec.
@@ -175,7 +175,7 @@ def _wait_until_answers(url: str, timeout: float) -> str:
 def test_soft_limit_is_raised_to_the_hard_limit() -> None:
     """At start the daemon raises its soft open-files limit to the hard one."""
     code = (
-        "import resource; from lakeprobe.exporter.openfiles import raise_open_files_limit; "
+        "import resource; from lakeprobe.service.openfiles import raise_open_files_limit; "
         "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
         "resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard, 256), hard)); "
         "raise_open_files_limit(); print(resource.getrlimit(resource.RLIMIT_NOFILE) == "

@@ -16,12 +16,13 @@ from state_helpers import loop_state
 
 from lakeprobe.config import ConfigError, parse_config
 from lakeprobe.lake import LocalLake, XrootdSite
-from lakeprobe.probes import http_tpc, webdav, xrootd, xrootd_tpc
-from lakeprobe.probes.context import ProbeType
-from lakeprobe.probes.outcome import ProbeResult, Status, StepResult
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.testfiles import new_test_file, source_file
+from lakeprobe.probes.core.context import ProbeType
+from lakeprobe.probes.core.outcome import ProbeResult, Status, StepResult
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.core.testfiles import new_test_file, source_file
+from lakeprobe.probes.storage import webdav, xrootd
+from lakeprobe.probes.transfer import http_tpc, xrootd_tpc
 
 pytestmark = pytest.mark.lake
 

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.lake.issuer_keys import DEFAULT_AUDIENCE, mint
 from lakeprobe.lake.issuer_process import LocalIssuer
-from lakeprobe.probes.xrdasync import client_module
+from lakeprobe.probes.clients.xrdasync import client_module
 
 pytestmark = pytest.mark.lake
 

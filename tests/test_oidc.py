@@ -17,20 +17,20 @@ from lakeprobe.config import parse_config
 from lakeprobe.config.plan import build_plan
 from lakeprobe.lake import TestPki, free_ports, make_test_pki
 from lakeprobe.lake.issuer_process import LocalIssuer
-from lakeprobe.probes import oidc
-from lakeprobe.probes.credentials import load_tokens
-from lakeprobe.probes.oidc import (
+from lakeprobe.probes.core.credential_step import load_tokens
+from lakeprobe.probes.core.outcome import Reason, Status
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.credentials import oidc
+from lakeprobe.probes.credentials.oidc import (
     IssuerError,
     OidcClient,
     OidcSettings,
     OidcToken,
     shared_client,
 )
-from lakeprobe.probes.outcome import Reason, Status
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import Target
-from lakeprobe.probes.tokens import CredentialError, FileToken
-from lakeprobe.probes.webdav import PROBE_TYPE, WebdavParams
+from lakeprobe.probes.credentials.tokens import CredentialError, FileToken
+from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
 
 SCOPE = "storage.read:/ storage.create:/"
 AUDIENCE = "https://lake.example.org"

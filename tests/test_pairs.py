@@ -11,7 +11,7 @@ import yaml
 from lakeprobe.config import parse_config
 from lakeprobe.config.pairs import PairKey
 from lakeprobe.config.plan import Scope, TargetKey, build_plan
-from lakeprobe.probes.target import PairTarget
+from lakeprobe.probes.core.target import PairTarget
 
 
 def lake(sites: int, modes: list[str], extra_probes: list[dict[str, Any]] | None = None) -> str:

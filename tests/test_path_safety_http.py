@@ -28,12 +28,13 @@ from pydantic import ValidationError
 from yarl import URL
 
 from lakeprobe.config.model import EndpointConfig
-from lakeprobe.probes import http_tpc, webdav
-from lakeprobe.probes.context import ProbeParams, ProbeType
-from lakeprobe.probes.outcome import ProbeResult, Status
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.testfiles import adler32_hex, new_test_file
+from lakeprobe.probes.core.context import ProbeParams, ProbeType
+from lakeprobe.probes.core.outcome import ProbeResult, Status
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.core.testfiles import adler32_hex, new_test_file
+from lakeprobe.probes.storage import webdav
+from lakeprobe.probes.transfer import http_tpc
 
 LOG = logging.getLogger("test.path_safety")
 HOST = "testhost"

@@ -1,4 +1,4 @@
-"""Path safety by construction (probes/paths.py): what validation accepts, every client sends
+"""Path safety by construction (probes/core/paths.py): what validation accepts, every client sends
 literally; what it rejects names the offending character or segment. Checked against the
 parsers the clients use: yarl (aiohttp) for HTTP and XrdCl's own URL parser for root://."""
 
@@ -14,12 +14,12 @@ from path_strategies import RICH, dangerous_paths, plain_paths
 from yarl import URL
 
 from lakeprobe.config.model import EndpointConfig
-from lakeprobe.probes.authz_cases import FIXTURE_DIRS, fixture_file, fixture_root
-from lakeprobe.probes.httpclient import endpoint_url
-from lakeprobe.probes.paths import path_problem, storage_path
-from lakeprobe.probes.target import Target
-from lakeprobe.probes.testfiles import is_own_file, is_own_source, new_test_file, source_file
-from lakeprobe.probes.xrdasync import client_module
+from lakeprobe.probes.authz.cases import FIXTURE_DIRS, fixture_file, fixture_root
+from lakeprobe.probes.clients.httpclient import endpoint_url
+from lakeprobe.probes.clients.xrdasync import client_module
+from lakeprobe.probes.core.paths import path_problem, storage_path
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.core.testfiles import is_own_file, is_own_source, new_test_file, source_file
 
 SETTINGS = settings(max_examples=100, deadline=None, derandomize=True)
 

@@ -22,12 +22,12 @@ import pytest
 from state_helpers import loop_state
 
 from lakeprobe.lake import LocalLake, XrootdSite
-from lakeprobe.probes.http_tpc import PROBE_TYPE, BeforeCopy, HttpTpcParams, HttpTpcProbe
-from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status, StepResult
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.state import StateStore
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.testfiles import source_file
+from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.state import StateStore
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.core.testfiles import source_file
+from lakeprobe.probes.transfer.http_tpc import PROBE_TYPE, BeforeCopy, HttpTpcParams, HttpTpcProbe
 
 pytestmark = pytest.mark.lake
 
@@ -254,7 +254,8 @@ async def test_paused_active_side_times_out(lake3: LocalLake) -> None:
 
 
 async def test_gfal2_engine(lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
-    """engine gfal2: the same steps, the COPY sent by gfal2 (probes/gfalcopy.py) as FTS sends
+    """engine gfal2: the same steps, the COPY sent by gfal2 (probes/clients/gfalcopy.py) as FTS
+    sends
     it, pull and push at once; gfal2 checks both adler32s too. davix reads its CA directory
     from X509_CERT_DIR only (set here for the test; the daemon is started with it)."""
     monkeypatch.setenv("X509_CERT_DIR", str(lake.pki.ca_dir))

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from lakeprobe.probes.http_tpc import PROBE_TYPE, HttpTpcParams
-from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.testfiles import adler32_hex, source_payload
-from lakeprobe.probes.tokens import FileToken
+from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.core.testfiles import adler32_hex, source_payload
+from lakeprobe.probes.credentials.tokens import FileToken
+from lakeprobe.probes.transfer.http_tpc import PROBE_TYPE, HttpTpcParams
 
 SIZE = 4096
 STALL = 1.0

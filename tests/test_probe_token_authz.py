@@ -19,12 +19,12 @@ import pytest
 from state_helpers import loop_state
 
 from lakeprobe.lake import LocalLake, XrootdSite
-from lakeprobe.probes.authz_cases import CASE_NAMES, FIXTURE_DIRS
-from lakeprobe.probes.oidc import OidcSettings
-from lakeprobe.probes.outcome import ProbeResult, Reason, Status, StepResult
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import Target
-from lakeprobe.probes.token_authz import PROBE_TYPE, TokenAuthzParams
+from lakeprobe.probes.authz.cases import CASE_NAMES, FIXTURE_DIRS
+from lakeprobe.probes.authz.token_authz import PROBE_TYPE, TokenAuthzParams
+from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.credentials.oidc import OidcSettings
 
 pytestmark = pytest.mark.lake
 

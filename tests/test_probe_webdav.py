@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from lakeprobe.lake import LocalLake, XrootdSite, make_test_pki
-from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status, StepResult
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import Target
-from lakeprobe.probes.testfiles import adler32_hex, new_test_file
-from lakeprobe.probes.tokens import FileToken
-from lakeprobe.probes.webdav import PROBE_TYPE, WebdavParams
+from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.core.testfiles import adler32_hex, new_test_file
+from lakeprobe.probes.credentials.tokens import FileToken
+from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
 
 pytestmark = pytest.mark.lake
 

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from lakeprobe.probes.httpparse import MAX_LISTING_ENTRIES
-from lakeprobe.probes.outcome import ProbeResult, Reason, Status
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import Target
-from lakeprobe.probes.testfiles import adler32_hex
-from lakeprobe.probes.tokens import FileToken
-from lakeprobe.probes.webdav import PROBE_TYPE, WebdavParams
+from lakeprobe.probes.clients.httpparse import MAX_LISTING_ENTRIES
+from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.core.testfiles import adler32_hex
+from lakeprobe.probes.credentials.tokens import FileToken
+from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
 
 TEST_DIR = "/lakeprobe"
 

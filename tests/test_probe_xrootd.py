@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from lakeprobe.lake import LocalLake, XrootdSite
-from lakeprobe.probes import xrootd
-from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import Target
-from lakeprobe.probes.testfiles import PREFIX, new_test_file
-from lakeprobe.probes.tokens import FileToken
-from lakeprobe.probes.xrootd import PROBE_TYPE, XrootdParams
+from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.core.testfiles import PREFIX, new_test_file
+from lakeprobe.probes.credentials.tokens import FileToken
+from lakeprobe.probes.storage import xrootd
+from lakeprobe.probes.storage.xrootd import PROBE_TYPE, XrootdParams
 
 pytestmark = pytest.mark.lake
 
@@ -250,10 +250,10 @@ async def test_token_never_leaks(
 
 ROOTS_CHILD = """
 import asyncio, json, logging, sys
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import Target
-from lakeprobe.probes import xrootd
-from lakeprobe.probes.xrootd import PROBE_TYPE, XrootdParams
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.storage import xrootd
+from lakeprobe.probes.storage.xrootd import PROBE_TYPE, XrootdParams
 async def main():
     for url in sys.argv[1:]:
         out = await run_probe(PROBE_TYPE, Target("A", "x", url, "/lakeprobe"), XrootdParams(),

@@ -19,15 +19,16 @@ from pydantic import ValidationError
 from state_helpers import loop_state
 
 from lakeprobe.lake import LocalLake, XrootdSite
-from lakeprobe.probes import copyjob, xrootd_tpc
-from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status
-from lakeprobe.probes.params import MIB
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.state import StateStore
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.testfiles import PREFIX, source_file, source_payload
-from lakeprobe.probes.tokens import FileToken
-from lakeprobe.probes.xrootd_tpc import PROBE_TYPE, XrootdTpcParams
+from lakeprobe.probes.clients import copyjob
+from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
+from lakeprobe.probes.core.params import MIB
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.state import StateStore
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.core.testfiles import PREFIX, source_file, source_payload
+from lakeprobe.probes.credentials.tokens import FileToken
+from lakeprobe.probes.transfer import xrootd_tpc
+from lakeprobe.probes.transfer.xrootd_tpc import PROBE_TYPE, XrootdTpcParams
 
 LOG = logging.getLogger("test.xrootd_tpc")
 STEPS = ["source", "copy", "verify", "delete", "sweep"]

@@ -15,15 +15,15 @@ import pytest
 from aiohttp import web
 
 from lakeprobe.lake import TestPki, make_test_pki
-from lakeprobe.probes.context import ProbeContext
-from lakeprobe.probes.httpclient import ANY_STATUS, HttpClient, Reply, RequestFailed
-from lakeprobe.probes.outcome import Reason, Status
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.secrets import Secret
-from lakeprobe.probes.state import StateStore
-from lakeprobe.probes.steps import StepRecorder
-from lakeprobe.probes.target import Target
-from lakeprobe.probes.webdav import PROBE_TYPE, WebdavParams
+from lakeprobe.probes.clients.httpclient import ANY_STATUS, HttpClient, Reply, RequestFailed
+from lakeprobe.probes.core.context import ProbeContext
+from lakeprobe.probes.core.outcome import Reason, Status
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.state import StateStore
+from lakeprobe.probes.core.steps import StepRecorder
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.credentials.secrets import Secret
+from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
 
 LOG = logging.getLogger("test.redirects")
 TOKEN = "redirect-test-token-0123456789"

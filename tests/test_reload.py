@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from lakeprobe.config import load_config
-from lakeprobe.exporter import daemon as daemon_module
-from lakeprobe.exporter.daemon import Daemon
+from lakeprobe.service import daemon as daemon_module
+from lakeprobe.service.daemon import Daemon
 
 
 def _config(sites: int, cap: int = 32) -> dict[str, object]:

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from lakeprobe.probes.context import ProbeContext, ProbeParams, ProbeType
-from lakeprobe.probes.outcome import ProbeResult, Reason, Status, StepOutcome, passed
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import Target
+from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
+from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status, StepOutcome, passed
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import Target
 
 TARGET = Target(site="S", endpoint="e", url="root://127.0.0.1:1", test_dir="/t")
 LOG = logging.getLogger("test.runner")

@@ -7,8 +7,7 @@ import zlib
 
 import pytest
 
-from lakeprobe.probes.secrets import MASK, RedactingFilter, Secret, redact
-from lakeprobe.probes.testfiles import (
+from lakeprobe.probes.core.testfiles import (
     adler32_hex,
     is_own_file,
     new_test_file,
@@ -16,6 +15,7 @@ from lakeprobe.probes.testfiles import (
     source_payload,
     stale_test_files,
 )
+from lakeprobe.probes.credentials.secrets import MASK, RedactingFilter, Secret, redact
 
 
 def test_new_test_file_is_unique_and_owned() -> None:

@@ -10,8 +10,8 @@ import time
 import pytest
 from scheduling_helpers import FakeClock, ScriptedProbes, job, sample, scheduler
 
-from lakeprobe.exporter.timetable import phase
-from lakeprobe.probes.target import Target
+from lakeprobe.probes.core.target import Target
+from lakeprobe.service.timetable import phase
 
 
 def _wall_steps(monkeypatch: pytest.MonkeyPatch) -> list[float]:

@@ -12,8 +12,8 @@ import threading
 import pytest
 
 from lakeprobe.cli.logs import RedactingFormatter
-from lakeprobe.probes import secrets
-from lakeprobe.probes.secrets import LINGER_SECONDS, MASK, Secret, known_count, redact
+from lakeprobe.probes.credentials import secrets
+from lakeprobe.probes.credentials.secrets import LINGER_SECONDS, MASK, Secret, known_count, redact
 
 VALUE = "case-token-0123456789abcdef"
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from lakeprobe.lake import free_ports
-from lakeprobe.probes.state import FILE_NAME, LOCK_NAME, StateError, StateStore
+from lakeprobe.probes.core.state import FILE_NAME, LOCK_NAME, StateError, StateStore
 
 LAKEPROBE = str(Path(sys.executable).with_name("lakeprobe"))  # the installed console script
 
@@ -65,7 +65,7 @@ def test_a_corrupt_or_unusable_store_is_named(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from lakeprobe.probes.state import StateStore
+from lakeprobe.probes.core.state import StateStore
 store = StateStore.open(Path(sys.argv[1]), exclusive=True)
 for n in range(1_000_000):
     store.put("runs", f"{n:07d}", {"n": n})

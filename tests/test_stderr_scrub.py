@@ -19,7 +19,7 @@ import pytest
 
 from lakeprobe.cli.logs import RedactingFormatter, setup_logging
 from lakeprobe.lake import LocalLake
-from lakeprobe.probes.secrets import MASK, Secret
+from lakeprobe.probes.credentials.secrets import MASK, Secret
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 FRAME_SECRET = "frame-secret-0123456789abcdef"  # also written literally in _fail's source
@@ -76,7 +76,7 @@ def test_traceback_is_scrubbed(root_logging: io.StringIO) -> None:
 SCRUBBED_CHILD = r"""
 import os, sys
 from lakeprobe.cli.stderrscrub import scrubbed_stderr
-from lakeprobe.probes.secrets import Secret
+from lakeprobe.probes.credentials.secrets import Secret
 known, shaped = sys.argv[1], sys.argv[2]
 Secret(known)
 with scrubbed_stderr():

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from lakeprobe.probes.outcome import Reason, Status, StepOutcome, failed, passed
-from lakeprobe.probes.steps import StepRecorder
+from lakeprobe.probes.core.outcome import Reason, Status, StepOutcome, failed, passed
+from lakeprobe.probes.core.steps import StepRecorder
 
 
 def recorder(timeout: float = 5.0, slow_after: float = 10.0, reserve: float = 0.5) -> StepRecorder:

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lakeprobe.config.plan import TargetKey
 from lakeprobe.exporter.exposition import Exposition
 from lakeprobe.exporter.store import ResultsStore
-from lakeprobe.probes.outcome import Measurement, ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status, StepResult
 
 KEY_A = TargetKey("xrootd", "SITE-A", "xrootd", "root")
 KEY_B = TargetKey("webdav", "SITE-B", "webdav", "davs")

@@ -19,8 +19,8 @@ from lakeprobe.config.plan import build_plan
 from lakeprobe.exporter.tokenexpiry import NAME, TokenExpiry
 from lakeprobe.lake import free_ports, make_test_pki
 from lakeprobe.lake.issuer_process import LocalIssuer
-from lakeprobe.probes.jwtinfo import jwt_expiry
-from lakeprobe.probes.secrets import Secret
+from lakeprobe.probes.credentials.jwtinfo import jwt_expiry
+from lakeprobe.probes.credentials.secrets import Secret
 
 Key = tuple[str, str, str]
 Series = dict[Key, float]

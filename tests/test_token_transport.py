@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from lakeprobe.cli import run
-from lakeprobe.probes.credentials import load_tokens
-from lakeprobe.probes.outcome import Reason, Status
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.tokens import FileToken
+from lakeprobe.probes.core.credential_step import load_tokens
+from lakeprobe.probes.core.outcome import Reason, Status
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.credentials.tokens import FileToken
 
 TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0In0.sig"
 
@@ -114,9 +114,9 @@ def test_run_allows_cleartext_token_when_asked(token_file: Path) -> None:
 async def test_token_authz_refuses_cleartext_before_asking_the_issuer(tmp_path: Path) -> None:
     """token-authz sends a token in every case: over root:// without the opt-in it is UNKNOWN
     credential at its first step, and the (unreachable) issuer is never asked."""
-    from lakeprobe.probes.oidc import OidcSettings
-    from lakeprobe.probes.runner import run_probe
-    from lakeprobe.probes.token_authz import PROBE_TYPE, TokenAuthzParams
+    from lakeprobe.probes.authz.token_authz import PROBE_TYPE, TokenAuthzParams
+    from lakeprobe.probes.core.runner import run_probe
+    from lakeprobe.probes.credentials.oidc import OidcSettings
 
     issuer = OidcSettings(
         token_endpoint="https://127.0.0.1:1/token",

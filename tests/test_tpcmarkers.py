@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from lakeprobe.probes.outcome import Reason
-from lakeprobe.probes.tpcmarkers import (
+from lakeprobe.probes.clients.tpcmarkers import (
     MAX_LINE,
     MAX_STRIPES,
     MarkerParser,
     StallWatch,
     failure_reason,
 )
+from lakeprobe.probes.core.outcome import Reason
 
 
 def marker(stamp: int, moved: int, stripe: int = 0, count: int = 1, remote: bool = True) -> bytes:

@@ -9,10 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from lakeprobe.lake import LocalLake
-from lakeprobe.probes.outcome import Reason
-from lakeprobe.probes.secrets import Secret
-from lakeprobe.probes.testfiles import adler32_hex
-from lakeprobe.probes.xrdasync import (
+from lakeprobe.probes.clients.xrdasync import (
     CLIENT_SETTINGS,
     XrdError,
     XrdFileSystem,
@@ -22,6 +19,9 @@ from lakeprobe.probes.xrdasync import (
     reason_for,
     upload,
 )
+from lakeprobe.probes.core.outcome import Reason
+from lakeprobe.probes.core.testfiles import adler32_hex
+from lakeprobe.probes.credentials.secrets import Secret
 
 # Statuses observed from xrootd 5.5.3 servers on loopback with the client settings of
 # xrdasync (code, errno, message as XRootDStatus reports them), and the reason each maps to.

@@ -1,4 +1,4 @@
-"""The XRootD handshake pre-check (probes/xrdhandshake.py): real XRootD servers pass it;
+"""The XRootD handshake pre-check (probes/clients/xrdhandshake.py): real XRootD servers pass it;
 peers that are not XRootD servers (an aiohttp server, garbage, a claimed 2 GiB frame, a
 silent peer) fail it within bounds, and XrdCl never talks to them. Hostile peers are small
 asyncio servers on 127.0.0.1 that count the connections they get."""
@@ -21,17 +21,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lakeprobe.lake import LocalLake
-from lakeprobe.probes.authz_ops import OpFailed, XrdAuthzOps
-from lakeprobe.probes.context import ProbeContext
-from lakeprobe.probes.outcome import Reason, Status, StepOutcome
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.secrets import Secret
-from lakeprobe.probes.state import StateStore
-from lakeprobe.probes.steps import StepRecorder
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.xrdhandshake import check_xrootd
-from lakeprobe.probes.xrootd_tpc import PROBE_TYPE as TPC
-from lakeprobe.probes.xrootd_tpc import XrootdTpcParams
+from lakeprobe.probes.authz.ops import OpFailed, XrdAuthzOps
+from lakeprobe.probes.clients.xrdhandshake import check_xrootd
+from lakeprobe.probes.core.context import ProbeContext
+from lakeprobe.probes.core.outcome import Reason, Status, StepOutcome
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.state import StateStore
+from lakeprobe.probes.core.steps import StepRecorder
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.credentials.secrets import Secret
+from lakeprobe.probes.transfer.xrootd_tpc import PROBE_TYPE as TPC
+from lakeprobe.probes.transfer.xrootd_tpc import XrootdTpcParams
 
 LOG = logging.getLogger("test.xrdhandshake")
 GIB2 = 2**31
@@ -270,10 +270,10 @@ async def test_xrootd_tpc_checks_both_ends(lake: LocalLake, hostile_side: str) -
 
 CHILD = """
 import asyncio, json, logging, resource, sys, time
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.target import Target
-from lakeprobe.probes.xrdasync import XrdError, XrdFileSystem, client_module
-from lakeprobe.probes.xrootd import PROBE_TYPE, XrootdParams
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.clients.xrdasync import XrdError, XrdFileSystem, client_module
+from lakeprobe.probes.storage.xrootd import PROBE_TYPE, XrootdParams
 
 def rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

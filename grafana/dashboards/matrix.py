@@ -1,6 +1,6 @@
 """Site transfer matrix: source site x destination site, per pair probe and mode.
 
-One repeated row per mode (pull, push: lakeprobe.probes.target.MODES), repeated over the pair
+One repeated row per mode (pull, push: lakeprobe.probes.core.target.MODES), repeated over the pair
 probes that run in that mode (a hidden variable per mode, so xrootd-tpc gets no empty push row).
 Each row holds three matrices (Grafana tables with the groupingToMatrix transformation):
 status now, FTS-style success rate over the range, throughput of the last copy. Clicking a cell
@@ -14,7 +14,7 @@ from grafana_foundation_sdk.builders import table
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
-from lakeprobe.probes.target import MODES
+from lakeprobe.probes.core.target import MODES
 
 from .common import (
     Q,

@@ -151,8 +151,8 @@ def _serve(config_path: Path, ca_dir: Path) -> None:
     """The daemon, in this process. XrdCl takes the CA directory for roots:// (the token
     sites) only from X509_CERT_DIR, read at its first TLS connection: the demo sets it here,
     before the daemon starts; the daemon itself never changes os.environ."""
-    from lakeprobe.exporter.daemon import Daemon
-    from lakeprobe.exporter.server import serve
+    from lakeprobe.service.daemon import Daemon
+    from lakeprobe.service.server import serve
 
     os.environ["X509_CERT_DIR"] = str(ca_dir)
     asyncio.run(serve(Daemon(config_path, load_config(config_path))))

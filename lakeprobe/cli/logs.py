@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from lakeprobe.probes.secrets import redact
+from lakeprobe.probes.credentials.secrets import redact
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -16,7 +16,7 @@ from lakeprobe.cli.stderrscrub import scrubbed_stderr
 from lakeprobe.config import ConfigError, load_config
 from lakeprobe.config.plan import build_plan
 from lakeprobe.config.types import parse_shard
-from lakeprobe.probes.copyjob import exit_now_if_copies_hang
+from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
 from lakeprobe.probes.registry import PROBE_TYPES
 
 EXIT_CONFIG_INVALID = 2
@@ -88,9 +88,9 @@ def _shard(text: str) -> str:
 
 
 def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
-    from lakeprobe.exporter.daemon import Daemon
-    from lakeprobe.exporter.server import serve
-    from lakeprobe.probes.state import StateError
+    from lakeprobe.probes.core.state import StateError
+    from lakeprobe.service.daemon import Daemon
+    from lakeprobe.service.server import serve
 
     config = load_config(config_path)
     if site is not None and site not in {s.name for s in config.sites}:

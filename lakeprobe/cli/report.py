@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from lakeprobe.config.plan import ProbeJob
-from lakeprobe.probes.outcome import ProbeResult, Status
-from lakeprobe.probes.secrets import redact
+from lakeprobe.probes.core.outcome import ProbeResult, Status
+from lakeprobe.probes.credentials.secrets import redact
 
 _COLUMNS = ("STEP", "STATUS", "TIME", "REASON", "DETAIL")
 

@@ -23,11 +23,11 @@ from lakeprobe.config import load_config
 from lakeprobe.config.model import LakeprobeConfig
 from lakeprobe.config.plan import ProbeJob, build_plan
 from lakeprobe.config.types import parse_duration
-from lakeprobe.probes.copyjob import exit_now_if_copies_hang
-from lakeprobe.probes.outcome import Status
+from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
+from lakeprobe.probes.core.outcome import Status
+from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.state import StateError, StateStore
 from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
-from lakeprobe.probes.runner import run_probe
-from lakeprobe.probes.state import StateError, StateStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ URLs with `?authz=<token>`, and gfal2/davix have their own debug output. For the
 that run probes, `scrubbed_stderr()`:
 
 - points fd 2 at a pipe. A reader thread splits what arrives into lines, redacts each
-  (`lakeprobe.probes.secrets.redact`: known secret values and token shapes) and queues
+  (`lakeprobe.probes.credentials.secrets.redact`: known secret values and token shapes) and queues
   them; a writer thread writes them to the original stderr. Writers to fd 2 never wait for
   that stderr: when it is stuck, the bounded queue overflows and the lines are dropped and
   counted (a notice says how many), instead of stalling an XrdCl thread mid-request. A line
@@ -33,7 +33,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TextIO, cast
 
-from lakeprobe.probes.secrets import redact
+from lakeprobe.probes.credentials.secrets import redact
 
 MAX_LINE = 64 * 1024  # a longer line without a newline is passed on in pieces
 QUEUE_CHUNKS = 64  # up to 64 reads of at most 64 KiB wait for a stuck stderr

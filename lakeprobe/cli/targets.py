@@ -17,14 +17,14 @@ from lakeprobe.config.model import EndpointConfig, SiteConfig
 from lakeprobe.config.pairs import PairKey
 from lakeprobe.config.plan import ProbeJob, TargetKey, make_target
 from lakeprobe.config.transport import CLEARTEXT
-from lakeprobe.probes.context import (
+from lakeprobe.probes.core.context import (
     AnyProbeType,
     EndpointProbeType,
     PairParams,
     PairProbeType,
     ProbeParams,
 )
-from lakeprobe.probes.target import PairTarget, Target
+from lakeprobe.probes.core.target import PairTarget, Target
 
 # Scheme spellings of the grid tools -> the scheme lakeprobe names the protocol by.
 SCHEME_ALIASES = {"xroot": "root", "xroots": "roots"}

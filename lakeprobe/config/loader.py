@@ -13,7 +13,7 @@ from lakeprobe.config.pairs import check_pairs, site_endpoints
 from lakeprobe.config.reader import MAX_BYTES, UnreadableConfig, decode, read_yaml
 from lakeprobe.config.select import select_endpoints
 from lakeprobe.config.transport import check_endpoints, check_probe
-from lakeprobe.probes.context import PairProbeType
+from lakeprobe.probes.core.context import PairProbeType
 from lakeprobe.probes.registry import PAIR_PROBE_TYPES, PROBE_TYPES
 
 # Bounds on the work a config asks for, so that no file makes validation or the plan hang:

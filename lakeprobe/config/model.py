@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lakeprobe.config.types import Duration, HostPattern, ListenAddress, Name, Shard
-from lakeprobe.probes.oidc import OidcSettings
-from lakeprobe.probes.paths import storage_path
-from lakeprobe.probes.target import SCHEMES
+from lakeprobe.probes.core.paths import storage_path
+from lakeprobe.probes.core.target import SCHEMES
+from lakeprobe.probes.credentials.oidc import OidcSettings
 
 
 class Strict(BaseModel):
@@ -26,7 +26,7 @@ class ServerConfig(Strict):
     probe_host: str | None = Field(None, description="host name in test-file names")
     site: Name | None = Field(None, description="per-site deployment: only what this site owns")
     shard: Shard | None = Field(None, description="'i/N': only the i-th of N hash shards")
-    # The HTTP port's guard (exporter/httpguard.py) and control endpoints.
+    # The HTTP port's guard (lakeprobe/service/httpguard.py) and control endpoints.
     max_connections: int = Field(128, ge=1, le=100_000, description="open HTTP connections")
     header_timeout: Duration = Field(10.0, description="to send a request head (and TLS handshake)")
     keepalive_timeout: Duration = Field(30.0, description="an idle keep-alive connection lives")
@@ -41,7 +41,7 @@ class ServerConfig(Strict):
     @classmethod
     def _web_config_valid(cls, path: Path | None) -> Path | None:
         # The exporter owns the format; checked here so check-config and reloads report it.
-        from lakeprobe.exporter.webconfig import web_config_problems
+        from lakeprobe.config.webconfig import web_config_problems
 
         if path is not None and (problems := web_config_problems(path)):
             raise ValueError("; ".join(problems))
@@ -140,7 +140,7 @@ class EndpointConfig(Strict):
     @field_validator("test_dir")
     @classmethod
     def _check_test_dir(cls, value: str) -> str:
-        return storage_path(value, "test_dir")  # probes/paths.py: what clients take literally
+        return storage_path(value, "test_dir")  # probes/core/paths.py: what clients take literally
 
     @field_validator("reference_file")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Any
 
 from lakeprobe.config.model import EndpointConfig, LakeprobeConfig, ProbeConfig
 from lakeprobe.config.select import select_endpoints
-from lakeprobe.probes.context import PairParams, ProbeType
+from lakeprobe.probes.core.context import PairParams, ProbeType
 
 PAIR_SEPARATOR = "->"
 

@@ -17,11 +17,11 @@ from lakeprobe.config.model import (
 )
 from lakeprobe.config.pairs import PairKey, selected_pairs, site_endpoints
 from lakeprobe.config.select import select_endpoints
-from lakeprobe.probes.context import EndpointProbeType, PairProbeType, ProbeParams, ProbeType
-from lakeprobe.probes.oidc import OidcToken, shared_client
+from lakeprobe.probes.core.context import EndpointProbeType, PairProbeType, ProbeParams, ProbeType
+from lakeprobe.probes.core.target import PairTarget, Target
+from lakeprobe.probes.credentials.oidc import OidcToken, shared_client
+from lakeprobe.probes.credentials.tokens import DiscoveredToken, FileToken, TokenSource
 from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES
-from lakeprobe.probes.target import PairTarget, Target
-from lakeprobe.probes.tokens import DiscoveredToken, FileToken, TokenSource
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -7,8 +7,8 @@ from typing import Any
 
 from lakeprobe.config.model import EndpointConfig, LakeprobeConfig, ProbeConfig
 from lakeprobe.config.select import select_endpoints
-from lakeprobe.probes import token_authz
-from lakeprobe.probes.context import ProbeType
+from lakeprobe.probes.authz import token_authz
+from lakeprobe.probes.core.context import ProbeType
 
 # Cleartext scheme -> what to use instead.
 CLEARTEXT = {"root": "roots:// (or https://)", "http": "https:// (or davs://)"}

@@ -143,9 +143,10 @@ class LocalLake:
                 site.start()
                 return
             except SiteStartError as exc:
-                if not exc.address_in_use or attempt == _PORT_ATTEMPTS:
+                if not (exc.address_in_use or exc.silent) or attempt == _PORT_ATTEMPTS:
                     raise
-                log.info("%s: port taken (attempt %d), picking new ports", site.name, attempt)
+                why = "port taken" if exc.address_in_use else "exited without a word"
+                log.info("%s: %s (attempt %d), picking new ports", site.name, why, attempt)
                 site.root_port, site.http_port = free_ports(2)
 
     def stop(self) -> None:

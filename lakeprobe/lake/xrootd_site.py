@@ -32,6 +32,9 @@ class SiteStartError(RuntimeError):
         super().__init__(f"{message}\n--- log tail ---\n{log_tail}")
         self.log_tail = log_tail
         self.address_in_use = "address already in use" in log_tail.lower()
+        # Died before writing a word (seen once in a full test run, not reproducible): most
+        # likely the same port race before the log opened; worth a retry on new ports.
+        self.silent = not log_tail.strip()
 
 
 class XrootdSite:

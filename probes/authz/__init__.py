@@ -1,0 +1,1 @@
+"""The authorization family: WLCG token compliance (token-authz)."""

@@ -1,0 +1,143 @@
+"""Sweeping leftover test files: which names, how many per run, how often per destination.
+
+A sweep lists one test directory and deletes lakeprobe test files (names fully matching
+the test-file pattern, guarded by is_own_file) of this identity older than
+`sweep_after_seconds` and of other identities (earlier host names, restarted pods) older
+than `sweep_foreign_after_seconds`; at most MAX_SWEEP per run. The transfer probes sweep
+their destination at most once per `sweep_after_seconds / 4` (sweep_due).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+import time
+from collections.abc import Awaitable, Callable
+
+from lakeprobe.probes.clients.httpclient import (
+    ANY_STATUS,
+    HttpClient,
+    RequestFailed,
+    status_failure,
+)
+from lakeprobe.probes.clients.httpparse import (
+    MAX_LISTING_BYTES,
+    MultistatusError,
+    MultistatusParser,
+    file_names,
+)
+from lakeprobe.probes.clients.xrdasync import XrdError, XrdFileSystem
+from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed, passed
+from lakeprobe.probes.core.params import SweepParams
+from lakeprobe.probes.core.state import StateStore
+from lakeprobe.probes.core.testfiles import is_foreign, is_own_file, stale_test_files
+
+MAX_SWEEP = 50  # stale files deleted per run at most: bounds the time a sweep takes
+
+SWEPT = "sweep-last"  # state scope: destination (endpoint URL + test dir) -> unix time
+
+
+def sweep_due(state: StateStore, key: str, every: float) -> float | None:
+    """None when `key` is due for a sweep (and marks it swept now, so concurrent runs do
+    not sweep it twice); else the seconds since its last sweep. Kept in the state store, so
+    a restart does not sweep every destination at once."""
+    last, now = state.get(SWEPT, key), time.time()
+    if isinstance(last, int | float) and 0 <= now - last < every:
+        return now - last
+    state.put(SWEPT, key, now)
+    return None
+
+
+def stale_names(names: list[str], probe_host: str, params: SweepParams) -> list[str]:
+    """The names a sweep deletes, at most MAX_SWEEP, oldest first."""
+    return stale_test_files(
+        names,
+        probe_host,
+        own_after=params.sweep_after_seconds,
+        foreign_after=params.sweep_foreign_after_seconds,
+        now=time.time(),
+    )[:MAX_SWEEP]
+
+
+async def list_http_files(http: HttpClient, directory: str) -> list[str]:
+    """The names of the files directly in `directory` (PROPFIND Depth 1), parsed as the
+    listing arrives."""
+    listing, head = MultistatusParser(), bytearray()
+
+    def sink(chunk: bytes) -> None:
+        head.extend(chunk[: max(0, 200 - len(head))])  # the detail of a refusal
+        listing.feed(chunk)
+
+    reply = await http.request(
+        "PROPFIND",
+        directory.rstrip("/") + "/",
+        expect=ANY_STATUS,
+        headers={"Depth": "1"},
+        max_body=MAX_LISTING_BYTES,
+        sink=sink,
+    )
+    if reply.status != 207:
+        raise RequestFailed(status_failure(dataclasses.replace(reply, body=bytes(head))))
+    try:
+        return file_names(listing.close())
+    except MultistatusError as error:
+        raise RequestFailed(failed(Reason.PROTOCOL_ERROR, f"PROPFIND: {error}")) from None
+
+
+async def sweep_http(
+    http: HttpClient,
+    test_dir: str,
+    probe_host: str,
+    params: SweepParams,
+    listing: list[str] | None = None,
+) -> StepOutcome:
+    """Sweep over HTTP; `listing` reuses a PROPFIND of the run. Raises RequestFailed when
+    the directory cannot be listed."""
+    names = listing if listing is not None else await list_http_files(http, test_dir)
+
+    async def delete(path: str) -> str | None:
+        try:
+            await http.request("DELETE", path, expect={200, 204, 404})
+        except RequestFailed as failure:
+            return failure.outcome.detail
+        return None
+
+    return await _sweep(test_dir, stale_names(names, probe_host, params), probe_host, delete)
+
+
+async def sweep_xrootd(
+    fs: XrdFileSystem, test_dir: str, probe_host: str, params: SweepParams, deadline: float
+) -> StepOutcome:
+    """Sweep over root://. Raises XrdError when the directory cannot be listed."""
+    names = await fs.dirlist(test_dir, deadline)
+
+    async def delete(path: str) -> str | None:
+        try:
+            await fs.rm(path, deadline)
+        except XrdError as error:
+            return None if error.reason is Reason.NOT_FOUND else str(error)  # gone: fine
+        return None
+
+    return await _sweep(test_dir, stale_names(names, probe_host, params), probe_host, delete)
+
+
+async def _sweep(
+    test_dir: str,
+    stale: list[str],
+    probe_host: str,
+    delete: Callable[[str], Awaitable[str | None]],
+) -> StepOutcome:
+    errors = []
+    for name in stale:
+        path = posixpath.join(test_dir, name)
+        if not is_own_file(path, test_dir):
+            continue
+        error = await delete(path)
+        if error is not None:
+            errors.append(error)
+    if errors:
+        detail = f"{len(errors)} of {len(stale)} stale test files not deleted: {errors[0]}"
+        return failed(Reason.CLEANUP, detail)
+    foreign = sum(is_foreign(name, probe_host) for name in stale)
+    of_others = f" ({foreign} of other probe hosts)" if foreign else ""
+    return passed(f"{len(stale)} stale test files deleted{of_others}")

@@ -1,0 +1,91 @@
+"""What a probe gets besides its target and parameters, and the probe-type contract."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lakeprobe.probes.core.outcome import ProbeResult
+from lakeprobe.probes.core.state import StateStore
+from lakeprobe.probes.core.steps import StepRecorder
+from lakeprobe.probes.core.target import MODES, PairTarget, Target
+
+
+class ProbeParams(BaseModel):
+    """Parameters every probe type accepts; each type extends this model."""
+
+    # Finite numbers only: probes compute deadlines from them (stall_seconds: .inf is an error).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    slow_step_seconds: float = Field(10.0, gt=0, description="a slower step gives WARNING")
+
+
+@dataclass(slots=True)
+class ProbeContext:
+    steps: StepRecorder
+    deadline: float  # event-loop time by which the whole run must end
+    probe_host: str  # this daemon's host name, part of every test-file name
+    log: logging.Logger
+    state: StateStore  # what runs remember (probes/core/state.py), owned by the daemon
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+    @property
+    def step_deadline(self) -> float:
+        """Event-loop time by which normal steps must end: cleanup keeps the rest."""
+        return self.steps.step_deadline
+
+
+P_contra = TypeVar("P_contra", bound=ProbeParams, contravariant=True)
+T_contra = TypeVar("T_contra", bound=Target | PairTarget, contravariant=True)
+
+
+class Probe(Protocol[P_contra, T_contra]):
+    async def __call__(
+        self, target: T_contra, params: P_contra, ctx: ProbeContext
+    ) -> ProbeResult: ...
+
+
+P = TypeVar("P", bound=ProbeParams)
+T = TypeVar("T", bound=Target | PairTarget)
+
+
+class PairParams(ProbeParams):
+    """Parameters every pair (third-party copy) probe accepts."""
+
+    modes: tuple[str, ...] = Field(("pull",), description="pull, push or both", min_length=1)
+
+    @field_validator("modes")
+    @classmethod
+    def _known_modes(cls, modes: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in modes if m not in MODES]
+        if unknown or len(set(modes)) != len(modes):
+            raise ValueError(f"modes must be distinct values of {', '.join(MODES)}: {modes}")
+        return modes
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeType(Generic[P, T]):
+    """One entry of the probe registry (probes/registry.py). A `pairwise` type runs against
+    ordered pairs of sites (PairTarget); the others against single endpoints (Target)."""
+
+    name: str
+    description: str
+    schemes: frozenset[str]  # URL schemes the probe can test
+    params_model: type[P]
+    factory: Callable[[], Probe[P, T]]
+    pairwise: bool = False
+    modes: tuple[str, ...] = ()  # pairwise only: the modes this type supports
+
+
+# The two kinds of probe type. ProbeType is invariant in its target, so mypy rejects a pair
+# probe where an endpoint probe is expected, and a Target handed to a pair probe's job.
+EndpointProbeType = ProbeType[Any, Target]
+PairProbeType = ProbeType[Any, PairTarget]
+AnyProbeType = EndpointProbeType | PairProbeType

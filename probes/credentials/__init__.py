@@ -1,0 +1,2 @@
+"""Credentials, below everything that uses them: secrets and the scrubber, token sources,
+OIDC, TLS."""

@@ -1,0 +1,1 @@
+"""The storage family: one endpoint, read and write (xrootd, webdav)."""

@@ -1,0 +1,272 @@
+"""The `webdav` probe: the ETF/SAM check_webdav sequence over davs://, https:// and http://.
+
+Write mode: credential, options, put, head, get, propfind, head_missing, delete,
+delete_missing, sweep. Read-only mode: credential, options, head, get of the reference file.
+
+A HEAD without any adler32 digest is a WARNING (checksum_unavailable), not CRITICAL: the data
+path works and GET still compares the bytes; plain web servers and some WebDAV doors never
+report checksums, and an operator who wants them enforced sees the warning.
+`delete` runs whenever a PUT was attempted (404, or 401/403 after a refused PUT, then pass);
+a refused DELETE is CRITICAL `cleanup`. `sweep` runs once the endpoint answered OPTIONS.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import zlib
+from dataclasses import dataclass, field
+
+from pydantic import Field
+
+from lakeprobe.probes.clients.httpclient import (
+    ANY_STATUS,
+    HttpClient,
+    Reply,
+    RequestFailed,
+    guarded,
+    status_failure,
+)
+from lakeprobe.probes.common.sweep import list_http_files, sweep_http
+from lakeprobe.probes.core.context import ProbeContext, ProbeType
+from lakeprobe.probes.core.credential_step import load_tokens
+from lakeprobe.probes.core.outcome import (
+    Measurement,
+    ProbeResult,
+    Reason,
+    Status,
+    StepOutcome,
+    failed,
+    passed,
+)
+from lakeprobe.probes.core.params import MIB, TestFileParams
+from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.core.testfiles import (
+    adler32_hex,
+    is_own_file,
+    new_test_file,
+    normalize_adler32,
+    payload,
+)
+
+WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
+PUT_OK = {200, 201, 204}
+MAX_REFERENCE_BYTES = 1024 * MIB
+
+
+class WebdavParams(TestFileParams):
+    check_missing: bool = Field(
+        True, description="also HEAD and DELETE a file that does not exist, expecting 404"
+    )
+    keep_alive: bool = Field(
+        True, description="reuse connections between steps; false opens one per request"
+    )
+
+
+def _skipped(detail: str) -> StepOutcome:
+    return StepOutcome(Status.SKIPPED, Reason.NONE, detail)
+
+
+@dataclass(slots=True)
+class _Run:
+    """The state of one run: what earlier steps learned, for the later ones."""
+
+    target: Target
+    params: WebdavParams
+    ctx: ProbeContext
+    http: HttpClient
+    path: str = ""  # our test file
+    data: bytes = b""
+    put_status: StepOutcome | None = None  # None: the upload was never attempted
+    reachable: bool = False
+    listing: list[str] | None = None
+    size: int | None = None  # read-only mode: reported by HEAD
+    digest: str | None = None  # read-only mode: reported by HEAD
+    measurements: dict[Measurement, float] = field(default_factory=dict)
+
+    async def write_mode(self) -> None:
+        steps, check_missing = self.ctx.steps, self.params.check_missing
+        await self._credential_and_options(self.target.test_dir)
+        await steps.run("put", guarded(self.put))
+        await steps.run("head", guarded(self.head))
+        await steps.run("get", guarded(self.get))
+        await steps.run("propfind", guarded(self.propfind))
+        if check_missing:
+            await steps.run("head_missing", guarded(lambda: self.expect_missing("HEAD")))
+        await steps.run("delete", guarded(self.delete), cleanup=True)
+        if check_missing:
+            delete_missing = guarded(lambda: self.expect_missing("DELETE"))
+            await steps.run("delete_missing", delete_missing, critical=False)
+        await steps.run("sweep", guarded(self.sweep), cleanup=True, critical=False)
+
+    async def read_only_mode(self) -> None:
+        reference = self.target.reference_file
+        await self._credential_and_options(posixpath.dirname(reference or self.target.test_dir))
+        await self.ctx.steps.run("head", guarded(self.head_reference))
+        await self.ctx.steps.run("get", guarded(self.get_reference))
+
+    async def _credential_and_options(self, directory: str) -> None:
+        if self.target.token is not None:
+            await self.ctx.steps.run("credential", self.credential)
+        await self.ctx.steps.run("options", guarded(lambda: self.options(directory)))
+
+    async def credential(self) -> StepOutcome:
+        (self.http.token,), outcome = await load_tokens(self.target)
+        return outcome
+
+    async def options(self, directory: str) -> StepOutcome:
+        reply = await self.http.request("OPTIONS", _as_dir(directory), expect=range(200, 300))
+        self.reachable = True
+        dav = ", ".join(reply.headers.getall("DAV", []))
+        return passed(f"DAV: {dav}" if dav else "no DAV header")
+
+    async def put(self) -> StepOutcome:
+        self.path = new_test_file(self.target.test_dir, self.ctx.probe_host)
+        self.data = payload(self.params.file_size_bytes)
+        self.put_status = failed(Reason.TIMEOUT, "unfinished")  # attempted: delete must run
+        try:
+            reply = await self.http.request("PUT", self.path, expect=PUT_OK, data=self.data)
+        except RequestFailed as failure:
+            self.put_status = failure.outcome
+            raise
+        self.put_status = passed()
+        self._measure(Measurement.WRITE_BYTES, Measurement.WRITE_THROUGHPUT, reply, len(self.data))
+        return passed(f"{len(self.data)} bytes in {reply.seconds:.3f} s")
+
+    async def head(self) -> StepOutcome:
+        reply = await self.http.request("HEAD", self.path, expect={200}, headers=WANT_DIGEST)
+        size = reply.content_length
+        if size is not None and size != len(self.data):
+            return failed(Reason.SIZE_MISMATCH, f"HEAD: size {size}, wrote {len(self.data)}")
+        digest, local = reply.adler32(), adler32_hex(self.data)
+        if digest is None:
+            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "HEAD: no adler32")
+        if digest != local:
+            return failed(Reason.CHECKSUM_MISMATCH, f"HEAD: adler32 {digest}, wrote {local}")
+        return passed(f"adler32 {digest}")
+
+    async def get(self) -> StepOutcome:
+        limit = 2 * len(self.data) + 1024  # beyond that: protocol error, not just a mismatch
+        reply = await self.http.request("GET", self.path, expect={200}, max_body=limit)
+        self._measure(Measurement.READ_BYTES, Measurement.READ_THROUGHPUT, reply, len(reply.body))
+        if reply.body != self.data:
+            detail = f"GET: {len(reply.body)} bytes differ from the {len(self.data)} written"
+            return failed(Reason.CONTENT_MISMATCH, detail)
+        return passed(f"{len(reply.body)} bytes in {reply.seconds:.3f} s")
+
+    async def propfind(self) -> StepOutcome:
+        self.listing = await self._list()
+        if posixpath.basename(self.path) not in self.listing:
+            detail = f"PROPFIND: test file not among {len(self.listing)} listed files"
+            return failed(Reason.NOT_FOUND, detail)
+        return passed(f"{len(self.listing)} files listed")
+
+    async def expect_missing(self, method: str) -> StepOutcome:
+        """HEAD or DELETE of a name never created must give 404."""
+        missing = new_test_file(self.target.test_dir, self.ctx.probe_host)
+        if not is_own_file(missing, self.target.test_dir):  # DELETE: guard every delete
+            return failed(Reason.INTERNAL, f"{method}: refusing a path not our own")
+        reply = await self.http.request(method, missing, expect=ANY_STATUS)
+        if reply.status == 404:
+            return passed(f"{method} of a missing file: 404")
+        server = 500 <= reply.status <= 599
+        return status_failure(reply, Reason.SERVER_ERROR if server else Reason.UNEXPECTED_STATUS)
+
+    async def delete(self) -> StepOutcome:
+        if self.put_status is None:
+            return _skipped("nothing was uploaded")
+        if not is_own_file(self.path, self.target.test_dir):
+            return failed(Reason.INTERNAL, "DELETE: refusing a path not our own")
+        reply = await self.http.request("DELETE", self.path, expect=ANY_STATUS)
+        if reply.status in (200, 204):
+            return passed()
+        put = self.put_status
+        refused = put.reason is Reason.AUTH and reply.status in (401, 403)
+        if not put.ok and (reply.status == 404 or refused):
+            return passed(f"DELETE: {reply.status}, nothing to delete after the failed upload")
+        return status_failure(reply, Reason.CLEANUP)
+
+    async def sweep(self) -> StepOutcome:
+        if not self.reachable:
+            return _skipped("endpoint not reachable")
+        names = self.listing if self.listing is not None else await self._list()
+        host, params = self.ctx.probe_host, self.params
+        return await sweep_http(self.http, self.target.test_dir, host, params, names)
+
+    async def head_reference(self) -> StepOutcome:
+        if self.target.reference_file is None:
+            return failed(Reason.NOT_FOUND, "read-only mode needs a reference file")
+        reply = await self.http.request(
+            "HEAD", self.target.reference_file, expect={200}, headers=WANT_DIGEST
+        )
+        self.size, self.digest = reply.content_length, reply.adler32()
+        expected = self.target.reference_adler32
+        if self.digest is None:
+            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "HEAD: no adler32")
+        if expected and self.digest != normalize_adler32(expected):
+            detail = f"HEAD: adler32 {self.digest}, expected {normalize_adler32(expected)}"
+            return failed(Reason.CHECKSUM_MISMATCH, detail)
+        return passed(f"adler32 {self.digest}")
+
+    async def get_reference(self) -> StepOutcome:
+        """Streams the file (it may be large) through adler32; nothing is kept in memory."""
+        assert self.target.reference_file is not None  # head_reference passed
+        checksum = _Adler32()
+        limit = MAX_REFERENCE_BYTES if self.size is None else self.size + 1024
+        reply = await self.http.request(
+            "GET", self.target.reference_file, expect={200}, max_body=limit, sink=checksum.update
+        )
+        self._measure(Measurement.READ_BYTES, Measurement.READ_THROUGHPUT, reply, reply.length)
+        if self.size is not None and reply.length != self.size:
+            return failed(Reason.SIZE_MISMATCH, f"GET: {reply.length} bytes, HEAD: {self.size}")
+        local = checksum.hex()
+        for source, value in (("server", self.digest), ("expected", self.target.reference_adler32)):
+            if value and normalize_adler32(value) != local:
+                detail = f"GET: data adler32 {local}, {source} {normalize_adler32(value)}"
+                return failed(Reason.CHECKSUM_MISMATCH, detail)
+        return passed(f"{reply.length} bytes, adler32 {local}")
+
+    async def _list(self) -> list[str]:
+        return await list_http_files(self.http, self.target.test_dir)
+
+    def _measure(self, count: Measurement, rate: Measurement, reply: Reply, size: int) -> None:
+        self.measurements[count] = float(size)
+        self.measurements[rate] = size / max(reply.seconds, 1e-6)
+
+
+def _as_dir(path: str) -> str:
+    return path.rstrip("/") + "/"
+
+
+class _Adler32:
+    def __init__(self) -> None:
+        self.value = zlib.adler32(b"")
+
+    def update(self, chunk: bytes) -> None:
+        self.value = zlib.adler32(chunk, self.value)
+
+    def hex(self) -> str:
+        return f"{self.value & 0xFFFFFFFF:08x}"
+
+
+class WebdavProbe:
+    """One run: one HTTP session (connections reused across steps), closed at the end."""
+
+    async def __call__(
+        self, target: Target, params: WebdavParams, ctx: ProbeContext
+    ) -> ProbeResult:
+        async with HttpClient(target, ctx, keep_alive=params.keep_alive) as http:
+            run = _Run(target, params, ctx, http)
+            if target.read_only:
+                await run.read_only_mode()
+            else:
+                await run.write_mode()
+        return ctx.steps.result(run.measurements)
+
+
+PROBE_TYPE = ProbeType(
+    name="webdav",
+    description="WebDAV/HTTP storage: OPTIONS, PUT, HEAD+adler32, GET, PROPFIND, DELETE",
+    schemes=frozenset({"davs", "https", "http"}),
+    params_model=WebdavParams,
+    factory=WebdavProbe,
+)

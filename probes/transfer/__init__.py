@@ -1,0 +1,1 @@
+"""The transfer family: third-party copies between site pairs (http-tpc, xrootd-tpc)."""
