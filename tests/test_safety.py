@@ -91,23 +91,25 @@ def test_secret_never_prints() -> None:
 
 def test_redact_masks_known_values_and_token_shapes() -> None:
     value = "s3cr3t-token-value-123"
-    Secret(value)
+    held = Secret(value)  # the scrubber knows a value while a Secret holds it
     text = f"open root://h//f?authz={value}&x=1 failed; Authorization: Bearer abc.def.ghi; {value}"
     cleaned = redact(text)
     assert value not in cleaned
     assert "abc.def.ghi" not in cleaned
     assert f"authz={MASK}" in cleaned
+    del held
 
 
 def test_logging_filter_scrubs_records(caplog: pytest.LogCaptureFixture) -> None:
     """A log call that formats a secret into its message is scrubbed before output."""
     value = "another-secret-token-xyz"
-    Secret(value)
+    held = Secret(value)  # the scrubber knows a value while a Secret holds it
     logger = logging.getLogger("lakeprobe.test.redact")
     logger.addFilter(RedactingFilter())
     with caplog.at_level(logging.INFO, logger="lakeprobe.test.redact"):
         logger.info("token is %s", value)
     assert value not in caplog.text
+    del held
     assert MASK in caplog.text
 
 

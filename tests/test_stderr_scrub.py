@@ -50,7 +50,7 @@ def test_traceback_is_scrubbed(root_logging: io.StringIO) -> None:
     """log.exception with a token in the exception's message and in a traceback frame's
     source line, and stack_info: the whole record is redacted. A plain Formatter shows
     both (the frame and the message really carry them)."""
-    Secret(FRAME_SECRET)
+    held = Secret(FRAME_SECRET)  # the scrubber knows a value while a Secret holds it
     log = logging.getLogger("lakeprobe.test.traceback")
     try:
         _fail()
@@ -71,6 +71,7 @@ def test_traceback_is_scrubbed(root_logging: io.StringIO) -> None:
     assert plain.count(FRAME_SECRET) == 2  # the message and the frame's source line
     assert JWT.search(plain) is not None
     assert isinstance(logging.getLogger().handlers[0].formatter, RedactingFormatter)
+    del held
 
 
 SCRUBBED_CHILD = r"""
@@ -78,7 +79,7 @@ import os, sys
 from lakeprobe.cli.stderrscrub import scrubbed_stderr
 from lakeprobe.probes.credentials.secrets import Secret
 known, shaped = sys.argv[1], sys.argv[2]
-Secret(known)
+held = Secret(known)  # the scrubber knows a value while a Secret holds it
 with scrubbed_stderr():
     os.write(2, f"c-level root://h//f?authz={shaped}&x=1 done\n".encode())
     os.write(2, f"split {known[:6]}".encode())
