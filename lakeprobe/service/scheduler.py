@@ -79,6 +79,7 @@ class ProbeScheduler:
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._stopping = False
+        metrics.hung_targets.set_function(self.hung_targets)
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -142,7 +143,6 @@ class ProbeScheduler:
             (job.key for job in jobs), {j: s.interval for j, s in wanted.items()}
         )
         self._metrics.targets.set(len(jobs))
-        self._update_standing_metric()
 
     # --- timing ------------------------------------------------------------------------
     def _push(self, at: float, item: _Scheduled, *, recheck: bool = False) -> None:
@@ -225,7 +225,6 @@ class ProbeScheduler:
         standing = Standing.HUNG if held >= job.timeout * HUNG_FRACTION else Standing.GOOD
         if current is not None:
             current.standing = standing
-            self._update_standing_metric()
         self._report(job.key, outcome)
         state = self._store.get(job.key)
         if current is not None and state is not None and state.consecutive_failures == 1:
@@ -238,9 +237,10 @@ class ProbeScheduler:
             return
         self._push(self._clock.now() + job.recheck_after, item, recheck=True)
 
-    def _update_standing_metric(self) -> None:
-        hung = sum(1 for item in self._jobs.values() if item.standing is Standing.HUNG)
-        self._metrics.hung_targets.set(hung)
+    def hung_targets(self) -> int:
+        """Counted when scraped, not after every run: a scan of every job is cheap once per
+        scrape and too much at hundreds of runs a second."""
+        return sum(1 for item in self._jobs.values() if item.standing is Standing.HUNG)
 
     async def run_now(self, job: ProbeJob) -> RunOutcome:
         with self._metrics.in_flight.track_inprogress():
