@@ -35,14 +35,15 @@ def _busy_copies(base: str) -> float:
 def test_sigterm_with_a_hung_copy_exits_within_the_grace(
     lake_factory: Callable[[int], LocalLake], tmp_path: Path
 ) -> None:
-    """The destination's transfer helper never moves a byte, and once the copy runs the
+    """The destination's transfer helper never moves a byte, and once it has started the
     destination is frozen (SIGSTOP): XrdCl's copy thread then waits on it for minutes.
     SIGTERM still ends the daemon within its 10 s grace, exit code 0, saying why."""
     lake = lake_factory(2)
     destination = lake.sites[1]
     destination.stop()
     helper = destination.base_dir / "stall-helper.sh"
-    helper.write_text("#!/bin/sh\nexec sleep 120\n")
+    pulling = destination.base_dir / "pulling"  # the helper has started: the transfer runs
+    helper.write_text(f"#!/bin/sh\ntouch {pulling}\nexec sleep 120\n")
     helper.chmod(0o755)
     destination.extra_config.append(f"ofs.tpc pgm {helper}")
     destination.start()
@@ -65,9 +66,10 @@ def test_sigterm_with_a_hung_copy_exits_within_the_grace(
     try:
         base = f"http://{listen}"
         waited = time.monotonic()
-        while _busy_copies(base) < 1:
+        while _busy_copies(base) < 1 or not pulling.exists():
             assert time.monotonic() - waited < 40, "the copy never started"
             time.sleep(0.2)
+        # Frozen only now: frozen earlier, XrdCl's connect to it fails within 11 s by itself
         destination.pause()
         time.sleep(3)  # XrdCl's next 2.5 s check now waits on the frozen destination
         started = time.monotonic()
