@@ -51,7 +51,6 @@ SLEEP = ProbeType(
     frozenset({"davs"}),
     PairParams,
     SleepProbe,
-    pairwise=True,
     modes=("pull",),
 )
 

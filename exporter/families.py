@@ -1,25 +1,51 @@
-"""The metric families exported per endpoint and per site pair: names, help, values."""
+"""The metric families lakeprobe exports, and which probe type exports which: one table,
+FAMILIES_BY_PROBE_TYPE, read by the one renderer (exposition.py).
+
+A family's samples come from a subject. Result families read a target's TargetState; their
+text is rendered once per new result and cached. Token families read a configured token
+source, at each scrape, since their value is the time left. A probe type's Row lists both:
+its targets' result families, and the token families of the sources its targets use.
+
+Every registered probe type gets the default row of its target kind (ENDPOINT_ROW, PAIR_ROW).
+A probe family with series of its own (tape, integrity, network) adds a row to
+FAMILIES_BY_PROBE_TYPE, reusing the shared families by object, e.g.
+
+    "tape-recall": Row((*ENDPOINT_FAMILIES, *TAPE_FAMILIES)),
+
+/metrics lists each family once, in the order families first appear in the table's rows,
+result families before token families; a family without samples is left out."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from lakeprobe.exporter.store import TargetState
+from lakeprobe.exporter.tokenexpiry import HELP as TOKEN_EXPIRY_HELP
+from lakeprobe.exporter.tokenexpiry import NAME as TOKEN_EXPIRY_NAME
+from lakeprobe.exporter.tokenexpiry import seconds_left
 from lakeprobe.probes.core.outcome import Measurement, Status
+from lakeprobe.probes.credentials.tokens import TokenSource
+from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES
 
-# (extra label value or None, value) pairs for one target. Tuples, not generators: this runs
+# (extra label value or None, value) pairs for one subject. Tuples, not generators: this runs
 # for every family of every target whose result changed, on the scrape path.
 Samples = tuple[tuple[str | None, float], ...]
 NONE: Samples = ()
 
+S = TypeVar("S")
+
 
 @dataclass(frozen=True, slots=True)
-class Family:
+class Family(Generic[S]):
+    """One metric family: its header, and its samples for one subject (labelled by the
+    subject's identity, plus `extra_label` when a subject has several samples)."""
+
     name: str
     kind: str  # "gauge" or "counter"
     help: str
-    samples: Callable[[TargetState], Samples]
+    samples: Callable[[S], Samples]
     extra_label: str | None = None
 
 
@@ -69,7 +95,7 @@ def _step_values(
     return samples
 
 
-def _common(prefix: str) -> list[Family]:
+def _common(prefix: str) -> list[Family[TargetState]]:
     """The families endpoints and pairs share."""
     return [
         Family(
@@ -118,7 +144,7 @@ def _common(prefix: str) -> list[Family]:
     ]
 
 
-ENDPOINT_FAMILIES: list[Family] = [
+ENDPOINT_FAMILIES: tuple[Family[TargetState], ...] = (
     *_common("lakeprobe_probe_"),
     Family(
         "lakeprobe_probe_last_success_timestamp_seconds",
@@ -177,10 +203,10 @@ ENDPOINT_FAMILIES: list[Family] = [
             Measurement.READ_THROUGHPUT,
         )
     ),
-]
+)
 
 # Per site pair: few series, since a lake of N sites has N*(N-1) pairs per protocol and mode.
-PAIR_FAMILIES: list[Family] = [
+PAIR_FAMILIES: tuple[Family[TargetState], ...] = (
     *_common("lakeprobe_transfer_"),
     Family(
         "lakeprobe_transfer_runs_total",
@@ -206,4 +232,35 @@ PAIR_FAMILIES: list[Family] = [
         "Throughput of the last copy",
         _measurement(Measurement.TRANSFER_THROUGHPUT),
     ),
-]
+)
+
+
+def _token_expiry(source: TokenSource) -> Samples:
+    left = seconds_left(source)
+    return NONE if left is None else ((source.kind, left),)
+
+
+# One series per configured token source, labelled by its TokenKey and `source` (its kind).
+TOKEN_EXPIRY: Family[TokenSource] = Family(
+    TOKEN_EXPIRY_NAME, "gauge", TOKEN_EXPIRY_HELP, _token_expiry, "source"
+)
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: cheap on the scrape path
+class Row:
+    """What one probe type exports: per target, `results`; per token source its targets use,
+    `tokens`."""
+
+    results: tuple[Family[TargetState], ...]
+    tokens: tuple[Family[TokenSource], ...] = (TOKEN_EXPIRY,)
+
+
+ENDPOINT_ROW = Row(ENDPOINT_FAMILIES)
+PAIR_ROW = Row(PAIR_FAMILIES)
+
+# The one table: probe type name -> its row. Built from the registry, so a new probe type
+# gets its kind's default; one with families of its own overrides it with a row here.
+FAMILIES_BY_PROBE_TYPE: dict[str, Row] = {
+    **dict.fromkeys(ENDPOINT_PROBE_TYPES, ENDPOINT_ROW),
+    **dict.fromkeys(PAIR_PROBE_TYPES, PAIR_ROW),
+}

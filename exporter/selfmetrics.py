@@ -5,13 +5,16 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from lakeprobe import __version__
-from lakeprobe.probes.clients.copyjob import abandoned_copies, running_copies
+from lakeprobe.probes.core.threads import BlockingThreads
 
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
 class DaemonMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, copy_threads: BlockingThreads | None = None
+    ) -> None:
+        copy_threads = copy_threads or BlockingThreads()  # none busy: a daemon without copies
         self.exceptions = Counter(
             "lakeprobe_exceptions",
             "Bugs that escaped a probe, by probe and exception class",
@@ -68,12 +71,12 @@ class DaemonMetrics:
             "lakeprobe_copy_threads_busy",
             "Third-party-copy threads running a copy (the blocking XRootD/gfal2 clients)",
             registry=registry,
-        ).set_function(running_copies)
+        ).set_function(lambda: copy_threads.running)
         Gauge(
             "lakeprobe_copy_threads_abandoned",
             "Copy threads still held by a copy whose probe gave up (a hung endpoint)",
             registry=registry,
-        ).set_function(abandoned_copies)
+        ).set_function(lambda: copy_threads.abandoned)
         Info("lakeprobe_build", "lakeprobe version", registry=registry).info(
             {"version": __version__}
         )

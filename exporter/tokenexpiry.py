@@ -4,15 +4,16 @@ tokens are reported as already issued: a scrape never talks to an issuer.
 
 `source` (file, discovery, oidc) tells who renews the token: something outside lakeprobe, or
 lakeprobe itself for oidc, whose tokens always have minutes left while renewal works (alerts
-treat the two differently: alerting/lakeprobe-rules.yaml)."""
+treat the two differently: alerting/lakeprobe-rules.yaml).
+
+The family itself is TOKEN_EXPIRY in families.py, rendered by the one exposition; this
+module says what its value is."""
 
 from __future__ import annotations
 
 import contextlib
 import time
 
-from lakeprobe.config.plan import ProbeJob, TokenKey, plan_tokens
-from lakeprobe.exporter.exposition import escape
 from lakeprobe.probes.credentials.tokens import (
     CredentialError,
     DiscoveredToken,
@@ -27,29 +28,12 @@ HELP = (
     " source: file, discovery (WLCG bearer-token discovery) or oidc (client credentials,"
     " renewed by lakeprobe shortly before expiry)"
 )
-_HEADER = f"# HELP {NAME} {HELP}\n# TYPE {NAME} gauge\n".encode()
 
 
-class TokenExpiry:
-    """The token sources of the current plan, rendered on each scrape."""
-
-    def __init__(self) -> None:
-        self._sources: dict[TokenKey, TokenSource] = {}
-
-    def set_plan(self, jobs: list[ProbeJob]) -> None:
-        self._sources = dict(sorted(plan_tokens(jobs).items()))
-
-    def render(self) -> bytes:
-        now = time.time()
-        lines = []
-        for key, source in self._sources.items():
-            expires_at = current_expiry(source)
-            if expires_at is None:
-                continue
-            pairs = {**key.labels(), "source": source.kind}
-            labels = ",".join(f'{k}="{escape(v)}"' for k, v in pairs.items())
-            lines.append(f"{NAME}{{{labels}}} {expires_at - now!r}\n")
-        return _HEADER + "".join(lines).encode() if lines else b""
+def seconds_left(source: TokenSource) -> float | None:
+    """Seconds until the source's token expires, now; None while unknown."""
+    expires_at = current_expiry(source)
+    return None if expires_at is None else expires_at - time.time()
 
 
 def current_expiry(source: TokenSource) -> float | None:

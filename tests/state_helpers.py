@@ -1,11 +1,12 @@
-"""One state store per test (per event loop: pytest-asyncio gives each test its own), shared
-by the test's probe runs as the daemon's store is shared by its runs."""
+"""One state store and one set of resources per test (per event loop: pytest-asyncio gives
+each test its own), shared by the test's probe runs as the daemon's are shared by its runs."""
 
 from __future__ import annotations
 
 import asyncio
 import weakref
 
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.state import StateStore
 
 _STORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StateStore] = (
@@ -15,3 +16,12 @@ _STORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StateStore] = (
 
 def loop_state() -> StateStore:
     return _STORES.setdefault(asyncio.get_running_loop(), StateStore.memory())
+
+
+_RESOURCES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProbeResources] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def loop_resources() -> ProbeResources:
+    return _RESOURCES.setdefault(asyncio.get_running_loop(), ProbeResources())

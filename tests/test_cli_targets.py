@@ -69,10 +69,12 @@ def test_url_path_is_the_test_dir_or_the_reference_file() -> None:
 
 
 def test_registries_split_by_target_kind() -> None:
-    """Every probe type is in exactly one registry, the one its `pairwise` flag names."""
+    """Every probe type is in exactly one registry; only pair types have copy modes."""
     assert not ENDPOINT_PROBE_TYPES.keys() & PAIR_PROBE_TYPES.keys()
     assert set(PAIR_PROBE_TYPES) == {"http-tpc", "xrootd-tpc"}
-    assert {name for name, t in PROBE_TYPES.items() if t.pairwise} == set(PAIR_PROBE_TYPES)
+    assert set(PROBE_TYPES) == ENDPOINT_PROBE_TYPES.keys() | PAIR_PROBE_TYPES.keys()
+    assert all(t.modes for t in PAIR_PROBE_TYPES.values())
+    assert not any(t.modes for t in ENDPOINT_PROBE_TYPES.values())
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from lakeprobe.probes.clients import copyjob
 from lakeprobe.probes.clients.copyjob import CopyError, CopyWatch, run_copy
 from lakeprobe.probes.core.outcome import Reason, Status
+from lakeprobe.probes.core.threads import BlockingThreads
 
 
 class FakeEngine:
@@ -41,20 +41,28 @@ def engines() -> Iterator[list[FakeEngine]]:
         engine.release.set()
 
 
-async def settle() -> None:
+@pytest.fixture
+def threads() -> Iterator[BlockingThreads]:
+    """The copy threads a daemon would own; shut down at teardown."""
+    pool = BlockingThreads()
+    yield pool
+    pool.shutdown()
+
+
+async def settle(threads: BlockingThreads) -> None:
     for _ in range(100):
-        if not copyjob.running_copies():
+        if not threads.running:
             return
         await asyncio.sleep(0.02)
 
 
-async def test_result_and_stats(engines: list[FakeEngine]) -> None:
+async def test_result_and_stats(threads: BlockingThreads, engines: list[FakeEngine]) -> None:
     """The engine's result comes back; progress gives the bytes and the first marker."""
     engine = FakeEngine(progress=[0, 500, 1000])
     engines.append(engine)
     watch = CopyWatch(asyncio.get_running_loop().time() + 5)
     engine.release.set()
-    assert await run_copy(lambda: engine.work(watch), watch, stall_seconds=5) == "done"
+    assert await run_copy(threads, lambda: engine.work(watch), watch, stall_seconds=5) == "done"
     stats = watch.stats()
     assert stats.transferred == 1000
     assert stats.first_marker is not None
@@ -62,48 +70,53 @@ async def test_result_and_stats(engines: list[FakeEngine]) -> None:
     assert 1 <= watch.timeout_seconds() <= 5
 
 
-async def test_stall_cancels_and_counts_abandoned(engines: list[FakeEngine]) -> None:
+async def test_stall_cancels_and_counts_abandoned(
+    threads: BlockingThreads, engines: list[FakeEngine]
+) -> None:
     """No progress for stall_seconds: CopyError STALL, the engine is told to stop (flag and
     cancel callable), and its thread counts as abandoned until the engine lets go."""
     engine = FakeEngine()
     engines.append(engine)
     watch = CopyWatch(asyncio.get_running_loop().time() + 5)
     with pytest.raises(CopyError) as failure:
-        await run_copy(lambda: engine.work(watch), watch, 0.2, engine.cancel)
+        await run_copy(threads, lambda: engine.work(watch), watch, 0.2, engine.cancel)
     assert failure.value.reason is Reason.STALL
     assert watch.cancelled
     assert engine.cancelled.is_set()
-    assert copyjob.abandoned_copies() == 1
+    assert threads.abandoned == 1
     engine.release.set()
-    await settle()
-    assert (copyjob.running_copies(), copyjob.abandoned_copies()) == (0, 0)
+    await settle(threads)
+    assert (threads.running, threads.abandoned) == (0, 0)
 
 
-async def test_deadline_cancels(engines: list[FakeEngine]) -> None:
+async def test_deadline_cancels(threads: BlockingThreads, engines: list[FakeEngine]) -> None:
     """The step deadline (asyncio cancellation) also tells the engine to stop."""
     engine = FakeEngine()
     engines.append(engine)
     watch = CopyWatch(asyncio.get_running_loop().time() + 0.2)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.2):
-            await run_copy(lambda: engine.work(watch), watch, 5, engine.cancel)
+            await run_copy(threads, lambda: engine.work(watch), watch, 5, engine.cancel)
     assert engine.cancelled.is_set()
     engine.release.set()
-    await settle()
+    await settle(threads)
 
 
-async def test_no_free_thread(engines: list[FakeEngine], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_free_thread(engines: list[FakeEngine]) -> None:
     """When every copy thread is held by an abandoned copy, a new copy is refused at once
     (UNKNOWN, nothing tested) instead of timing out in the queue."""
-    monkeypatch.setattr(copyjob, "MAX_COPY_THREADS", 1)
+    threads = BlockingThreads(size=1)
     engine = FakeEngine()
     engines.append(engine)
     watch = CopyWatch(asyncio.get_running_loop().time() + 5)
     with pytest.raises(CopyError):
-        await run_copy(lambda: engine.work(watch), watch, 0.1)
+        await run_copy(threads, lambda: engine.work(watch), watch, 0.1)
     with pytest.raises(CopyError) as refused:
-        await run_copy(lambda: "never", CopyWatch(asyncio.get_running_loop().time() + 5), 5)
+        await run_copy(
+            threads, lambda: "never", CopyWatch(asyncio.get_running_loop().time() + 5), 1
+        )
     assert (refused.value.status, refused.value.reason) == (Status.UNKNOWN, Reason.INTERNAL)
     engine.release.set()
-    await settle()
-    assert copyjob.abandoned_copies() == 0
+    await settle(threads)
+    assert threads.abandoned == 0
+    threads.shutdown()

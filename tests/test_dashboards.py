@@ -33,7 +33,7 @@ from lakeprobe.exporter.families import ENDPOINT_FAMILIES, PAIR_FAMILIES
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.tokenexpiry import NAME as TOKEN_EXPIRY
 from lakeprobe.probes.core.target import MODES
-from lakeprobe.probes.registry import PROBE_TYPES
+from lakeprobe.probes.registry import PAIR_PROBE_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = ROOT / "grafana" / "generate.py"
@@ -258,7 +258,7 @@ def test_matrix_is_source_by_destination_for_every_pair_probe_mode() -> None:
     """One repeated row per mode, three src_site x dst_site matrices in it, cells linking to
     the pair detail with the source, destination, probe and mode set."""
     board = BOARDS["lakeprobe-matrix"]
-    pairwise_modes = {mode for t in PROBE_TYPES.values() if t.pairwise for mode in t.modes}
+    pairwise_modes = {mode for t in PAIR_PROBE_TYPES.values() for mode in t.modes}
     rows = [p for p in panels(board) if p["type"] == "row"]
     assert {row["repeat"] for row in rows} == {f"{mode}_probe" for mode in MODES}
     assert pairwise_modes <= set(MODES)

@@ -15,6 +15,7 @@ from lakeprobe.probes.clients.copyjob import CopyEnd, CopyError, CopyStats
 from lakeprobe.probes.clients.gfalcopy import gfal_copy
 from lakeprobe.probes.core.outcome import Measurement, Reason, Status
 from lakeprobe.probes.core.params import MIB
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.core.testfiles import adler32_hex, new_test_file, source_file, source_payload
@@ -41,9 +42,14 @@ def end(lake: LocalLake, site: XrootdSite, scheme: str, path: str, token: str = 
 
 
 async def copy(source: CopyEnd, destination: CopyEnd, **kwargs: object) -> CopyStats:
+    """One copy on copy threads of its own, released after it."""
     deadline = asyncio.get_running_loop().time() + 10
-    return await gfal_copy(source, destination, deadline=deadline, stall_seconds=10,
-                           **kwargs)  # type: ignore[arg-type]  # fmt: skip
+    resources = ProbeResources()
+    try:
+        return await gfal_copy(source, destination, resources=resources, deadline=deadline,
+                               stall_seconds=10, **kwargs)  # type: ignore[arg-type]  # fmt: skip
+    finally:
+        resources.close()
 
 
 @pytest.mark.parametrize(("mode", "token"), [("pull", ""), ("push", "davs-token-0123456789")])

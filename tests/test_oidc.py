@@ -25,9 +25,9 @@ from lakeprobe.probes.credentials import oidc
 from lakeprobe.probes.credentials.oidc import (
     IssuerError,
     OidcClient,
+    OidcClients,
     OidcSettings,
     OidcToken,
-    shared_client,
 )
 from lakeprobe.probes.credentials.tokens import CredentialError, FileToken
 from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
@@ -379,19 +379,26 @@ def test_expires_in_garbage_is_unknown(lifetime: object, expires_at: float | Non
     assert token.expires_at == expires_at
 
 
-def test_shared_client_is_memoized(tmp_path: Path) -> None:
-    """One client per (settings, default CA dir, refresh_before), however it is called."""
+def test_clients_are_shared_per_settings(tmp_path: Path) -> None:
+    """One client per (settings, default CA dir, refresh_before), however it is called; the
+    least recently used is forgotten beyond MAX_CLIENTS."""
     config = OidcSettings(
         issuer="https://iam.example.org",
         client_id_file=tmp_path / "id",
         client_secret_file=tmp_path / "secret",
     )
     same = OidcSettings.model_validate(config.model_dump())
-    client = shared_client(config, tmp_path)
-    assert shared_client(same, tmp_path, 60.0) is client
-    assert shared_client(settings=same, default_ca_dir=tmp_path, refresh_before=60) is client
-    assert shared_client(config, None) is not client
-    assert shared_client(config, tmp_path, 30.0) is not client
+    clients = OidcClients()
+    client = clients.client(config, tmp_path)
+    assert clients.client(same, tmp_path, 60.0) is client
+    assert clients.client(settings=same, default_ca_dir=tmp_path, refresh_before=60) is client
+    assert clients.client(config, None) is not client
+    assert clients.client(config, tmp_path, 30.0) is not client
+    assert OidcClients().client(config, tmp_path) is not client  # another owner's
+    for n in range(OidcClients.MAX_CLIENTS):
+        clients.client(config, tmp_path / str(n))
+    assert len(clients) == OidcClients.MAX_CLIENTS
+    assert clients.client(config, tmp_path) is not client  # forgotten: the oldest
 
 
 @pytest.mark.parametrize(
@@ -445,14 +452,15 @@ def test_config_builds_shared_oidc_sources(tmp_path: Path) -> None:
             ],
         }
     )  # fmt: skip
-    jobs = {job.key.job_id: job for job in build_plan(parse_config(text))}
+    clients = OidcClients()
+    jobs = {job.key.job_id: job for job in build_plan(parse_config(text), oidc=clients)}
     config = OidcSettings(issuer="https://iam.example.org", client_id_file=tmp_path / "id",
                           client_secret_file=tmp_path / "secret")  # fmt: skip
     for endpoint, ca_dir in (("own-ca", "a-ca"), ("plain", "default-ca")):
         target = jobs[f"xrootd|A|{endpoint}"].target
         assert isinstance(target, Target)
         assert isinstance(target.token, OidcToken)
-        assert target.token.client is shared_client(config, tmp_path / ca_dir, 120.0)
+        assert target.token.client is clients.client(config, tmp_path / ca_dir, 120.0)
         assert (target.token.scope, target.token.audience) == (
             "storage.read:/ storage.create:/",
             AUDIENCE,

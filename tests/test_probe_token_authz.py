@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from state_helpers import loop_state
+from state_helpers import loop_resources, loop_state
 
 from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.authz.cases import CASE_NAMES, FIXTURE_DIRS
@@ -62,7 +62,7 @@ def target(lake: LocalLake, site: XrootdSite, protocol: str) -> Target:
 
 async def authz(target: Target, params: TokenAuthzParams, timeout: float = 20.0) -> ProbeResult:
     outcome = await run_probe(PROBE_TYPE, target, params, timeout=timeout, probe_host=HOST,
-                              log=LOG, state=loop_state())  # fmt: skip
+                              log=LOG, state=loop_state(), resources=loop_resources())  # fmt: skip
     assert outcome.exception is None
     return outcome.result
 

@@ -22,10 +22,12 @@ from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.clients import copyjob
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
 from lakeprobe.probes.core.params import MIB
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.core.testfiles import PREFIX, source_file, source_payload
+from lakeprobe.probes.core.threads import BlockingThreads
 from lakeprobe.probes.credentials.tokens import FileToken
 from lakeprobe.probes.transfer import xrootd_tpc
 from lakeprobe.probes.transfer.xrootd_tpc import PROBE_TYPE, XrootdTpcParams
@@ -48,12 +50,17 @@ def pair(lake: LocalLake, src: int, dst: int, token: FileToken | None = None) ->
 
 
 async def probe(
-    tgt: PairTarget, timeout: float = 10.0, state: StateStore | None = None, **params: object
+    tgt: PairTarget,
+    timeout: float = 10.0,
+    state: StateStore | None = None,
+    resources: ProbeResources | None = None,
+    **params: object,
 ) -> ProbeResult:
-    """One run; `state` defaults to the test's one store (tests/state_helpers.py)."""
+    """One run; `state` defaults to the test's one store (tests/state_helpers.py); without
+    `resources` the run has copy threads of its own."""
     outcome = await run_probe(
         PROBE_TYPE, tgt, XrootdTpcParams.model_validate(params), timeout=timeout,
-        probe_host="testhost", log=LOG, state=state or loop_state(),
+        probe_host="testhost", log=LOG, state=state or loop_state(), resources=resources,
     )  # fmt: skip
     assert outcome.exception is None
     return outcome.result
@@ -77,16 +84,16 @@ def copies(site: XrootdSite) -> list[str]:
     ]
 
 
-async def wait_idle(bound: float) -> float:
-    """Seconds until no copy thread is busy (polled: threads have no awaitable); fails after
-    `bound`."""
+async def wait_idle(threads: BlockingThreads, bound: float) -> float:
+    """Seconds until none of `threads` is busy (polled: threads have no awaitable); fails
+    after `bound`."""
     started = time.monotonic()
     for _ in range(int(bound / 0.05)):
-        if not copyjob.running_copies():
+        if not threads.running:
             break
         await asyncio.sleep(0.05)
-    assert copyjob.running_copies() == 0, "a copy thread is still busy"
-    assert copyjob.abandoned_copies() == 0
+    assert threads.running == 0, "a copy thread is still busy"
+    assert threads.abandoned == 0
     return time.monotonic() - started
 
 
@@ -98,7 +105,6 @@ def test_params() -> None:
                 {"engine": "fts"}, {"file_size_bytes": 2048 * MIB}):  # fmt: skip
         with pytest.raises(ValidationError):
             XrootdTpcParams.model_validate(bad)
-    assert PROBE_TYPE.pairwise
     assert PROBE_TYPE.modes == ("pull",)
 
 
@@ -245,12 +251,14 @@ async def test_hung_destination_times_out(lake: LocalLake, monkeypatch: pytest.M
     the time left, frees the copy thread at about the deadline."""
     stop_when_copying(monkeypatch, lake.sites[1], XrootdSite.pause)
     started = time.monotonic()
-    result = await probe(pair(lake, 0, 1), timeout=3)
+    resources = ProbeResources()
+    result = await probe(pair(lake, 0, 1), timeout=3, resources=resources)
     took = time.monotonic() - started
     assert (result.status, result.reason) == (Status.CRITICAL, Reason.TIMEOUT), result.steps
     assert statuses(result)["copy"] is Status.CRITICAL
     assert took < 3 + 2
-    await wait_idle(bound=3.0)
+    await wait_idle(resources.threads, bound=3.0)
+    resources.close()
 
 
 @pytest.mark.lake
@@ -267,14 +275,16 @@ async def test_stalled_copy_is_cancelled(lake_factory: Callable[[int], LocalLake
     script.chmod(0o755)
     stalling.extra_config.append(f"ofs.tpc pgm {script}")
     stalling.start()
-    result = await probe(pair(lake, 0, 1), timeout=20, stall_seconds=5)
+    resources = ProbeResources()
+    result = await probe(pair(lake, 0, 1), timeout=20, resources=resources, stall_seconds=5)
     assert (result.status, result.reason) == (Status.CRITICAL, Reason.STALL), result.steps
     assert statuses(result) == {"source": Status.OK, "copy": Status.CRITICAL,
                                 "verify": Status.SKIPPED, "delete": Status.OK,
                                 "sweep": Status.OK}  # fmt: skip
     assert 5.0 <= result.steps[1].duration_seconds < 6.0
-    assert await wait_idle(bound=3.0) < 3.0
+    assert await wait_idle(resources.threads, bound=3.0) < 3.0
     assert copies(stalling) == []
+    resources.close()
 
 
 @pytest.mark.lake

@@ -18,6 +18,7 @@ from lakeprobe.lake import TestPki, make_test_pki
 from lakeprobe.probes.clients.httpclient import ANY_STATUS, HttpClient, Reply, RequestFailed
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import Reason, Status
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.steps import StepRecorder
@@ -106,7 +107,9 @@ async def send(
     target = Target(site="S", endpoint="e", url=endpoint.url, test_dir="/t",
                     ca_dir=pki.ca_dir, redirect_hosts=redirect_hosts)  # fmt: skip
     deadline = asyncio.get_running_loop().time() + 10
-    ctx = ProbeContext(StepRecorder(deadline, 10, 1), deadline, "h", LOG, StateStore.memory())
+    ctx = ProbeContext(
+        StepRecorder(deadline, 10, 1), deadline, "h", LOG, StateStore.memory(), ProbeResources()
+    )
     async with HttpClient(target, ctx) as http:
         http.token = Secret(TOKEN)
         data = b"payload" if method in ("PUT", "COPY") else None

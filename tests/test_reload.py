@@ -25,6 +25,9 @@ def _config(sites: int, cap: int = 32) -> dict[str, object]:
     }
 
 
+HASH = "$2b$04$rPP.9NyAEHx91FZxeROCJ.9BqDlW6NzeTFLEkPH6iZDVi9xzbunSq"  # bcrypt of "x", cost 4
+
+
 def _write(path: Path, data: object) -> None:
     path.write_text(yaml.safe_dump(data))
 
@@ -90,5 +93,38 @@ async def test_bad_files_are_rejected_on_reload(tmp_path: Path, text: bytes, exp
         assert any(expected in p for p in problems), problems
         assert _gauge(daemon) == 0
         assert len(daemon.store) == 2
+    finally:
+        await daemon.stop()
+
+
+async def test_restart_only_settings_are_named_until_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reload that changes settings only a restart applies (listen, state_dir,
+    keepalive_timeout, the web config file's content) names them, with their key paths, on
+    each reload until a restart; other changes are applied without that warning."""
+    path, web = tmp_path / "lakeprobe.yaml", tmp_path / "web.yml"
+    web.write_text("basic_auth_users: {}\n")
+    data = _config(1)
+    data["server"]["web_config_file"] = str(web)  # type: ignore[index]
+    _write(path, data)
+    daemon = Daemon(path, load_config(path))
+    daemon.start()
+    try:
+        data["server"]["probe_host"] = "elsewhere"  # type: ignore[index]
+        _write(path, data)
+        assert await daemon.reload_async() == []
+        assert "after a restart" not in caplog.text
+        data["server"].update(listen="127.0.0.1:2", keepalive_timeout=7)  # type: ignore[attr-defined]
+        _write(path, data)
+        web.write_text(f"basic_auth_users: {{a: '{HASH}'}}\n")
+        for _ in range(2):
+            caplog.clear()
+            assert await daemon.reload_async() == []
+            (warning,) = [r.message for r in caplog.records if "after a restart" in r.message]
+            assert warning == (
+                "server.listen, server.keepalive_timeout, server.web_config_file (or its "
+                "content) changed: takes effect only after a restart"
+            )
     finally:
         await daemon.stop()

@@ -1,16 +1,49 @@
-"""The results store and its exposition: series per target, counters, removal on reload."""
+"""The results store and its exposition: series per target, counters, removal on reload, and
+the families each probe type exports, from the one table (exporter/families.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from lakeprobe.config.plan import TargetKey
+from lakeprobe.config import parse_config
+from lakeprobe.config.plan import ProbeJob, TargetKey, build_plan
 from lakeprobe.exporter.exposition import Exposition
-from lakeprobe.exporter.store import ResultsStore
+from lakeprobe.exporter.families import (
+    ENDPOINT_FAMILIES,
+    ENDPOINT_ROW,
+    FAMILIES_BY_PROBE_TYPE,
+    PAIR_ROW,
+    Family,
+    Row,
+)
+from lakeprobe.exporter.store import ResultsStore, TargetState
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
 
 KEY_A = TargetKey("xrootd", "SITE-A", "xrootd", "root")
 KEY_B = TargetKey("webdav", "SITE-B", "webdav", "davs")
+CONFIG = {
+    "sites": [
+        {"name": "SITE-A", "endpoints": [{"name": "xrootd", "url": "root://127.0.0.1:1094"}]},
+        {"name": "SITE-B", "endpoints": [{"name": "webdav", "url": "davs://127.0.0.1:8443"}]},
+    ],
+    "probes": [{"name": "xrootd", "type": "xrootd"}, {"name": "webdav", "type": "webdav"}],
+}
+# A family only some probe types export, as a tape or integrity family would.
+EXTRA: Family[TargetState] = Family(
+    "lakeprobe_probe_extra", "gauge", "A test family", lambda state: ((None, 7.0),)
+)
+
+
+def plan() -> list[ProbeJob]:
+    """The jobs of KEY_A (type xrootd) and KEY_B (type webdav)."""
+    jobs = build_plan(parse_config(yaml.safe_dump(CONFIG)))
+    assert [job.key for job in jobs] == [KEY_A, KEY_B]
+    return jobs
 
 
 def result(status: Status, reason: Reason = Reason.NONE, started: float = 1000.0) -> ProbeResult:
@@ -22,7 +55,12 @@ def result(status: Status, reason: Reason = Reason.NONE, started: float = 1000.0
 
 
 def samples(store: ResultsStore) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = Exposition(store).render().decode()
+    exposition = Exposition(store)
+    exposition.set_plan(plan())
+    return parse(exposition.render().decode())
+
+
+def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -113,3 +151,55 @@ def test_free_text_never_becomes_a_label() -> None:
     store.set_targets([KEY_A])
     store.record(KEY_A, result(Status.CRITICAL, Reason.CONNECT))
     assert not any("detail text" in str(labels) for _, labels in samples(store))
+
+
+def test_every_probe_type_has_the_row_of_its_kind() -> None:
+    """The table has a row per registered probe type: endpoint types export the endpoint
+    families, pair types the pair families, and both the token expiry."""
+    assert set(FAMILIES_BY_PROBE_TYPE) == set(PROBE_TYPES)
+    for name in ENDPOINT_PROBE_TYPES:
+        assert FAMILIES_BY_PROBE_TYPE[name] is ENDPOINT_ROW
+    for name in PAIR_PROBE_TYPES:
+        assert FAMILIES_BY_PROBE_TYPE[name] is PAIR_ROW
+    assert ENDPOINT_ROW.tokens == PAIR_ROW.tokens != ()
+
+
+def test_families_follow_the_probe_type_row() -> None:
+    """A row of its own adds a family to its probe type's targets only; families two rows
+    share keep one HELP/TYPE header with both targets' series; a target the plan does not
+    list is not exported."""
+    table = {"xrootd": ENDPOINT_ROW, "webdav": Row((*ENDPOINT_FAMILIES, EXTRA))}
+    store = ResultsStore()
+    store.set_targets([KEY_A, KEY_B, TargetKey("other", "SITE-C", "x", "root")])
+    exposition = Exposition(store, table)
+    exposition.set_plan(plan())
+    text = exposition.render().decode()
+    data = parse(text)
+    assert value(data, "lakeprobe_probe_extra", KEY_B) == 7
+    assert [n for n, labels in data if n == "lakeprobe_probe_extra"] == ["lakeprobe_probe_extra"]
+    assert text.count("# HELP lakeprobe_probe_consecutive_failures ") == 1
+    assert text.count("lakeprobe_probe_runs_total{") == 8  # two targets, four statuses
+    assert "SITE-C" not in text
+
+
+def test_a_changed_probe_type_rerenders_the_cached_text() -> None:
+    """A reload that gives a configured name another probe type (same series key) exports
+    the new type's families at once, though the target has no new result."""
+    table = {**FAMILIES_BY_PROBE_TYPE, "token-authz": Row((*ENDPOINT_FAMILIES, EXTRA))}
+    store = ResultsStore()
+    store.set_targets([KEY_A, KEY_B])
+    exposition = Exposition(store, table)
+    jobs = plan()
+    exposition.set_plan(jobs)
+    assert "lakeprobe_probe_extra" not in exposition.render().decode()
+    retyped = dataclasses.replace(jobs[1], probe_type=PROBE_TYPES["token-authz"])
+    exposition.set_plan([jobs[0], retyped])
+    assert value(parse(exposition.render().decode()), "lakeprobe_probe_extra", KEY_B) == 7
+
+
+def test_two_families_of_one_name_are_refused() -> None:
+    """/metrics would carry two headers for the name: the table is rejected up front."""
+    twin = dataclasses.replace(EXTRA, help="another")
+    table = {"xrootd": Row((EXTRA,)), "webdav": Row((twin,))}
+    with pytest.raises(ValueError, match="share a name: lakeprobe_probe_extra"):
+        Exposition(ResultsStore(), table)

@@ -1,6 +1,6 @@
 """`lakeprobe_token_expiry_seconds{site,endpoint,probe,source}`: one series per configured
 token source of the plan, computed at scrape time, absent while unknown; `source` says what
-kind of source it is (file, discovery, oidc)."""
+kind of source it is (file, discovery, oidc). It is one family of the exposition's table."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon_helpers import pick, running_daemon, scrape
 from lakeprobe.config import parse_config
-from lakeprobe.config.plan import build_plan
-from lakeprobe.exporter.tokenexpiry import NAME, TokenExpiry
+from lakeprobe.config.plan import ProbeJob, build_plan
+from lakeprobe.exporter.exposition import Exposition
+from lakeprobe.exporter.families import ENDPOINT_FAMILIES, Row
+from lakeprobe.exporter.store import ResultsStore
+from lakeprobe.exporter.tokenexpiry import NAME
 from lakeprobe.lake import free_ports, make_test_pki
 from lakeprobe.lake.issuer_process import LocalIssuer
 from lakeprobe.probes.credentials.jwtinfo import jwt_expiry
@@ -24,6 +27,13 @@ from lakeprobe.probes.credentials.secrets import Secret
 
 Key = tuple[str, str, str]
 Series = dict[Key, float]
+
+
+def exposition(jobs: list[ProbeJob]) -> Exposition:
+    """The exposition of the plan with no results yet: only the token families have series."""
+    made = Exposition(ResultsStore())
+    made.set_plan(jobs)
+    return made
 
 
 def make_jwt(expires_in: float) -> str:
@@ -97,8 +107,7 @@ def test_one_series_per_configured_source(tmp_path: Path) -> None:
     (tmp_path / "a.token").write_text(make_jwt(3600))
     (tmp_path / "own.token").write_text(make_jwt(-60))
     jobs = build_plan(parse_config(config_text(tmp_path)))
-    expiry = TokenExpiry()
-    expiry.set_plan(jobs)
+    expiry = exposition(jobs)
     values = series(expiry.render().decode())
     assert set(values) == {("A", "root", ""), ("A", "dav", ""), ("A", "dav", "webdav-own")}
     assert 3590 < values["A", "root", ""] <= 3600
@@ -114,8 +123,7 @@ def test_discovered_token_has_source_discovery(
     """A token found by WLCG bearer-token discovery is labelled source="discovery"."""
     (tmp_path / "a.token").write_text(make_jwt(3600))
     monkeypatch.setenv("BEARER_TOKEN", make_jwt(1200))
-    expiry = TokenExpiry()
-    expiry.set_plan(build_plan(parse_config(config_text(tmp_path, {"bearer_discovery": True}))))
+    expiry = exposition(build_plan(parse_config(config_text(tmp_path, {"bearer_discovery": True}))))
     text = expiry.render().decode()
     assert sources(text) == {
         ("A", "root", ""): "file",
@@ -128,11 +136,25 @@ def test_discovered_token_has_source_discovery(
 def test_unknown_expiry_is_absent(tmp_path: Path) -> None:
     """A missing file or an opaque token has no known expiry: no series (no family)."""
     (tmp_path / "a.token").write_text("opaque-token-value")
-    expiry = TokenExpiry()
-    expiry.set_plan(build_plan(parse_config(config_text(tmp_path))))
+    expiry = exposition(build_plan(parse_config(config_text(tmp_path))))
     assert expiry.render() == b""
     (tmp_path / "a.token").write_text(make_jwt(600))
     assert len(series(expiry.render().decode())) == 2
+
+
+def test_a_row_without_the_family_exports_no_expiry(tmp_path: Path) -> None:
+    """Token series come from the targets whose probe type's row lists the family: with
+    only webdav's row listing it, A/root (used by xrootd alone) has no series, and the one
+    header is written once."""
+    (tmp_path / "a.token").write_text(make_jwt(3600))
+    (tmp_path / "own.token").write_text(make_jwt(3600))
+    no_tokens = Row(ENDPOINT_FAMILIES, tokens=())
+    table = {"xrootd": no_tokens, "webdav": Row(ENDPOINT_FAMILIES), "http-tpc": no_tokens}
+    made = Exposition(ResultsStore(), table)
+    made.set_plan(build_plan(parse_config(config_text(tmp_path))))
+    text = made.render().decode()
+    assert set(series(text)) == {("A", "dav", ""), ("A", "dav", "webdav-own")}
+    assert text.count(f"# HELP {NAME} ") == 1
 
 
 @pytest.fixture
@@ -159,8 +181,7 @@ async def test_oidc_source_reports_what_it_issued(tmp_path: Path, issuer: LocalI
     }
     (tmp_path / "a.token").write_text("opaque")
     jobs = build_plan(parse_config(config_text(tmp_path, oidc)))
-    expiry = TokenExpiry()
-    expiry.set_plan(jobs)
+    expiry = exposition(jobs)
     assert expiry.render() == b""
     assert "token issued" not in issuer.log_path.read_text()
     own = next(job for job in jobs if job.key.probe == "webdav-own")

@@ -12,6 +12,7 @@ import pytest
 from lakeprobe.cli import run
 from lakeprobe.probes.core.credential_step import load_tokens
 from lakeprobe.probes.core.outcome import Reason, Status
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.credentials.tokens import FileToken
 
@@ -105,7 +106,7 @@ def test_run_allows_cleartext_token_when_asked(token_file: Path) -> None:
     """--insecure-token-transport lets the token through to the target."""
     args = _args("xrootd", "root://127.0.0.1:1", "--token-file", str(token_file),
                  "--insecure-token-transport")  # fmt: skip
-    (job,) = run._jobs_from_args(args)  # the job `lakeprobe run` would start
+    (job,) = run._jobs_from_args(args, ProbeResources())  # the job `lakeprobe run` would start
     assert isinstance(job.target, Target)
     assert job.target.insecure_token_transport
     assert isinstance(job.target.token, FileToken)

@@ -25,6 +25,7 @@ from lakeprobe.probes.authz.ops import OpFailed, XrdAuthzOps
 from lakeprobe.probes.clients.xrdhandshake import check_xrootd
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import Reason, Status, StepOutcome
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.steps import StepRecorder
@@ -237,9 +238,8 @@ async def test_token_authz_root_setup_checks_first() -> None:
     when the endpoint is an HTTP server, before XrdCl is used."""
     async with http_peer() as url:
         deadline = asyncio.get_running_loop().time() + 3
-        ctx = ProbeContext(
-            StepRecorder(deadline, 10, 0.5), deadline, "testhost", LOG, StateStore.memory()
-        )
+        ctx = ProbeContext(StepRecorder(deadline, 10, 0.5), deadline, "testhost", LOG,
+                           StateStore.memory(), ProbeResources())  # fmt: skip
         ops = XrdAuthzOps(Target("S", "root", url, "/lakeprobe"), ctx)
         with pytest.raises(OpFailed) as failure:
             await ops.ensure_file("/lakeprobe/f", b"x", Secret("not-a-real-token-value"))

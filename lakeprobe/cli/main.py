@@ -102,7 +102,7 @@ def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
         print(f"lakeprobe serve: {error}", file=sys.stderr)
         return EXIT_CONFIG_INVALID
     asyncio.run(serve(daemon))
-    exit_now_if_copies_hang()
+    exit_now_if_copies_hang(daemon.resources.threads)
     return 0
 
 

@@ -25,6 +25,7 @@ from lakeprobe.config.plan import ProbeJob, build_plan
 from lakeprobe.config.types import parse_duration
 from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
 from lakeprobe.probes.core.outcome import Status
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateError, StateStore
 from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
@@ -86,22 +87,26 @@ def _seconds(text: str) -> float:
 
 
 def command(args: argparse.Namespace) -> int:
+    resources = ProbeResources()  # this command's copy threads and OIDC clients
     try:
-        jobs = _jobs_from_args(args)
+        jobs = _jobs_from_args(args, resources)
     except UsageError as error:
         print(f"UNKNOWN: {error}", file=sys.stderr)
         return int(Status.UNKNOWN)
-    results = asyncio.run(_run_all(jobs, args.probe_host))
+    results = asyncio.run(_run_all(jobs, args.probe_host, resources))
     if args.json:
         print(json_report([json_record(job, result) for job, result in results]))
     else:
         print("\n\n".join(text_report(job, result) for job, result in results))
     worst = max((r.status for _, r in results), key=lambda s: s.severity)
-    exit_now_if_copies_hang(int(worst))  # a hung copy must not delay the exit code
+    exit_now_if_copies_hang(resources.threads, int(worst))  # a hung copy must not delay it
+    resources.close()
     return int(worst)
 
 
-async def _run_all(jobs: list[ProbeJob[Any]], probe_host: str) -> list[tuple[ProbeJob[Any], Any]]:
+async def _run_all(
+    jobs: list[ProbeJob[Any]], probe_host: str, resources: ProbeResources
+) -> list[tuple[ProbeJob[Any], Any]]:
     log = logging.getLogger("lakeprobe.run")
     state = cli_state(log)
     try:
@@ -115,6 +120,7 @@ async def _run_all(jobs: list[ProbeJob[Any]], probe_host: str) -> list[tuple[Pro
                     probe_host=probe_host,
                     log=log,
                     state=state,
+                    resources=resources,
                 )
                 for j in jobs
             )
@@ -136,11 +142,11 @@ def cli_state(log: logging.Logger) -> StateStore:
         return StateStore.memory()
 
 
-def _jobs_from_args(args: argparse.Namespace) -> list[ProbeJob[Any]]:
+def _jobs_from_args(args: argparse.Namespace, resources: ProbeResources) -> list[ProbeJob[Any]]:
     if args.config is not None:
         if args.urls:
             raise UsageError("give either URLs or --config, not both")
-        return _jobs_from_config(args)
+        return _jobs_from_config(args, resources)
     if args.probe in PAIR_PROBE_TYPES:
         pair_type = PAIR_PROBE_TYPES[args.probe]
         return list(pair_jobs(args, pair_type, cli_params(pair_type.params_model, args.param)))
@@ -152,14 +158,14 @@ def _jobs_from_args(args: argparse.Namespace) -> list[ProbeJob[Any]]:
     raise UsageError(f"unknown probe type {args.probe!r} (known: {', '.join(sorted(PROBE_TYPES))})")
 
 
-def _jobs_from_config(args: argparse.Namespace) -> list[ProbeJob[Any]]:
+def _jobs_from_config(args: argparse.Namespace, resources: ProbeResources) -> list[ProbeJob[Any]]:
     """The targets of the probe configured under the name args.probe."""
     config = load_config(args.config)  # ConfigError is reported by main()
     if args.probe not in {probe.name for probe in config.probes}:
         raise UsageError(_not_a_probe_name(args.config, config, args.probe))
     jobs = [
         job
-        for job in build_plan(config)
+        for job in build_plan(config, oidc=resources.oidc)
         if job.key.probe == args.probe
         and (args.site is None or job.key.involves(args.site))
         and args.endpoint in (None, *(t.endpoint for t in job.target.endpoints))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import permutations
-from typing import Any
 
 from lakeprobe.config.model import EndpointConfig, LakeprobeConfig, ProbeConfig
 from lakeprobe.config.select import select_endpoints
-from lakeprobe.probes.core.context import PairParams, ProbeType
+from lakeprobe.probes.core.context import PairParams, PairProbeType
 
 PAIR_SEPARATOR = "->"
 
@@ -49,7 +48,7 @@ class PairKey:
 
 
 def site_endpoints(
-    config: LakeprobeConfig, probe: ProbeConfig, probe_type: ProbeType[Any, Any]
+    config: LakeprobeConfig, probe: ProbeConfig, probe_type: PairProbeType
 ) -> dict[str, EndpointConfig]:
     """The one selected endpoint of each site (validation rejects sites with several)."""
     chosen: dict[str, EndpointConfig] = {}
@@ -59,7 +58,7 @@ def site_endpoints(
 
 
 def selected_pairs(
-    config: LakeprobeConfig, probe: ProbeConfig, probe_type: ProbeType[Any, Any]
+    config: LakeprobeConfig, probe: ProbeConfig, probe_type: PairProbeType
 ) -> list[tuple[str, str]]:
     sites = site_endpoints(config, probe, probe_type)
     pairs = list(permutations(sites, 2))
@@ -73,7 +72,7 @@ def check_pairs(
     config: LakeprobeConfig,
     at: str,
     probe: ProbeConfig,
-    probe_type: ProbeType[Any, Any],
+    probe_type: PairProbeType,
     params: PairParams,
 ) -> list[str]:
     problems = []

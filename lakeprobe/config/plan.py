@@ -19,7 +19,7 @@ from lakeprobe.config.pairs import PairKey, selected_pairs, site_endpoints
 from lakeprobe.config.select import select_endpoints
 from lakeprobe.probes.core.context import EndpointProbeType, PairProbeType, ProbeParams, ProbeType
 from lakeprobe.probes.core.target import PairTarget, Target
-from lakeprobe.probes.credentials.oidc import OidcToken, shared_client
+from lakeprobe.probes.credentials.oidc import OidcClients, OidcToken
 from lakeprobe.probes.credentials.tokens import DiscoveredToken, FileToken, TokenSource
 from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES
 
@@ -73,8 +73,37 @@ class TokenKey:
 
 
 TokenUse = tuple[TokenKey, TokenSource]
+
+
 # One source object per (site, endpoint, auth, CA directory) within a plan.
-SourceCache = dict[tuple[str, str, AuthConfig, Path | None], TokenSource | None]
+class TokenSources:
+    """The token sources of one plan, one per (site, endpoint, auth, CA directory), so targets
+    that share an endpoint's auth share its token. OIDC clients come from `oidc`: the
+    daemon's, so their issued tokens outlive reloads."""
+
+    def __init__(self, oidc: OidcClients | None = None) -> None:
+        self._oidc = oidc if oidc is not None else OidcClients()
+        self._made: dict[tuple[str, str, AuthConfig, Path | None], TokenSource | None] = {}
+
+    def source(
+        self, site: SiteConfig, endpoint: EndpointConfig, auth: AuthConfig, ca_dir: Path | None
+    ) -> TokenSource | None:
+        key = (site.name, endpoint.name, auth, ca_dir)
+        if key not in self._made:
+            self._made[key] = self._new(auth, ca_dir, endpoint.audience)
+        return self._made[key]
+
+    def _new(
+        self, auth: AuthConfig, ca_dir: Path | None, audience: str | None
+    ) -> TokenSource | None:
+        if auth.token_file is not None:
+            return FileToken(auth.token_file)
+        if auth.bearer_discovery:
+            return DiscoveredToken()
+        if auth.oidc is not None:
+            client = self._oidc.client(auth.oidc.settings(), ca_dir, auth.oidc.refresh_before)
+            return OidcToken(client, auth.oidc.scope, auth.oidc.audience or audience)
+        return None
 
 
 # A job's target kind: its probe type and its target agree (ProbeType is invariant in it), so
@@ -122,7 +151,7 @@ def make_target(
     endpoint: EndpointConfig,
     default_ca_dir: Path | None,
     auth: AuthConfig | None = None,
-    sources: SourceCache | None = None,
+    sources: TokenSources | None = None,
 ) -> Target:
     """The endpoint (one of `site`'s) as a probe target. `auth` (a probe's own) replaces the
     endpoint's; `sources` shares token sources between the targets of one plan."""
@@ -130,11 +159,7 @@ def make_target(
     auth = auth if auth is not None else endpoint.auth
     token = None
     if auth is not None:
-        cache: SourceCache = {} if sources is None else sources
-        key = (site.name, endpoint.name, auth, ca_dir)
-        if key not in cache:
-            cache[key] = _token_source(auth, ca_dir, endpoint.audience)
-        token = cache[key]
+        token = (sources or TokenSources()).source(site, endpoint, auth, ca_dir)
     return Target(
         site=site.name,
         endpoint=endpoint.name,
@@ -159,23 +184,13 @@ def _redirect_hosts(site: SiteConfig, endpoint: EndpointConfig) -> frozenset[str
     )
 
 
-def _token_source(
-    auth: AuthConfig, ca_dir: Path | None, audience: str | None
-) -> TokenSource | None:
-    if auth.token_file is not None:
-        return FileToken(auth.token_file)
-    if auth.bearer_discovery:
-        return DiscoveredToken()
-    if auth.oidc is not None:
-        client = shared_client(auth.oidc.settings(), ca_dir, auth.oidc.refresh_before)
-        return OidcToken(client, auth.oidc.scope, auth.oidc.audience or audience)
-    return None
-
-
-def build_plan(config: LakeprobeConfig, scope: Scope | None = None) -> list[ProbeJob[Any]]:
+def build_plan(
+    config: LakeprobeConfig, scope: Scope | None = None, oidc: OidcClients | None = None
+) -> list[ProbeJob[Any]]:
+    """The jobs `scope` runs. `oidc`: the owner's OIDC clients (new ones when None)."""
     scope = scope or Scope.of(config)
     jobs: list[ProbeJob[Any]] = []
-    sources: SourceCache = {}
+    sources = TokenSources(oidc)
     for probe in config.probes:
         made: list[ProbeJob[Any]]
         if probe.type in PAIR_PROBE_TYPES:
@@ -195,7 +210,7 @@ def _endpoint_jobs(
     config: LakeprobeConfig,
     probe: ProbeConfig,
     probe_type: EndpointProbeType,
-    sources: SourceCache,
+    sources: TokenSources,
 ) -> list[ProbeJob[Target]]:
     params = probe_type.params_model.model_validate(probe.params)
     jobs = []
@@ -210,7 +225,7 @@ def _pair_jobs(
     config: LakeprobeConfig,
     probe: ProbeConfig,
     probe_type: PairProbeType,
-    sources: SourceCache,
+    sources: TokenSources,
 ) -> list[ProbeJob[PairTarget]]:
     params = probe_type.params_model.model_validate(probe.params)
     endpoints = site_endpoints(config, probe, probe_type)

@@ -16,8 +16,9 @@ from lakeprobe.config.plan import ProbeJob, Scope, build_plan
 from lakeprobe.exporter.exposition import Exposition
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.store import ResultsStore
-from lakeprobe.exporter.tokenexpiry import TokenExpiry
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.state import StateStore
+from lakeprobe.service.restartonly import restart_only, restart_only_changes
 from lakeprobe.service.scheduler import ProbeScheduler
 
 log = logging.getLogger("lakeprobe.daemon")
@@ -35,11 +36,12 @@ class Daemon:
         self.config_path = config_path
         self.config = config
         self._site, self._shard = site, shard  # command-line scope, kept across reloads
+        self._started_with = restart_only(config.server)
         self.registry = CollectorRegistry(auto_describe=False)
         self.store = ResultsStore()
         self.exposition = Exposition(self.store)
-        self.token_expiry = TokenExpiry()
-        self.metrics = DaemonMetrics(self.registry)
+        self.resources = ProbeResources()  # copy threads, OIDC clients: live as long as this
+        self.metrics = DaemonMetrics(self.registry, self.resources.threads)
         self.state = open_state(config.server.state_dir)
         self.scheduler = ProbeScheduler(
             self.store,
@@ -48,26 +50,27 @@ class Daemon:
             max_concurrent=config.defaults.max_concurrent_runs,
             max_per_endpoint=config.defaults.max_concurrent_per_endpoint,
             state=self.state,
+            resources=self.resources,
         )
         self.started = False
         self._reload_lock = asyncio.Lock()
 
     def metrics_chunks(self) -> Iterator[bytes]:
-        """The store's series (cached per target), the token expiries, then the daemon's own
-        metrics."""
+        """The families of the results and the plan's token sources (one table, result text
+        cached per target), then the daemon's own metrics."""
         yield from self.exposition.chunks()
-        yield self.token_expiry.render()
         yield generate_latest(self.registry)
 
     def start(self) -> None:
         """Schedule the initial config. Call from inside the running event loop."""
         self.scheduler.start()
-        self._apply(self.config, build_plan(self.config, self._scope(self.config)))
+        self._apply(self.config, self._plan(self.config))
         self.started = True
 
     async def stop(self) -> None:
         await self.scheduler.shutdown(SHUTDOWN_GRACE_SECONDS)
         self.state.close()
+        self.resources.close()
         self.started = False
 
     async def reload_async(self) -> list[str]:
@@ -85,9 +88,9 @@ class Daemon:
                 log.exception("reload failed, keeping the running config")
                 return self._rejected([f"reload failed: {type(error).__name__}: {error}"])
             prepared = time.monotonic()
-            for key in ("listen", "state_dir"):
-                if getattr(config.server, key) != getattr(self.config.server, key):
-                    log.warning("server.%s changed: takes effect only after a restart", key)
+            changed = restart_only_changes(self._started_with, config.server)
+            if changed:
+                log.warning("%s changed: takes effect only after a restart", ", ".join(changed))
             self._apply(config, jobs)
             log.info(
                 "config reloaded: %d targets (read and planned in %.3f s off the event loop, "
@@ -97,10 +100,10 @@ class Daemon:
 
     def _prepare(self) -> tuple[LakeprobeConfig, list[ProbeJob]]:
         config = load_config(self.config_path)
-        return config, build_plan(config, self._scope(config))
+        return config, self._plan(config)
 
-    def _scope(self, config: LakeprobeConfig) -> Scope:
-        return Scope.of(config, self._site, self._shard)
+    def _plan(self, config: LakeprobeConfig) -> list[ProbeJob]:
+        return build_plan(config, Scope.of(config, self._site, self._shard), self.resources.oidc)
 
     def _rejected(self, messages: list[str], source: str | None = None) -> list[str]:
         self.metrics.reload_ok.set(0)
@@ -117,7 +120,7 @@ class Daemon:
             probe_host_of(config),
         )
         self.scheduler.apply(jobs)
-        self.token_expiry.set_plan(jobs)
+        self.exposition.set_plan(jobs)
         self.config = config
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())

@@ -18,6 +18,7 @@ from lakeprobe.config.plan import ProbeJob, SeriesKey
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.store import ResultsStore
 from lakeprobe.probes.core.outcome import Status
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import RunOutcome, run_probe
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.credentials.secrets import redact
@@ -64,6 +65,7 @@ class ProbeScheduler:
         clock: Clock | None = None,
         contact: Greeter | None = None,
         state: StateStore | None = None,
+        resources: ProbeResources | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -75,6 +77,7 @@ class ProbeScheduler:
         self._generation = 0
         self._contact = contact or FirstContact()
         self._state = state or StateStore.memory()  # what runs remember, shared by all runs
+        self._resources = resources or ProbeResources()  # copy threads, OIDC clients: shared
         self._runs: dict[str, _Flight] = {}  # due, queued or running
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -252,6 +255,7 @@ class ProbeScheduler:
                 probe_host=self.probe_host,
                 log=log,
                 state=self._state,
+                resources=self._resources,
             )
 
     def _report(self, key: SeriesKey, outcome: RunOutcome) -> None:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import ipaddress
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -44,12 +42,11 @@ def limits_of(server: ServerConfig) -> Limits:
 class Reloads:
     """Reloads started by SIGHUP or POST /-/reload, as tasks: held here until done (the loop
     keeps only weak references to tasks), failures logged. A successful reload also applies
-    the new connection limits; what only a restart applies is named in a warning."""
+    the new connection limits (what only a restart applies, the daemon names in a warning)."""
 
     def __init__(self, daemon: Daemon, guard: ConnectionGuard) -> None:
         self._daemon, self._guard = daemon, guard
         self._running: set[asyncio.Task[list[str]]] = set()
-        self._started_with = _restart_only(daemon.config.server)
 
     def start(self) -> asyncio.Task[list[str]]:
         task = asyncio.create_task(self._reload())
@@ -67,33 +64,13 @@ class Reloads:
     async def _reload(self) -> list[str]:
         problems = await self._daemon.reload_async()
         if not problems:
-            server = self._daemon.config.server
-            self._guard.limits = limits_of(server)
-            now = _restart_only(server)
-            changed = [key for key, value in now.items() if self._started_with[key] != value]
-            if changed:
-                log.warning("%s changed: takes effect only after a restart", ", ".join(changed))
+            self._guard.limits = limits_of(self._daemon.config.server)
         return problems
 
     def _done(self, task: asyncio.Task[list[str]]) -> None:
         self._running.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("reload failed: %r", error, exc_info=error)
-
-
-def _restart_only(server: ServerConfig) -> dict[str, object]:
-    path = server.web_config_file
-    return {
-        "server.keepalive_timeout": server.keepalive_timeout,
-        "server.web_config_file (or its content)": (path, path and _digest(path)),
-    }
-
-
-def _digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 DAEMON = web.AppKey("daemon", Daemon)

@@ -38,7 +38,7 @@ from lakeprobe.probes.core.credential_step import cleartext_refusal
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status, StepOutcome, failed, passed
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import is_own_file, new_test_file
-from lakeprobe.probes.credentials.oidc import IssuerError, OidcSettings, shared_client
+from lakeprobe.probes.credentials.oidc import IssuerError, OidcSettings
 from lakeprobe.probes.credentials.secrets import redact
 from lakeprobe.probes.credentials.tokens import CredentialError
 
@@ -123,7 +123,9 @@ class _Run:
         if audience is None:
             detail = "no audience: set the endpoint's `audience` or the probe's params.audience"
             return StepOutcome(Status.UNKNOWN, Reason.CREDENTIAL, detail)
-        client = shared_client(self.params.issuer, self.target.ca_dir, self.params.refresh_before)
+        client = self.ctx.resources.oidc.client(
+            self.params.issuer, self.target.ca_dir, self.params.refresh_before
+        )
         self.tokens = CaseTokens(
             client, self.target.url, scopes, audience, self.params.wrong_audience,
             self.params.unknown_issuer, self.params.expired_grace_seconds,

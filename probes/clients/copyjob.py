@@ -1,7 +1,8 @@
 """Blocking copy engines on a bounded pool of threads, watched from asyncio.
 
 XrdCl's `CopyProcess.run()` and gfal2's `filecopy()` block their thread for the whole copy.
-They run here, on at most MAX_COPY_THREADS threads shared by every copy probe of the process.
+They run here, on the copy threads (probes/core/threads.py) the daemon owns and every copy
+probe shares (`ctx.resources.threads`).
 The event loop awaits the result and watches the progress the engine reports (`CopyWatch`,
 a lock-guarded record the copy thread writes and the loop reads). When the loop gives up (the
 step deadline, or no progress for `stall_seconds`), it asks the engine to stop: the
@@ -9,9 +10,9 @@ step deadline, or no progress for `stall_seconds`), it asks the engine to stop: 
 (gfal2's `ctx.cancel()`). A thread cannot be killed: it stays busy until the engine notices
 or hits its own timeout, which the engines set from the same deadline (some phases of both
 engines cannot be interrupted: see probes/clients/xrdcopy.py and probes/clients/gfalcopy.py).
-`running_copies()` counts the busy threads, `abandoned_copies()` those still busy for a probe
-that gave up; when every thread is held by such a copy, a new copy is not even queued (the
-step is UNKNOWN). A copy waiting for a free thread is bounded by its deadline.
+The pool counts the busy threads and those still busy for a probe that gave up; when every
+thread is held by such a copy, a new copy is not even queued (the step is UNKNOWN). A copy
+waiting for a free thread is bounded by its deadline.
 """
 
 from __future__ import annotations
@@ -26,38 +27,27 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 from lakeprobe.probes.core.outcome import Reason, Status
+from lakeprobe.probes.core.resources import Notices
 from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.core.threads import BlockingThreads, Ticket
 from lakeprobe.probes.credentials.secrets import Secret, redact
 
-MAX_COPY_THREADS = 16
 MAX_ENGINE_TIMEOUT = 65535  # XrdCl takes copy timeouts as 16-bit seconds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()  # guards the pool, the counters and CopyWatch._state
-_running = 0  # threads in a copy
-_abandoned = 0  # of those, copies their probe has given up on
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(MAX_COPY_THREADS, thread_name_prefix="lakeprobe-copy")
-        return _pool
-
-
-def exit_now_if_copies_hang(code: int = 0) -> None:
-    """For the CLI, once its work is done: a copy thread still stuck in XrdCl or gfal2 (a hung
-    endpoint) would hold up interpreter exit until the engine's own timeout, minutes later
-    (ThreadPoolExecutor joins its threads at exit). Exit at once instead, logs flushed."""
-    busy = running_copies()
+def exit_now_if_copies_hang(threads: BlockingThreads, code: int = 0) -> None:
+    """For the CLI and the daemon, once their work is done: a copy thread still stuck in XrdCl
+    or gfal2 (a hung endpoint) would hold up interpreter exit until the engine's own timeout,
+    minutes later (ThreadPoolExecutor joins its threads at exit). Exit at once instead, logs
+    flushed."""
+    busy = threads.running
     if not busy:
         return
     log.warning("exiting with %d copy threads still busy on hung endpoints", busy)
@@ -65,18 +55,6 @@ def exit_now_if_copies_hang(code: int = 0) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def running_copies() -> int:
-    """Copy threads still busy, including those whose probe has already given up."""
-    with _pool_lock:
-        return _running
-
-
-def abandoned_copies() -> int:
-    """Copy threads still busy with a copy whose probe has given up (a hung endpoint)."""
-    with _pool_lock:
-        return _abandoned
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +102,7 @@ class CopyWatch:
         self._last_activity: float | None = None
         self.transferred = 0
         self.transfer_type = ""  # set by the engine
-        self._state = "queued"  # -> "running" -> "done"; under _pool_lock
-        self._abandoned = False  # under _pool_lock
+        self.ticket = Ticket()  # its place in the copy threads
 
     # Copy-thread side -----------------------------------------------------------------------
     def begin(self) -> None:
@@ -193,52 +170,36 @@ class CopyWatch:
             )
 
 
-def _tracked(work: Callable[[], T], watch: CopyWatch) -> T:
-    global _running, _abandoned
-    with _pool_lock:
-        _running += 1
-        watch._state = "running"
-    try:
-        watch.begin()
-        if watch.cancelled:  # given up while it waited for this thread
-            raise CopyError(Reason.TIMEOUT, "copy abandoned before it started")
-        return work()
-    finally:
-        watch.end()
-        with _pool_lock:
-            _running -= 1
-            if watch._abandoned:
-                _abandoned -= 1
-            watch._state = "done"
+def _watched(work: Callable[[], T], watch: CopyWatch) -> Callable[[], T]:
+    """`work` as the copy thread runs it: timed, and skipped if given up while queued."""
 
+    def run() -> T:
+        try:
+            watch.begin()
+            if watch.cancelled:
+                raise CopyError(Reason.TIMEOUT, "copy abandoned before it started")
+            return work()
+        finally:
+            watch.end()
 
-def _abandon(watch: CopyWatch) -> None:
-    """On the loop, giving up: count the copy as abandoned while its thread is still busy."""
-    global _abandoned
-    with _pool_lock:
-        if watch._state != "running" or watch._abandoned:
-            return
-        watch._abandoned = True
-        _abandoned += 1
-        held = _abandoned
-    log.info("copy abandoned while its thread is busy: %d of %d copy threads held by "
-             "abandoned copies", held, MAX_COPY_THREADS)  # fmt: skip
+    return run
 
 
 async def run_copy(
+    threads: BlockingThreads,
     work: Callable[[], T],
     watch: CopyWatch,
     stall_seconds: float,
     cancel: Callable[[], None] | None = None,
 ) -> T:
-    """Run the blocking `work` on a copy thread and return its result. No progress for
+    """Run the blocking `work` on one of `threads` and return its result. No progress for
     `stall_seconds` raises CopyError(STALL); on that or on cancellation (the step deadline),
     the engine is asked to stop (watch.cancel(), then `cancel`) before this returns. When
     every thread is held by an abandoned copy, nothing can run: CopyError, status UNKNOWN."""
-    if abandoned_copies() >= MAX_COPY_THREADS:
-        detail = f"all {MAX_COPY_THREADS} copy threads are held by abandoned copies: not tested"
+    if threads.abandoned >= threads.size:
+        detail = f"all {threads.size} copy threads are held by abandoned copies: not tested"
         raise CopyError(Reason.INTERNAL, detail, Status.UNKNOWN)
-    future = asyncio.get_running_loop().run_in_executor(_executor(), _tracked, work, watch)
+    future = threads.submit(_watched(work, watch), watch.ticket)
     try:
         while True:
             idle = watch.idle_for()
@@ -254,7 +215,10 @@ async def run_copy(
         future.cancel()  # never started: it will not run; running: its late result is dropped
         if cancel is not None:
             cancel()
-        _abandon(watch)
+        held = threads.abandon(watch.ticket)
+        if held is not None:
+            log.info("copy abandoned while its thread is busy: %d of %d copy threads held by "
+                     "abandoned copies", held, threads.size)  # fmt: skip
         raise
 
 
@@ -268,10 +232,9 @@ def side_of(message: str, source: CopyEnd, destination: CopyEnd) -> str | None:
     return None
 
 
-_warned_ca_dirs: set[str] = set()
-
-
-def warn_unapplied_ca_dir(target: Target, logger: logging.Logger, library: str) -> None:
+def warn_unapplied_ca_dir(
+    target: Target, logger: logging.Logger, library: str, notices: Notices
+) -> None:
     """XrdCl and davix (gfal2) read their CA directory from the process environment variable
     X509_CERT_DIR only; a different `target.ca_dir` is reported once per directory."""
     if target.ca_dir is None or target.protocol in ("root", "http", "dav"):
@@ -281,9 +244,7 @@ def warn_unapplied_ca_dir(target: Target, logger: logging.Logger, library: str) 
         target.ca_dir
     ):
         return
-    key = f"{library}:{target.ca_dir}"
-    if key not in _warned_ca_dirs:
-        _warned_ca_dirs.add(key)
+    if notices.first(f"unapplied-ca-dir:{library}:{target.ca_dir}"):
         logger.warning(
             "%s: ca_dir %s is not applied by %s, which only reads X509_CERT_DIR (now %s) "
             "from the process environment; start the daemon with X509_CERT_DIR=%s",

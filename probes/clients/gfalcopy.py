@@ -48,6 +48,7 @@ from lakeprobe.probes.clients.copyjob import (
 )
 from lakeprobe.probes.clients.xrdasync import client_module, with_authz
 from lakeprobe.probes.core.outcome import Reason
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.credentials.secrets import RedactingFilter
 
@@ -204,6 +205,7 @@ async def gfal_copy(
     source: CopyEnd,
     destination: CopyEnd,
     *,
+    resources: ProbeResources,
     deadline: float,
     stall_seconds: float,
     mode: str = "pull",
@@ -213,16 +215,17 @@ async def gfal_copy(
 ) -> CopyStats:
     """Copy source -> destination with gfal2 before `deadline` (event-loop time), checking
     `adler32` at both ends when given. `size` (the source's, if known) is reported as
-    transferred on success when gfal2 reported fewer bytes. Raises CopyError."""
+    transferred on success when gfal2 reported fewer bytes. The copy runs on
+    `resources.threads`. Raises CopyError."""
     if mode not in COPY_MODES:
         raise ValueError(f"copy mode must be one of {', '.join(COPY_MODES)}: {mode!r}")
     for end in (source, destination):
-        warn_unapplied_ca_dir(end.target, log, "gfal2")
+        warn_unapplied_ca_dir(end.target, log, "gfal2", resources.notices)
         if end.target.protocol in ROOT_SCHEMES:
             _bound_xrdcl_copy_init()
     watch = CopyWatch(deadline)
     job = _GfalJob(source, destination, mode, adler32, overwrite, watch)
-    failure = await run_copy(job.run, watch, stall_seconds, job.cancel)
+    failure = await run_copy(resources.threads, job.run, watch, stall_seconds, job.cancel)
     if failure is not None:
         code, message = failure
         reason = gfal_reason(code, message, source, destination, mode)

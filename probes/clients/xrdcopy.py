@@ -40,6 +40,7 @@ from lakeprobe.probes.clients.copyjob import (
 )
 from lakeprobe.probes.clients.xrdasync import XrdStatus, client_module, reason_for, with_authz
 from lakeprobe.probes.core.outcome import Reason
+from lakeprobe.probes.core.threads import BlockingThreads
 
 _NETWORK = {Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT}
 
@@ -102,16 +103,21 @@ def copy_reason(status: XrdStatus, source: CopyEnd, destination: CopyEnd) -> Rea
 
 
 async def xrootd_copy(
-    source: CopyEnd, destination: CopyEnd, *, deadline: float, stall_seconds: float
+    source: CopyEnd,
+    destination: CopyEnd,
+    *,
+    threads: BlockingThreads,
+    deadline: float,
+    stall_seconds: float,
 ) -> CopyStats:
-    """Copy source -> destination by XRootD TPC (pull) before `deadline` (event-loop time).
-    Raises CopyError with the reason and a redacted detail."""
+    """Copy source -> destination by XRootD TPC (pull) on one of `threads` before `deadline`
+    (event-loop time). Raises CopyError with the reason and a redacted detail."""
     source_url = with_authz(source.target.url_for(source.path), source.token)
     destination_url = with_authz(destination.target.url_for(destination.path), destination.token)
     watch = CopyWatch(deadline)
     watch.transfer_type = "3rd pull"  # XRootD TPC: the destination pulls
     status, size = await run_copy(
-        lambda: _copy(source_url, destination_url, watch), watch, stall_seconds
+        threads, lambda: _copy(source_url, destination_url, watch), watch, stall_seconds
     )
     if not status.ok:
         raise CopyError(copy_reason(status, source, destination), f"copy: {status.message}")

@@ -1,2 +1,3 @@
-"""Helpers more than one probe family uses (sweeping leftovers): above the clients, below
-the families."""
+"""What more than one probe family uses: the storage interface (storage.py), the failed-write
+cleanup rule (cleanup.py), sweeping leftovers (sweep.py). Above the clients, below the
+families."""

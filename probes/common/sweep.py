@@ -31,6 +31,7 @@ from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed, passed
 from lakeprobe.probes.core.params import SweepParams
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.testfiles import is_foreign, is_own_file, stale_test_files
+from lakeprobe.probes.credentials.secrets import Secret
 
 MAX_SWEEP = 50  # stale files deleted per run at most: bounds the time a sweep takes
 
@@ -59,9 +60,11 @@ def stale_names(names: list[str], probe_host: str, params: SweepParams) -> list[
     )[:MAX_SWEEP]
 
 
-async def list_http_files(http: HttpClient, directory: str) -> list[str]:
+async def list_http_files(
+    http: HttpClient, directory: str, token: Secret | None = None
+) -> list[str]:
     """The names of the files directly in `directory` (PROPFIND Depth 1), parsed as the
-    listing arrives."""
+    listing arrives. `token` replaces the client's own for this request."""
     listing, head = MultistatusParser(), bytearray()
 
     def sink(chunk: bytes) -> None:
@@ -75,6 +78,7 @@ async def list_http_files(http: HttpClient, directory: str) -> list[str]:
         headers={"Depth": "1"},
         max_body=MAX_LISTING_BYTES,
         sink=sink,
+        token=token,
     )
     if reply.status != 207:
         raise RequestFailed(status_failure(dataclasses.replace(reply, body=bytes(head))))

@@ -11,6 +11,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lakeprobe.probes.core.outcome import ProbeResult
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.steps import StepRecorder
 from lakeprobe.probes.core.target import MODES, PairTarget, Target
@@ -32,6 +33,7 @@ class ProbeContext:
     probe_host: str  # this daemon's host name, part of every test-file name
     log: logging.Logger
     state: StateStore  # what runs remember (probes/core/state.py), owned by the daemon
+    resources: ProbeResources  # what outlives runs: copy threads, OIDC clients, notices
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - asyncio.get_running_loop().time())
@@ -72,16 +74,15 @@ class PairParams(ProbeParams):
 
 @dataclass(frozen=True, slots=True)
 class ProbeType(Generic[P, T]):
-    """One entry of the probe registry (probes/registry.py). A `pairwise` type runs against
-    ordered pairs of sites (PairTarget); the others against single endpoints (Target)."""
+    """One entry of the probe registry (probes/registry.py). `T` is what it runs against: a
+    single endpoint (Target) or an ordered pair of sites (PairTarget)."""
 
     name: str
     description: str
     schemes: frozenset[str]  # URL schemes the probe can test
     params_model: type[P]
     factory: Callable[[], Probe[P, T]]
-    pairwise: bool = False
-    modes: tuple[str, ...] = ()  # pairwise only: the modes this type supports
+    modes: tuple[str, ...] = ()  # pair types only: the modes this type supports
 
 
 # The two kinds of probe type. ProbeType is invariant in its target, so mypy rejects a pair

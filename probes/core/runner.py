@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.steps import StepRecorder, cleanup_reserve
 from lakeprobe.probes.core.target import PairTarget, Target
@@ -35,14 +36,18 @@ async def run_probe(
     probe_host: str,
     log: logging.Logger,
     state: StateStore | None = None,
+    resources: ProbeResources | None = None,
 ) -> RunOutcome:
     """Never raises (except cancellation): deadlines and bugs become results. Without a
-    `state`, the run remembers nothing for the next one."""
+    `state`, the run remembers nothing for the next one; without `resources` (the owner's
+    copy threads, OIDC clients, notices), it gets its own, released when it ends."""
+    owned = resources is None
+    resources = resources if resources is not None else ProbeResources()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     recorder = StepRecorder(deadline, params.slow_step_seconds, cleanup_reserve(timeout))
     state = state if state is not None else StateStore.memory()
-    ctx = ProbeContext(recorder, deadline, probe_host, log, state)
+    ctx = ProbeContext(recorder, deadline, probe_host, log, state, resources)
     probe = probe_type.factory()
     try:
         async with asyncio.timeout_at(deadline + HARD_DEADLINE_GRACE_SECONDS):
@@ -61,3 +66,6 @@ async def run_probe(
         )
         recorder.abort(Status.UNKNOWN, Reason.INTERNAL, f"internal error: {type(error).__name__}")
         return RunOutcome(recorder.result(), exception=type(error).__name__)
+    finally:
+        if owned:
+            resources.close()

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
+import collections
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,16 +320,33 @@ class OidcToken:
         return None if issued is None else issued.expires_at
 
 
-def shared_client(
-    settings: OidcSettings, default_ca_dir: Path | None, refresh_before: float = 60.0
-) -> OidcClient:
-    """The process-wide client for these settings: its token cache outlives probe runs and
-    config reloads."""
-    return _shared_client(settings, default_ca_dir, refresh_before)
+class OidcClients:
+    """OIDC clients by (settings, CA directory, refresh margin), so a client and its token
+    cache outlive probe runs and config reloads. Owned by the daemon (probes/core/resources.py);
+    at most MAX_CLIENTS, the least recently used forgotten first. Thread-safe: a reload
+    plans (and asks for clients) in a worker thread while runs ask on the event loop."""
 
+    MAX_CLIENTS = 256
 
-@functools.lru_cache(maxsize=256)
-def _shared_client(
-    settings: OidcSettings, default_ca_dir: Path | None, refresh_before: float
-) -> OidcClient:
-    return OidcClient(settings, default_ca_dir, refresh_before)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: collections.OrderedDict[
+            tuple[OidcSettings, Path | None, float], OidcClient
+        ] = collections.OrderedDict()
+
+    def client(
+        self, settings: OidcSettings, default_ca_dir: Path | None, refresh_before: float = 60.0
+    ) -> OidcClient:
+        key = (settings, default_ca_dir, float(refresh_before))
+        with self._lock:
+            known = self._clients.get(key)
+            if known is not None:
+                self._clients.move_to_end(key)
+                return known
+            made = self._clients[key] = OidcClient(settings, default_ca_dir, refresh_before)
+            if len(self._clients) > self.MAX_CLIENTS:
+                self._clients.popitem(last=False)
+            return made
+
+    def __len__(self) -> int:
+        return len(self._clients)

@@ -21,9 +21,24 @@ def resolve_ca_dir(configured: Path | None) -> Path | None:
     return GRID_CA_DIR if GRID_CA_DIR.is_dir() else None
 
 
-@functools.lru_cache(maxsize=32)
 def client_ssl_context(ca_dir: Path | None) -> ssl.SSLContext:
-    """A verifying client context. Grid CA directories hold hashed PEM files (`openssl rehash`)."""
+    """A verifying client context. Grid CA directories hold hashed PEM files (`openssl rehash`).
+    Made once per state of the directory: a CA added or removed (fetch-crl, a CA package
+    update) changes the directory's mtime, and the next context trusts what is there now."""
+    return _context(ca_dir, _mtime_ns(ca_dir))
+
+
+def _mtime_ns(ca_dir: Path | None) -> int:
+    if ca_dir is None:
+        return 0
+    try:
+        return ca_dir.stat().st_mtime_ns
+    except OSError:
+        return -1  # load_verify_locations below reports what is wrong with it
+
+
+@functools.lru_cache(maxsize=32)
+def _context(ca_dir: Path | None, _mtime_ns: int) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if ca_dir is not None:
         context.load_verify_locations(capath=str(ca_dir))

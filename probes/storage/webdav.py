@@ -6,8 +6,9 @@ delete_missing, sweep. Read-only mode: credential, options, head, get of the ref
 A HEAD without any adler32 digest is a WARNING (checksum_unavailable), not CRITICAL: the data
 path works and GET still compares the bytes; plain web servers and some WebDAV doors never
 report checksums, and an operator who wants them enforced sees the warning.
-`delete` runs whenever a PUT was attempted (404, or 401/403 after a refused PUT, then pass);
-a refused DELETE is CRITICAL `cleanup`. `sweep` runs once the endpoint answered OPTIONS.
+`delete` runs whenever a PUT was attempted, by the one rule of probes/common/cleanup.py (404,
+or 401/403 after a refused PUT: pass; a refused or failed DELETE: CRITICAL `cleanup`).
+`sweep` runs once the endpoint answered OPTIONS.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from lakeprobe.probes.clients.httpclient import (
     guarded,
     status_failure,
 )
+from lakeprobe.probes.common.cleanup import ATTEMPTED, delete_after_write
+from lakeprobe.probes.common.storage import WANT_DIGEST
 from lakeprobe.probes.common.sweep import list_http_files, sweep_http
 from lakeprobe.probes.core.context import ProbeContext, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
@@ -48,7 +51,6 @@ from lakeprobe.probes.core.testfiles import (
     payload,
 )
 
-WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
 PUT_OK = {200, 201, 204}
 MAX_REFERENCE_BYTES = 1024 * MIB
 
@@ -122,7 +124,7 @@ class _Run:
     async def put(self) -> StepOutcome:
         self.path = new_test_file(self.target.test_dir, self.ctx.probe_host)
         self.data = payload(self.params.file_size_bytes)
-        self.put_status = failed(Reason.TIMEOUT, "unfinished")  # attempted: delete must run
+        self.put_status = ATTEMPTED  # from here on delete runs (probes/common/cleanup.py)
         try:
             reply = await self.http.request("PUT", self.path, expect=PUT_OK, data=self.data)
         except RequestFailed as failure:
@@ -172,18 +174,15 @@ class _Run:
         return status_failure(reply, Reason.SERVER_ERROR if server else Reason.UNEXPECTED_STATUS)
 
     async def delete(self) -> StepOutcome:
-        if self.put_status is None:
-            return _skipped("nothing was uploaded")
-        if not is_own_file(self.path, self.target.test_dir):
-            return failed(Reason.INTERNAL, "DELETE: refusing a path not our own")
-        reply = await self.http.request("DELETE", self.path, expect=ANY_STATUS)
-        if reply.status in (200, 204):
-            return passed()
-        put = self.put_status
-        refused = put.reason is Reason.AUTH and reply.status in (401, 403)
-        if not put.ok and (reply.status == 404 or refused):
-            return passed(f"DELETE: {reply.status}, nothing to delete after the failed upload")
-        return status_failure(reply, Reason.CLEANUP)
+        return await delete_after_write(self.path, self.target.test_dir, self.put_status,
+                                        self._delete)  # fmt: skip
+
+    async def _delete(self, path: str) -> StepOutcome | None:
+        try:
+            reply = await self.http.request("DELETE", path, expect=ANY_STATUS)
+        except RequestFailed as failure:
+            return failure.outcome
+        return None if reply.status in (200, 204) else status_failure(reply)
 
     async def sweep(self) -> StepOutcome:
         if not self.reachable:

@@ -30,6 +30,7 @@ from lakeprobe.probes.clients.xrdasync import (
     upload,
 )
 from lakeprobe.probes.clients.xrdhandshake import check_xrootd
+from lakeprobe.probes.common.cleanup import ATTEMPTED, delete_after_write
 from lakeprobe.probes.common.sweep import sweep_xrootd
 from lakeprobe.probes.core.context import ProbeContext, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
@@ -46,7 +47,6 @@ from lakeprobe.probes.core.params import TestFileParams
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import (
     adler32_hex,
-    is_own_file,
     new_test_file,
     normalize_adler32,
     payload,
@@ -134,8 +134,7 @@ class _Run:
     async def write_file(self) -> StepOutcome:
         self.path = new_test_file(self.target.test_dir, self.ctx.probe_host)
         self.data = payload(self.params.file_size_bytes)
-        # Attempted from here on: a timeout may leave a partial file, so delete must run.
-        self.write = failed(Reason.TIMEOUT, "unfinished")
+        self.write = ATTEMPTED  # from here on a timeout may leave a partial file: delete runs
         started = self._now()
         try:
             await upload(self.target.url_for(self.path), self.data, self.step_deadline, self.token)
@@ -171,18 +170,14 @@ class _Run:
         return passed(f"{len(data)} bytes in {seconds:.3f} s")
 
     async def delete(self) -> StepOutcome:
-        if self.write is None:
-            return _skipped("nothing was written")
-        if not is_own_file(self.path, self.target.test_dir):
-            return failed(Reason.INTERNAL, f"refusing to delete {self.path}: not our own file")
+        return await delete_after_write(self.path, self.target.test_dir, self.write, self._rm)
+
+    async def _rm(self, path: str) -> StepOutcome | None:
         try:
-            await self._fs().rm(self.path, self.ctx.deadline)
+            await self._fs().rm(path, self.ctx.deadline)  # cleanup: up to the run's deadline
         except XrdError as error:
-            refused = self.write.reason is Reason.AUTH and error.reason is Reason.AUTH
-            if not self.write.ok and (error.reason is Reason.NOT_FOUND or refused):
-                return passed("nothing to delete after the failed write")
-            return failed(Reason.CLEANUP, f"{error.reason}: {error}")
-        return passed()
+            return failed(error.reason, str(error))
+        return None
 
     async def sweep(self) -> StepOutcome:
         if not self.dir_ok:

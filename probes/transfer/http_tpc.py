@@ -33,6 +33,7 @@ from lakeprobe.probes.clients.httpclient import (
     status_failure,
 )
 from lakeprobe.probes.clients.httpcopy import CopyOutcome, ensure_collection, stream_copy
+from lakeprobe.probes.common.storage import WANT_DIGEST
 from lakeprobe.probes.common.sweep import sweep_due, sweep_http
 from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
@@ -58,7 +59,6 @@ from lakeprobe.probes.core.testfiles import (
     source_payload,
 )
 
-WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
 PUT_OK = frozenset({200, 201, 204})
 # aiohttp's own read timeout on the active side is only a backstop: the stall watch decides.
 STALL_BACKSTOP_SECONDS = 30.0
@@ -194,7 +194,8 @@ class _Run:
         destination = CopyEnd(self.pair.destination, self.dst_path, self.dst.token)
         try:
             stats = await gfal_copy(
-                source, destination, deadline=self.step_deadline, mode=self.pair.mode,
+                source, destination, resources=self.ctx.resources,
+                deadline=self.step_deadline, mode=self.pair.mode,
                 stall_seconds=self.params.stall_seconds, adler32=self.expected,
                 size=self.params.file_size_bytes,
             )  # fmt: skip
@@ -291,6 +292,5 @@ PROBE_TYPE = ProbeType(
     schemes=frozenset({"davs", "https", "http"}),
     params_model=HttpTpcParams,
     factory=HttpTpcProbe,
-    pairwise=True,
     modes=("pull", "push"),
 )

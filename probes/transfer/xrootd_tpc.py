@@ -234,11 +234,13 @@ class _Run:
     async def _engine_copy(self, source: CopyEnd, destination: CopyEnd) -> CopyStats:
         deadline, stall = self.step_deadline, self.params.stall_seconds
         if self.params.engine == "xrootd":
-            return await xrootd_copy(source, destination, deadline=deadline, stall_seconds=stall)
+            return await xrootd_copy(source, destination, threads=self.ctx.resources.threads,
+                                     deadline=deadline, stall_seconds=stall)  # fmt: skip
         size, adler32 = self.params.file_size_bytes, self.expected
         return await gfal_copy(
-            source, destination, deadline=deadline, stall_seconds=stall, adler32=adler32, size=size
-        )
+            source, destination, resources=self.ctx.resources, deadline=deadline,
+            stall_seconds=stall, adler32=adler32, size=size,
+        )  # fmt: skip
 
     async def verify(self) -> StepOutcome:
         try:
@@ -288,7 +290,7 @@ class XrootdTpcProbe:
     ) -> ProbeResult:
         library = "gfal2" if params.engine == "gfal2" else "XrdCl"
         for side in (target.source, target.destination):
-            warn_unapplied_ca_dir(side, ctx.log, library)
+            warn_unapplied_ca_dir(side, ctx.log, library, ctx.resources.notices)
         step_deadline = ctx.step_deadline
         run = _Run(target, params, ctx, step_deadline)
         await run.run()
@@ -302,6 +304,5 @@ PROBE_TYPE = ProbeType(
     schemes=frozenset({"root", "roots"}),
     params_model=XrootdTpcParams,
     factory=XrootdTpcProbe,
-    pairwise=True,
     modes=("pull",),
 )
