@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lakeprobe.lake import LocalLake, require_binaries
+from lakeprobe.lake import LocalLake, TestPki, require_binaries
+from lakeprobe.lake.nginxdav import NginxDav, missing_nginx
 
 
 def need_binaries() -> None:
@@ -72,6 +73,51 @@ def lake(lake_factory: LakeFactory) -> LocalLake:
 def lake3(lake_factory: LakeFactory) -> LocalLake:
     """A started three-site lake (SITE-A, SITE-B, SITE-C)."""
     return lake_factory(3)
+
+
+NginxFactory = Callable[..., NginxDav]
+
+
+@pytest.fixture
+def nginx_factory(tmp_path: Path) -> Iterator[NginxFactory]:
+    """Start nginx WebDAV servers (lakeprobe/lake/nginxdav.py) on demand, each with the test
+    directory /lakeprobe; all are stopped at teardown. Without nginx or its dav_ext module:
+    skip, or fail under CI=true."""
+    missing = missing_nginx()
+    if missing:
+        message = f"the nginx WebDAV server needs: {', '.join(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(pki: TestPki | None = None, **options: bool) -> NginxDav:
+            nonlocal count
+            server = NginxDav(tmp_path / f"nginx{count}", pki, **options)
+            count += 1
+            stack.callback(server.stop)
+            server.make_dir("/lakeprobe")
+            server.start()
+            return server
+
+        yield start
+
+
+@pytest.fixture
+def nginx_dav(nginx_factory: NginxFactory) -> NginxDav:
+    """A started nginx WebDAV server with its own PKI, as sites run it."""
+    return nginx_factory()
+
+
+@pytest.fixture(scope="module")
+def nochecksum_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLake]:
+    """A started two-site lake, shared by a module's tests: SITE-A runs without
+    `xrootd.chksum` (405 to any request carrying Want-Digest), SITE-B with it."""
+    need_binaries()
+    base = tmp_path_factory.mktemp("nochecksum-lake")
+    with LocalLake(2, base_dir=base, no_checksum_sites=["SITE-A"]) as lake:
+        yield lake
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
-"""A daemon config for tests of the HTTP port, where the probes do not matter."""
+"""HTTP helpers for tests: a daemon config for tests of the HTTP port (where the probes do not
+matter), and a loopback server for a test double's handler."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import yaml
+from aiohttp import web
 
 from lakeprobe.lake import free_ports
 
@@ -22,3 +26,22 @@ def write_daemon_config(path: Path, **server: object) -> Path:
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+@contextlib.asynccontextmanager
+async def serve_handler(
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """Serve every method and path with `handle` on a free 127.0.0.1 port; yields the base
+    URL (http://127.0.0.1:PORT); the server is stopped on exit."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()

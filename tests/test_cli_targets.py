@@ -68,6 +68,13 @@ def test_url_path_is_the_test_dir_or_the_reference_file() -> None:
     assert (read_only.read_only, read_only.reference_file) == (True, "/ref/file")
 
 
+def test_checksums_option_sets_the_policy() -> None:
+    """--checksums sets the URL's checksum policy; without it, `optional` (the default)."""
+    assert target("davs://h").checksums == "optional"
+    assert target("davs://h", "--checksums", "none").checksums == "none"
+    assert target("root://h//t", "--checksums", "required", probe="xrootd").checksums == "required"
+
+
 def test_registries_split_by_target_kind() -> None:
     """Every probe type is in exactly one registry; only pair types have copy modes."""
     assert not ENDPOINT_PROBE_TYPES.keys() & PAIR_PROBE_TYPES.keys()

@@ -148,3 +148,38 @@ probes: [{{name: xr, type: xrootd}}]
 def _target(target: Target | PairTarget) -> Target:
     assert isinstance(target, Target)
     return target
+
+
+def test_plan_carries_the_checksum_policy() -> None:
+    """An endpoint's `checksums` wins; without it, defaults.checksums applies; without that,
+    `optional` (a missing checksum warns, never pages). Pair targets carry it too."""
+    config = parse_config("""
+sites:
+  - name: A
+    endpoints:
+      - {name: strict, url: "davs://a.example.org", checksums: required}
+      - {name: plain, url: "https://web.a.example.org", checksums: none}
+      - {name: dav, url: "davs://dav.a.example.org"}
+  - name: B
+    endpoints: [{name: dav, url: "davs://b.example.org"}]
+probes:
+  - {name: dav, type: webdav}
+  - {name: tpc, type: http-tpc, targets: {endpoints: [A/strict, B/dav]}}
+""")
+    plan = {job.key.job_id: job.target for job in build_plan(config)}
+    policies = {key: _target(t).checksums for key, t in plan.items() if key.startswith("dav|")}
+    assert policies == {
+        "dav|A|strict": "required", "dav|A|plain": "none", "dav|A|dav": "optional",
+        "dav|B|dav": "optional",
+    }  # fmt: skip
+    pairs = [t for t in plan.values() if isinstance(t, PairTarget)]
+    assert {(p.source.checksums, p.destination.checksums) for p in pairs} == {
+        ("required", "optional"),
+        ("optional", "required"),
+    }
+    defaulted = parse_config("""
+defaults: {checksums: none}
+sites: [{name: A, endpoints: [{name: dav, url: "davs://a.example.org"}]}]
+probes: [{name: dav, type: webdav}]
+""")
+    assert [_target(job.target).checksums for job in build_plan(defaulted)] == ["none"]

@@ -84,7 +84,7 @@ async def test_davs_copy(lake: LocalLake, ca_env: None, mode: str, token: str) -
         ("stopped_source", "davs", Reason.CONNECT),
         ("stopped_destination", "davs", Reason.CONNECT),
         ("stopped_destination", "root", Reason.CONNECT),
-        ("readonly_destination", "davs", Reason.DESTINATION_ERROR),
+        ("readonly_destination", "davs", Reason.AUTH),  # COPY 401: as the native engine
         ("readonly_destination", "root", Reason.DESTINATION_ERROR),
     ],
 )
@@ -95,7 +95,8 @@ async def test_copy_failures(
     """Each failure maps to its reason, fast: gfal2's "SOURCE ..."/"DESTINATION ..." stage
     prefixes (HTTP) and the paths in XrdCl's messages (root) tell the side; a silently
     corrupted source fails gfal2's destination checksum check; a non-writable destination
-    refuses the open over root and answers the (pull) COPY with 401 over HTTP. Tokens (here
+    refuses the open over root (destination_error) and answers the (pull) COPY with 401
+    over HTTP (auth), the reasons the native engines give. Tokens (here
     on both sides, as ?authz= for root) appear in no detail and no log record."""
     source_site, destination_site = lake.sites
     data = os.urandom(100_000)

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import web
+from http_helpers import serve_handler
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from path_strategies import RICH, dangerous_paths, plain_paths
@@ -118,23 +119,14 @@ class RecordingDav:
 
 async def run_all(test_dir: str, dav: RecordingDav) -> list[ProbeResult]:
     """The webdav probe, then http-tpc pull and push, all with `test_dir` as it is."""
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", dav.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        a, b = (Target(site=name, endpoint="dav", url=f"http://{host}:{port}", test_dir=test_dir)
+    async with serve_handler(dav.handle) as url:
+        a, b = (Target(site=name, endpoint="dav", url=url, test_dir=test_dir)
                 for name in ("A", "B"))  # fmt: skip
         results = [await _run(webdav.PROBE_TYPE, a, webdav.WebdavParams(file_size_bytes=1024))]
         tpc = http_tpc.HttpTpcParams(file_size_bytes=1024, stall_seconds=5)
         for mode in ("pull", "push"):
             results.append(await _run(http_tpc.PROBE_TYPE, PairTarget(a, b, mode), tpc))
         return results
-    finally:
-        await runner.cleanup()
 
 
 async def _run(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from http_helpers import serve_handler
 
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
 from lakeprobe.probes.core.runner import run_probe
@@ -60,7 +61,8 @@ EMPTY_LISTING = b'<D:multistatus xmlns:D="DAV:"></D:multistatus>'
 @dataclass
 class FakeTpc:
     """Both endpoints of a pair on one plain-http loopback server: HEAD answers the source
-    file's size and adler32 (for the source and for the copy), MKCOL 405, DELETE 204,
+    file's size and adler32 (for the source and for the copy, 404 once it was deleted),
+    MKCOL 405, DELETE 204,
     PROPFIND (the destination sweep) an empty listing, and COPY 201 with the body of
     `script`, paced as scripted."""
 
@@ -70,13 +72,17 @@ class FakeTpc:
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     dirs: set[str] | None = None  # set: MKCOL as a strict server (409 without the parent)
     mkcols: list[str] = field(default_factory=list)
+    deleted: set[str] = field(default_factory=set)  # the probe verifies its DELETE by HEAD
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "HEAD":
+        if request.method == "HEAD" and request.path not in self.deleted:
             return web.Response(body=source_payload(SIZE), headers=self.digest())
+        if request.method == "HEAD":
+            return web.Response(status=404)
         if request.method == "MKCOL":
             return web.Response(status=self.mkcol(request.path))
         if request.method == "DELETE":
+            self.deleted.add(request.path)
             return web.Response(status=204)
         if request.method == "PROPFIND":
             return web.Response(status=207, body=EMPTY_LISTING, content_type="application/xml")
@@ -95,6 +101,9 @@ class FakeTpc:
 
     def mkcol(self, path: str) -> int:
         self.mkcols.append(path)
+        if not path.endswith("/"):  # RFC 4918 servers (nginx) want the collection's slash
+            return 409
+        path = path.rstrip("/") or "/"
         if self.dirs is None or path in self.dirs:
             return 405
         if posixpath.dirname(path) not in self.dirs:
@@ -118,16 +127,8 @@ class FakeTpc:
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTpc]:
     double = FakeTpc()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", double.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    double.url = f"http://{host}:{port}"
-    yield double
-    await runner.cleanup()
+    async with serve_handler(double.handle) as double.url:
+        yield double
 
 
 async def probe(
@@ -231,12 +232,13 @@ async def test_remote_text_is_redacted(fake: FakeTpc, tmp_path: Path) -> None:
 
 
 async def test_mkcol_creates_missing_parents(fake: FakeTpc) -> None:
-    """A strict WebDAV server answers 409 to MKCOL under a missing parent: the probe then
-    creates the test directory's ancestors top-down, then the directory itself."""
+    """A strict WebDAV server answers 409 to MKCOL under a missing parent (and without the
+    trailing slash): the probe walks up until an ancestor is created or exists, then
+    creates the missing ones top-down, always with the slash."""
     fake.dirs, fake.script = {"/"}, SCRIPTS["success"]
     result = await probe(fake, test_dir="/a/b/t")
     assert result.status is Status.OK, result.steps
-    assert fake.mkcols == ["/a/b/t", "/a", "/a/b", "/a/b/t"]
+    assert fake.mkcols == ["/a/b/t/", "/a/b/", "/a/", "/a/b/", "/a/b/t/"]
 
 
 async def test_unreadable_token_is_credential(fake: FakeTpc, tmp_path: Path) -> None:

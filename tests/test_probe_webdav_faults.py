@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from http_helpers import serve_handler
 
 from lakeprobe.probes.clients.httpparse import MAX_LISTING_ENTRIES
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status
@@ -95,16 +96,8 @@ class FakeDav:
 @pytest.fixture
 async def dav() -> AsyncIterator[FakeDav]:
     fake = FakeDav()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.url = f"http://{host}:{port}"
-    yield fake
-    await runner.cleanup()
+    async with serve_handler(fake.handle) as fake.url:
+        yield fake
 
 
 async def probe(dav: FakeDav, **kw: Any) -> ProbeResult:
@@ -127,7 +120,7 @@ async def probe(dav: FakeDav, **kw: Any) -> ProbeResult:
         ("bad_digest", Status.CRITICAL, Reason.PROTOCOL_ERROR, "head"),
         ("non_ascii_digest", Status.CRITICAL, Reason.PROTOCOL_ERROR, "head"),
         ("put_500", Status.CRITICAL, Reason.SERVER_ERROR, "put"),
-        ("put_507", Status.CRITICAL, Reason.SERVER_ERROR, "put"),
+        ("put_507", Status.CRITICAL, Reason.NO_SPACE, "put"),
         ("get_flipped", Status.CRITICAL, Reason.CONTENT_MISMATCH, "get"),
         ("get_cut", Status.CRITICAL, Reason.PROTOCOL_ERROR, "get"),
         ("propfind_dtd", Status.CRITICAL, Reason.PROTOCOL_ERROR, "propfind"),

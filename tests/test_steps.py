@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -102,3 +103,50 @@ async def test_abort_names_the_step_in_flight() -> None:
 async def test_no_steps_is_unknown() -> None:
     """A probe that recorded nothing cannot claim OK."""
     assert recorder().result().status is Status.UNKNOWN
+
+
+def outcome_of(status: Status, reason: Reason) -> Callable[[], Awaitable[StepOutcome]]:
+    async def action() -> StepOutcome:
+        return StepOutcome(status, reason, f"{status.label} {reason}")
+
+    return action
+
+
+WARN_NO_CHECKSUM = (Status.WARNING, Reason.CHECKSUM_UNAVAILABLE)
+CRIT_NO_CHECKSUM = (Status.CRITICAL, Reason.CHECKSUM_UNAVAILABLE)
+
+
+@pytest.mark.parametrize(
+    ("findings", "expected"),
+    [
+        # A capability warning first does not hide the fault found after it.
+        ([WARN_NO_CHECKSUM, (Status.CRITICAL, Reason.CONTENT_MISMATCH)],
+         (Status.CRITICAL, Reason.CONTENT_MISMATCH)),
+        # Only warnings: a fault-warning (slow, a failed non-critical step) names the run.
+        ([WARN_NO_CHECKSUM, (Status.WARNING, Reason.SLOW)], (Status.WARNING, Reason.SLOW)),
+        ([WARN_NO_CHECKSUM, (Status.WARNING, Reason.CLEANUP)], (Status.WARNING, Reason.CLEANUP)),
+        # Only a capability finding: it is the reason.
+        ([WARN_NO_CHECKSUM, (Status.OK, Reason.NONE)], WARN_NO_CHECKSUM),
+        # `checksums: required` makes it CRITICAL: the worst status, still after faults of it.
+        ([CRIT_NO_CHECKSUM, (Status.WARNING, Reason.SLOW)], CRIT_NO_CHECKSUM),
+        ([CRIT_NO_CHECKSUM, (Status.CRITICAL, Reason.SIZE_MISMATCH)],
+         (Status.CRITICAL, Reason.SIZE_MISMATCH)),
+        # Among faults of one status the first (the root cause) still names the run.
+        ([(Status.CRITICAL, Reason.SERVER_ERROR), (Status.CRITICAL, Reason.CLEANUP)],
+         (Status.CRITICAL, Reason.SERVER_ERROR)),
+        ([(Status.WARNING, Reason.SLOW), (Status.WARNING, Reason.CLEANUP)],
+         (Status.WARNING, Reason.SLOW)),
+    ],
+)  # fmt: skip
+async def test_reason_is_the_most_severe_fault(
+    findings: list[tuple[Status, Reason]], expected: tuple[Status, Reason]
+) -> None:
+    """The run's reason is the first fault of the worst status; a capability finding
+    (CAPABILITY_REASONS) names it only when no fault of that status exists. Every finding
+    stays in the step list."""
+    steps = recorder()
+    for index, (status, reason) in enumerate(findings):
+        await steps.run(f"s{index}", outcome_of(status, reason), cleanup=True)  # never skipped
+    result = steps.result()
+    assert (result.status, result.reason) == expected
+    assert [(s.status, s.reason) for s in result.steps] == findings

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,13 @@ import pytest
 
 from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.lake.lake import free_ports
-from lakeprobe.probes.common.cleanup import ATTEMPTED, delete_after_write, delete_verdict
+from lakeprobe.probes.common import cleanup
+from lakeprobe.probes.common.cleanup import (
+    ATTEMPTED,
+    delete_after_write,
+    delete_verdict,
+    verify_deleted,
+)
 from lakeprobe.probes.common.storage import Storage, StorageError, storage_for
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import Reason, Status, StepOutcome, failed, passed
@@ -229,11 +236,45 @@ async def test_delete_after_write_guards() -> None:
         deleted.append(path)
         return None
 
+    async def exists(path: str) -> bool:
+        return path not in deleted
+
     own = new_path()
-    skipped = await delete_after_write(own, TEST_DIR, None, delete)
+    rule = functools.partial(delete_after_write, delete=delete, exists=exists, sweep_after=60)
+    skipped = await rule(own, TEST_DIR, None)
     assert (skipped.status, skipped.detail) == (Status.SKIPPED, "nothing was written")
-    foreign = await delete_after_write(f"{TEST_DIR}/data.root", TEST_DIR, WROTE, delete)
+    foreign = await rule(f"{TEST_DIR}/data.root", TEST_DIR, WROTE)
     assert (foreign.status, foreign.reason) == (Status.CRITICAL, Reason.INTERNAL)
     assert deleted == []
-    assert (await delete_after_write(own, TEST_DIR, WROTE, delete)).status is Status.OK
+    assert await rule(own, TEST_DIR, WROTE) == passed("deleted, verified gone")
     assert deleted == [own]
+
+
+@pytest.mark.parametrize(
+    ("answers", "status", "reason", "detail"),
+    [
+        ([False], Status.OK, Reason.NONE, "deleted, verified gone"),
+        ([None], Status.OK, Reason.NONE, "deleted; not verified (the check after it failed)"),
+        ([True, False], Status.OK, Reason.NONE, "deleted, verified gone"),  # async unlink
+        ([True, True], Status.CRITICAL, Reason.DELETE_INEFFECTIVE, "still there"),
+    ],
+    ids=["gone", "unknown", "gone-after-settle", "still-there"],
+)
+async def test_verify_deleted(
+    answers: list[bool | None], status: Status, reason: Reason, detail: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A delete the server called done is checked: gone passes; a check that cannot tell
+    passes (the delete was acknowledged); still there after SETTLE_SECONDS is CRITICAL
+    delete_ineffective, naming the sweep that retries it."""
+    monkeypatch.setattr(cleanup, "SETTLE_SECONDS", 0.01)
+    asked = iter(answers)
+
+    async def exists(path: str) -> bool | None:
+        return next(asked)
+
+    verdict = await verify_deleted(new_path(), exists, sweep_after=7200)
+    assert (verdict.status, verdict.reason) == (status, reason)
+    assert detail in verdict.detail
+    if reason is Reason.DELETE_INEFFECTIVE:
+        assert "the sweep retries it after 7200 s" in verdict.detail

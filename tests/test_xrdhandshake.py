@@ -161,12 +161,15 @@ async def check(url: str, seconds: float = 2.0) -> StepOutcome:
 @pytest.mark.parametrize("scheme", ["root", "roots"])
 @pytest.mark.lake
 async def test_real_xrootd_passes(lake: LocalLake, scheme: str) -> None:
-    """xrootd 5.5.3 passes for root:// and roots:// (the plain handshake precedes TLS), by
-    name and on IPv6 loopback too; the detail names the server type and protocol."""
+    """xrootd 5.5.3 passes for root:// and roots:// (the plain handshake precedes TLS; roots://
+    then checks the certificate against the lake's CA), by name and on IPv6 loopback too;
+    the detail names the server type and protocol."""
     port = lake.sites[0].root_port
+    expected = "XRootD data server, protocol 5.1.1" + (", TLS" if scheme == "roots" else "")
     for host in ("127.0.0.1", "localhost", "[::1]"):
-        outcome = await check(f"{scheme}://{host}:{port}//lakeprobe/x?y=1")
-        assert (outcome.status, outcome.detail) == (Status.OK, "XRootD data server, protocol 5.1.1")
+        url = f"{scheme}://{host}:{port}//lakeprobe/x?y=1"
+        outcome = await check_xrootd(url, asyncio.get_running_loop().time() + 2, lake.pki.ca_dir)
+        assert (outcome.status, outcome.detail) == (Status.OK, expected)
 
 
 @pytest.mark.parametrize(
@@ -184,12 +187,14 @@ async def test_real_xrootd_passes(lake: LocalLake, scheme: str) -> None:
     ],
     ids=["huge-handshake", "huge-protocol", "garbage", "hang-up", "silent", "kxr-error"],
 )  # fmt: skip
-async def test_peers(behaviour: Behaviour, reason: Reason, detail: str) -> None:
-    """Each peer gets one connection and a verdict within the 1 s deadline (+0.5 s)."""
+@pytest.mark.parametrize("scheme", ["root", "roots"])
+async def test_peers(behaviour: Behaviour, reason: Reason, detail: str, scheme: str) -> None:
+    """Each peer gets one connection and a verdict within the 1 s deadline (+0.5 s), the same
+    for roots:// (which asks for TLS; kXR_error to that leaves TLS to XrdCl, which gives up)."""
     loop = asyncio.get_running_loop()
     async with peer(behaviour) as hostile:
         started = loop.time()
-        outcome = await check(hostile.url, 1.0)
+        outcome = await check(hostile.url.replace("root://", f"{scheme}://"), 1.0)
         took = loop.time() - started
     assert outcome.reason is reason
     assert detail in outcome.detail

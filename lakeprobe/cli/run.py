@@ -24,6 +24,7 @@ from lakeprobe.config.model import LakeprobeConfig
 from lakeprobe.config.plan import ProbeJob, build_plan
 from lakeprobe.config.types import parse_duration
 from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
+from lakeprobe.probes.core.checksums import POLICIES
 from lakeprobe.probes.core.outcome import Status
 from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
@@ -62,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow the token over root:// or http://, where it travels in cleartext",
     )
     parser.add_argument("--ca-dir", type=Path, help="CA directory (default $X509_CERT_DIR)")
+    parser.add_argument(
+        "--checksums",
+        choices=POLICIES,
+        help="a missing server checksum is CRITICAL (required), WARNING (optional, the "
+        "default) or not asked for (none)",
+    )
     parser.add_argument(
         "--timeout", type=_seconds, default=30.0, help="run deadline: seconds, or '30s', '5m'"
     )

@@ -112,6 +112,7 @@ def cli_target(args: argparse.Namespace, probe_type: AnyProbeType, url: str, sit
         "ca_dir": args.ca_dir,
         "auth": _auth(args, url, scheme),
         "insecure_token_transport": args.insecure_token_transport,
+        "checksums": args.checksums,
         **_paths(args, url, grid.path),
     }
     try:

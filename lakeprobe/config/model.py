@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lakeprobe.config.types import Duration, HostPattern, ListenAddress, Name, Shard
+from lakeprobe.probes.core.checksums import DEFAULT_POLICY, ChecksumPolicy
 from lakeprobe.probes.core.paths import storage_path
 from lakeprobe.probes.core.target import SCHEMES
 from lakeprobe.probes.credentials.oidc import OidcSettings
@@ -57,6 +58,12 @@ class Defaults(Strict):
     ca_dir: Path | None = None
     max_concurrent_runs: int = Field(32, ge=1, le=10_000)
     max_concurrent_per_endpoint: int = Field(2, ge=1, le=1000)
+    # optional: a server without checksums still works (the data path is checked by bytes
+    # and sizes), so it warns and never pages; `required` is for sites whose checksums FTS
+    # relies on, `none` for endpoints known to have none (probes/core/checksums.py).
+    checksums: ChecksumPolicy = Field(
+        DEFAULT_POLICY, description="what a missing server checksum is: required, optional, none"
+    )
 
 
 class OidcAuthConfig(OidcSettings):
@@ -114,6 +121,9 @@ class EndpointConfig(Strict):
     auth: AuthConfig | None = None
     insecure_token_transport: bool = Field(
         False, description="allow tokens over root:// and http://, where they travel in cleartext"
+    )
+    checksums: ChecksumPolicy | None = Field(
+        None, description="required, optional or none (null: defaults.checksums)"
     )
     redirect_hosts: list[HostPattern] = Field(
         default_factory=list,

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from lakeprobe.config.model import (
     AuthConfig,
+    Defaults,
     EndpointConfig,
     LakeprobeConfig,
     ProbeConfig,
@@ -17,6 +18,7 @@ from lakeprobe.config.model import (
 )
 from lakeprobe.config.pairs import PairKey, selected_pairs, site_endpoints
 from lakeprobe.config.select import select_endpoints
+from lakeprobe.probes.core.checksums import ChecksumPolicy
 from lakeprobe.probes.core.context import EndpointProbeType, PairProbeType, ProbeParams, ProbeType
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.credentials.oidc import OidcClients, OidcToken
@@ -146,15 +148,20 @@ class Scope:
         return True
 
 
+_DEFAULTS = Defaults()  # for make_target's callers without a config (the CLI)
+
+
 def make_target(
     site: SiteConfig,
     endpoint: EndpointConfig,
     default_ca_dir: Path | None,
     auth: AuthConfig | None = None,
     sources: TokenSources | None = None,
+    default_checksums: ChecksumPolicy = _DEFAULTS.checksums,
 ) -> Target:
     """The endpoint (one of `site`'s) as a probe target. `auth` (a probe's own) replaces the
-    endpoint's; `sources` shares token sources between the targets of one plan."""
+    endpoint's; `sources` shares token sources between the targets of one plan;
+    `default_checksums` (defaults.checksums) applies where the endpoint sets none."""
     ca_dir = endpoint.ca_dir or default_ca_dir
     auth = auth if auth is not None else endpoint.auth
     token = None
@@ -173,6 +180,7 @@ def make_target(
         audience=endpoint.audience,
         redirect_hosts=_redirect_hosts(site, endpoint),
         insecure_token_transport=endpoint.insecure_token_transport,
+        checksums=endpoint.checksums or default_checksums,
     )
 
 
@@ -215,7 +223,8 @@ def _endpoint_jobs(
     params = probe_type.params_model.model_validate(probe.params)
     jobs = []
     for site, endpoint in select_endpoints(config, probe, probe_type.schemes):
-        target = make_target(site, endpoint, config.defaults.ca_dir, probe.auth, sources)
+        target = make_target(site, endpoint, config.defaults.ca_dir, probe.auth, sources,
+                             config.defaults.checksums)  # fmt: skip
         key = TargetKey(probe.name, site.name, endpoint.name, target.protocol)
         jobs.append(_job(config, probe, probe_type, params, key, target))
     return jobs
@@ -232,7 +241,7 @@ def _pair_jobs(
     sites = {site.name: site for site in config.sites}
     ca_dir = config.defaults.ca_dir
     targets = {
-        name: make_target(sites[name], e, ca_dir, probe.auth, sources)
+        name: make_target(sites[name], e, ca_dir, probe.auth, sources, config.defaults.checksums)
         for name, e in endpoints.items()
     }
     jobs = []

@@ -21,12 +21,13 @@ import yaml
 
 from lakeprobe.lake.issuer_process import LocalIssuer
 from lakeprobe.lake.lakeconfig import lake_config
-from lakeprobe.lake.pki import TestPki, make_test_pki
+from lakeprobe.lake.pki import TestPki, issue_host_cert, make_test_pki
 from lakeprobe.lake.xrootd_site import SiteStartError, XrootdSite
 
 log = logging.getLogger(__name__)
 
 _PORT_ATTEMPTS = 5
+WRONG_HOST_NAME = "other.example"  # the only name in a wrong_name_sites certificate
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -70,7 +71,9 @@ class LocalLake:
     temporary directory when None, removed on exit). Use as a context manager.
 
     `token_sites` (True: all, or site names) are protected by tokens from `issuer`, a local
-    OIDC issuer started before the sites and stopped after them."""
+    OIDC issuer started before the sites and stopped after them. `no_checksum_sites` run
+    without `xrootd.chksum` (XrootdSite's `checksums=False`). `wrong_name_sites` serve a host
+    certificate from the lake's CA naming only WRONG_HOST_NAME, not the loopback names."""
 
     test_dir = "/lakeprobe"
 
@@ -80,6 +83,8 @@ class LocalLake:
         base_dir: Path | None = None,
         site_names: Sequence[str] | None = None,
         token_sites: Sequence[str] | bool = (),
+        no_checksum_sites: Sequence[str] = (),
+        wrong_name_sites: Sequence[str] = (),
     ) -> None:
         names = list(site_names) if site_names is not None else default_site_names(n_sites)
         if not names or len(set(names)) != len(names) or not all(map(_NAME.fullmatch, names)):
@@ -95,7 +100,17 @@ class LocalLake:
         for name in names:
             root_port, http_port = free_ports(2)
             site_dir = base_dir / "sites" / name.lower()
-            self.sites.append(XrootdSite(name, site_dir, self.pki, root_port, http_port))
+            checksums = name not in no_checksum_sites
+            pki = self.pki
+            if name in wrong_name_sites:  # a host certificate for another host: TLS must refuse
+                pki = issue_host_cert(self.pki, site_dir / "pki", (WRONG_HOST_NAME,))
+            self.sites.append(
+                XrootdSite(name, site_dir, pki, root_port, http_port, checksums=checksums)
+            )
+        if unknown := sorted(set(no_checksum_sites) - set(names)):
+            raise ValueError(f"no_checksum_sites: no such sites {unknown} in {names}")
+        if unknown := sorted(set(wrong_name_sites) - set(names)):
+            raise ValueError(f"wrong_name_sites: no such sites {unknown} in {names}")
         self.issuer: LocalIssuer | None = None
         protected = self._token_site_names(token_sites, names)
         if protected:
@@ -167,8 +182,13 @@ class LocalLake:
         return self.issuer.add_client(client_id, lifetime)
 
     def close(self) -> None:
-        """Stop every site and remove base_dir if the lake created it."""
-        self.stop()
+        """Stop every site, unmount tmpfs data directories, remove base_dir if the lake
+        created it."""
+        try:
+            self.stop()
+        finally:
+            for site in self.sites:
+                site.close()
         if self._cleanup is not None:
             self._cleanup()
 

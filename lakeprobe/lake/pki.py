@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import logging
@@ -91,16 +92,21 @@ def _make_ca(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     )
 
 
+_LOOPBACK_NAMES: tuple[x509.GeneralName, ...] = (
+    x509.DNSName("localhost"),
+    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    x509.IPAddress(ipaddress.ip_address("::1")),
+)
+
+
 def _make_host(
-    key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey,
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    names: tuple[x509.GeneralName, ...] = _LOOPBACK_NAMES,
 ) -> x509.Certificate:
-    san = x509.SubjectAlternativeName(
-        [
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("::1")),
-        ]
-    )
+    san = x509.SubjectAlternativeName(list(names))
+    common_name = next((n.value for n in names if isinstance(n, x509.DNSName)), "host")
     usage = x509.KeyUsage(
         digital_signature=True, content_commitment=False, key_encipherment=False,
         data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False,
@@ -109,7 +115,7 @@ def _make_host(
     eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
     aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
     return (
-        _builder(_name("localhost"), ca.subject, key)
+        _builder(_name(common_name), ca.subject, key)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=True)
         .add_extension(eku, critical=False)
@@ -157,3 +163,22 @@ def make_test_pki(directory: Path) -> TestPki:
     _write_cert(pki.ca_dir / f"{_subject_hash(pki.ca_cert)}.0", ca)
     log.debug("test PKI created in %s", directory)
     return pki
+
+
+def issue_host_cert(pki: TestPki, directory: Path, dns_names: tuple[str, ...]) -> TestPki:
+    """`pki` with a new host certificate and key from its CA, valid only for `dns_names`
+    (e.g. ("other.example",): a server whose certificate names another host)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.ca_key}: not an EC key")
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    host_key = ec.generate_private_key(ec.SECP256R1())
+    names = tuple(x509.DNSName(name) for name in dns_names)
+    issued = dataclasses.replace(
+        pki, host_cert=directory / "hostcert.pem", host_key=directory / "hostkey.pem"
+    )
+    _write_key(issued.host_key, host_key)
+    _write_cert(issued.host_cert, _make_host(host_key, ca, ca_key, names))
+    return issued

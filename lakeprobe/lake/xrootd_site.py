@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
+from lakeprobe.lake import tmpfs
 from lakeprobe.lake.issuer_process import LocalIssuer
 from lakeprobe.lake.pki import TestPki
 from lakeprobe.lake.process import ChildProcess, make_traversable, server_ids
@@ -40,7 +41,11 @@ class SiteStartError(RuntimeError):
 class XrootdSite:
     """An XRootD server process with its own data, admin, run, cache and log directories under
     `base_dir`, serving root:// on `root_port` and http(s)/HTTP-TPC on `http_port`. With a
-    `token_issuer` (set before start), every access needs a token from it for `audience`."""
+    `token_issuer` (set before start), every access needs a token from it for `audience`.
+    `checksums=False` leaves out `xrootd.chksum`, as sites without checksums configure it:
+    root:// checksum queries are then unsupported and XrdHttp answers 405 to any request
+    carrying `Want-Digest`. With `data_size_bytes` (set before start), the data directory is
+    a tmpfs of that size, a disk that fills up (`fill_disk()`); `close()` unmounts it."""
 
     def __init__(
         self,
@@ -50,8 +55,12 @@ class XrootdSite:
         root_port: int,
         http_port: int,
         token_issuer: LocalIssuer | None = None,
+        checksums: bool = True,
+        data_size_bytes: int | None = None,
     ) -> None:
         self.name = name
+        self.data_size_bytes = data_size_bytes
+        self.checksums = checksums
         self.base_dir = base_dir
         self.pki = pki
         self.root_port = root_port
@@ -128,7 +137,7 @@ class XrootdSite:
             f"ofs.tpc ttl 60 70 xfr 10 pgm {xrdcp} --server",
             # XRootD <= 5.8 can segfault when its checksum job table is full (default 4
             # jobs; XrdOucTable::Remove reads past the end): 12 concurrent TPC probes hit it.
-            "xrootd.chksum max 64 adler32",
+            *(["xrootd.chksum max 64 adler32"] if self.checksums else []),
             *token_directives,
             *self.extra_config,
         ]
@@ -138,8 +147,9 @@ class XrootdSite:
         """Directories owned by the server user, a readable host key, the config file."""
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.base_dir.chmod(0o755)
-        for sub in ("data", "admin", "run", "cache", "log"):
+        for sub in ("admin", "run", "cache", "log"):
             self._own(self.base_dir / sub, 0o755)
+        self._own_data_dir()
         if os.geteuid() == 0:
             make_traversable(self.base_dir)
             make_traversable(self.pki.ca_dir)
@@ -244,9 +254,27 @@ class XrootdSite:
         os.chown(path, self._uid, self._gid)
         path.chmod(mode)
 
+    def _own_data_dir(self) -> None:
+        """The data directory, on a tmpfs of `data_size_bytes` when set (MountError if the
+        tmpfs cannot be mounted)."""
+        self._own(self.data_dir, 0o755)
+        if self.data_size_bytes is not None and not os.path.ismount(self.data_dir):
+            tmpfs.mount_tmpfs(self.data_dir, self.data_size_bytes, self._uid, self._gid)
+
+    def fill_disk(self) -> Path:
+        """Fill the data directory's tmpfs up to the last byte (a file `filler` in it)."""
+        if self.data_size_bytes is None or not os.path.ismount(self.data_dir):
+            raise RuntimeError(f"{self.name}: no tmpfs data directory to fill")
+        return tmpfs.fill(self.data_dir, self._uid, self._gid)
+
+    def close(self) -> None:
+        """Stop the server and unmount the data directory's tmpfs (its files are lost)."""
+        self.stop()
+        tmpfs.unmount(self.data_dir)
+
     def _make_parents(self, path: Path) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        self._own(self.data_dir, 0o755)
+        self._own_data_dir()
         for parent in reversed(path.relative_to(self.data_dir).parents[:-1]):
             if not (self.data_dir / parent).exists():
                 self._own(self.data_dir / parent, 0o755)

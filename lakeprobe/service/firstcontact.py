@@ -71,7 +71,7 @@ class FirstContact:
         async with self._slots:
             deadline = asyncio.get_running_loop().time() + self._timeout
             if target.protocol in ("root", "roots"):
-                outcome = await check_xrootd(target.url, deadline)
+                outcome = await check_xrootd(target.url, deadline, target.ca_dir)
                 return outcome.reason is Reason.TIMEOUT
             try:
                 async with asyncio.timeout_at(deadline):

@@ -83,6 +83,7 @@ class CopyStats:
     first_marker: float | None  # seconds from its start to the first progress report
     queued: float  # seconds spent waiting for a free copy thread
     transfer_type: str = ""  # as the engine names it: "3rd pull", "3rd push", ...
+    note: str = ""  # a capability the engine found missing, e.g. no checksum at one end
 
 
 class CopyWatch:

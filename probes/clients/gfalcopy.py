@@ -29,6 +29,7 @@ copies longer than the server's marker period: a quick HTTP copy reports no firs
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import logging
@@ -46,8 +47,16 @@ from lakeprobe.probes.clients.copyjob import (
     suppress_callback_errors,
     warn_unapplied_ca_dir,
 )
-from lakeprobe.probes.clients.xrdasync import client_module, with_authz
-from lakeprobe.probes.core.outcome import Reason
+from lakeprobe.probes.clients.httpcopy import copy_refused_reason
+from lakeprobe.probes.clients.tpcmarkers import failure_reason
+from lakeprobe.probes.clients.xrdasync import (
+    ERR_ERROR_RESPONSE,
+    XrdStatus,
+    client_module,
+    with_authz,
+)
+from lakeprobe.probes.clients.xrdcopy import copy_reason
+from lakeprobe.probes.core.outcome import NO_SPACE_TEXT, Reason
 from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.credentials.secrets import RedactingFilter
@@ -64,7 +73,9 @@ _TIMEOUT = ("TIMED OUT", "TIMEOUT", "OPERATION EXPIRED")
 _TLS = ("CERTIFICATE", "SSL", "TLS")
 _CONNECT = ("COULD NOT CONNECT", "CONNECTION ERROR", "CONNECTION REFUSED")
 _CONNECT_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH}
-_COPY_REFUSED = re.compile(r"\bcopy HTTP [45]\d\d\b")  # the active side answered the COPY
+_COPY_REFUSED = re.compile(r"\bcopy HTTP ([45]\d\d)\b")  # the active side answered the COPY
+_XRDCL_SERVER_ERROR = re.compile(r"Server responded with an error: \[(30\d\d)\]")
+_TRANSFER_FAILURE = re.compile(r"Transfer failure: (.*)", re.DOTALL)  # a COPY's `failure:`
 
 
 @functools.cache
@@ -88,29 +99,48 @@ def _bound_xrdcl_copy_init() -> None:
 def gfal_reason(
     code: int, message: str, source: CopyEnd, destination: CopyEnd, mode: str = "pull"
 ) -> Reason:
-    """The Reason of a gfal2 error (GError: errno `code`, `message`). The side is named by the
-    HTTP plugin's stage prefix ("SOURCE CHECKSUM ...", "DESTINATION OVERWRITE ..."), by a path
-    in XrdCl's message, or, for an HTTP status answered to the COPY request itself, is the
-    active side (the destination when pulling)."""
+    """The Reason of a gfal2 error (GError: errno `code`, `message`), the one the native
+    engine gives for the same failure: gfal2 relays the same wire text, so XrdCl's server
+    errors map as in xrdcopy.copy_reason, a COPY refused (`copy HTTP <status>`) as in
+    httpcopy.copy_refused_reason and a copy's `failure:` verdict (`Transfer failure: ...`)
+    as in tpcmarkers.failure_reason. Otherwise the side is named by the HTTP plugin's stage
+    prefix ("SOURCE CHECKSUM ...", "DESTINATION OVERWRITE ...") or a path in the message."""
     text = message.upper()
     if any(marker in text for marker in _CHECKSUM):
         return Reason.CHECKSUM_MISMATCH
+    if code in (errno.ENOSPC, errno.EDQUOT) or NO_SPACE_TEXT.search(message):
+        return Reason.NO_SPACE
     if code in (errno.ETIMEDOUT, errno.ECANCELED) or any(m in text for m in _TIMEOUT):
         return Reason.TIMEOUT
     if any(marker in text for marker in _TLS):
         return Reason.TLS
     if code in _CONNECT_ERRNOS or any(marker in text for marker in _CONNECT):
         return Reason.CONNECT
+    native = _native_reason(message, source, destination, mode)
+    if native is not None:
+        return native
     side = side_of(message, source, destination)
     if text.startswith(("SOURCE", "DESTINATION")):
         side = "source" if text.startswith("SOURCE") else "destination"
-    elif _COPY_REFUSED.search(message):
-        side = "destination" if mode == "pull" else "source"
     if side is not None:
         return Reason.SOURCE_MISSING if side == "source" else Reason.DESTINATION_ERROR
     if code in (errno.EACCES, errno.EPERM):
         return Reason.AUTH
     return Reason.TPC_FAILURE
+
+
+def _native_reason(message: str, source: CopyEnd, destination: CopyEnd, mode: str
+                   ) -> Reason | None:  # fmt: skip
+    """The native engine's reason where gfal2 relays the text that engine reads, else None."""
+    if server := _XRDCL_SERVER_ERROR.search(message):
+        status = XrdStatus(False, ERR_ERROR_RESPONSE, int(server.group(1)), message)
+        return copy_reason(status, source, destination)
+    if refused := _COPY_REFUSED.search(message):
+        return copy_refused_reason(int(refused.group(1)), message, mode)
+    if verdict := _TRANSFER_FAILURE.search(message):
+        reason = failure_reason(verdict.group(1), mode)
+        return reason if reason is not Reason.TPC_FAILURE else None
+    return None
 
 
 def _url(end: CopyEnd) -> str:
@@ -226,11 +256,27 @@ async def gfal_copy(
     watch = CopyWatch(deadline)
     job = _GfalJob(source, destination, mode, adler32, overwrite, watch)
     failure = await run_copy(resources.threads, job.run, watch, stall_seconds, job.cancel)
+    note = ""
+    if failure is not None and adler32 is not None and _checksum_unsupported(*failure):
+        # An end that cannot compute adler32 lacks a feature, the copy is not broken: copy
+        # again without gfal2's comparison; the probe's verify step checks the copy itself
+        # and applies the endpoint's `checksums` policy.
+        note = f"gfal2 compared no checksum: {failure[1]}"
+        watch = CopyWatch(deadline)
+        job = _GfalJob(source, destination, mode, None, True, watch)
+        failure = await run_copy(resources.threads, job.run, watch, stall_seconds, job.cancel)
     if failure is not None:
         code, message = failure
         reason = gfal_reason(code, message, source, destination, mode)
         raise CopyError(reason, f"gfal2 (errno {code}, last event {job.stage}): {message}")
-    stats = watch.stats()
-    if size is not None and stats.transferred < size:
-        return watch.stats(size)
-    return stats
+    stats = watch.stats(size if size is not None and watch.transferred < size else None)
+    return dataclasses.replace(stats, note=note) if note else stats
+
+
+def _checksum_unsupported(code: int, message: str) -> bool:
+    """gfal2's answer when an end cannot compute the checksum asked for. Measured: nginx and
+    XrdHttp without `xrootd.chksum`, errno 38 "checksum calculation for adler32 not
+    supported"; root:// without it, errno 95 "[3013] query chksum is not supported"."""
+    text = message.upper()
+    asked = "CHECKSUM" in text or "CHKSUM" in text
+    return code in (errno.ENOSYS, errno.EOPNOTSUPP) and asked and "MISMATCH" not in text

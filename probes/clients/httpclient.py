@@ -10,6 +10,12 @@ and only where storage systems use them (docs/safety.md): at most MAX_REDIRECTS 
 307/308 for any method (same method and body), 301/302/303 for GET and HEAD; to the same
 scheme or http -> https; to the endpoint's own host or one matching `Target.redirect_hosts`.
 Every request of a chain goes to an allowed host, so the token never reaches another.
+
+A full disk: 507, or a refusal whose text says so, is NO_SPACE. XrdHttp answers nothing at
+all: it closes the connection when a write fails, so the upload is reset. A PUT broken off
+twice (see `_send`) is followed by a 1-byte PUT to the same path: its answer, if any, is the
+server's real one; if the server takes it, or drops it too while it still answers an
+OPTIONS, the server is up and drops uploads: NO_SPACE, not CONNECT (docs/reasons.md).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from yarl import URL
 
 from lakeprobe.probes.clients.httpparse import DigestError, parse_decimal, response_adler32
 from lakeprobe.probes.core.context import ProbeContext
-from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed
+from lakeprobe.probes.core.outcome import NO_SPACE_TEXT, Reason, StepOutcome, failed
 from lakeprobe.probes.core.paths import literal_problem
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.credentials.secrets import Secret, redact
@@ -128,6 +134,8 @@ def status_reason(status: int) -> Reason:
         return Reason.AUTH
     if status == 404:
         return Reason.NOT_FOUND
+    if status == 507:  # Insufficient Storage (RFC 4918)
+        return Reason.NO_SPACE
     if 500 <= status <= 599:
         return Reason.SERVER_ERROR
     return Reason.UNEXPECTED_STATUS
@@ -139,6 +147,8 @@ def status_failure(reply: Reply, reason: Reason | None = None) -> StepOutcome:
     first_line = reply.body[:200].decode("utf-8", "replace").strip().split("\n", 1)[0]
     if first_line and reply.status >= 300:
         detail += f" ({first_line})"
+    if reason is None and reply.status >= 400 and NO_SPACE_TEXT.search(first_line):
+        reason = Reason.NO_SPACE  # e.g. 500 "Unable to write ...; no space left on device"
     return failed(reason or status_reason(reply.status), _clip(detail))
 
 
@@ -155,6 +165,13 @@ def exception_reason(error: BaseException) -> Reason:
     if isinstance(error, aiohttp.ClientConnectionError | OSError):
         return Reason.CONNECT  # refused, reset, unreachable
     return Reason.PROTOCOL_ERROR  # other aiohttp errors: malformed answers, bad redirects
+
+
+def broken_off(error: BaseException) -> bool:
+    """The connection was up and broke during the exchange (reset, closed): not refused."""
+    return isinstance(
+        error, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError
+    ) and not isinstance(error, aiohttp.ClientConnectorError)
 
 
 def exception_failure(method: str, error: BaseException) -> StepOutcome:
@@ -223,11 +240,44 @@ class HttpClient:
             reply = await self._follow(method, url, all_headers, data, max_body, sink)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             self._ctx.log.debug("%s %s failed: %s", method, path, redact(repr(error)))
-            raise RequestFailed(exception_failure(method, error)) from None
+            outcome = exception_failure(method, error)
+            if method == "PUT" and data is not None and len(data) > 1 and broken_off(error):
+                outcome = await self._broken_upload(url, all_headers, outcome)
+            raise RequestFailed(outcome) from None
         self._ctx.log.debug("%s %s -> %d in %.3f s", method, path, reply.status, reply.seconds)
         if reply.status not in expect:
             raise RequestFailed(status_failure(reply))
         return reply
+
+    async def _broken_upload(
+        self, url: URL, headers: dict[str, str], broken: StepOutcome
+    ) -> StepOutcome:
+        """What a PUT broken off twice means (module docstring): a 1-byte PUT to the same
+        path (the caller deletes it with the test file) asks the server for its answer."""
+        try:
+            reply = await self._follow("PUT", url, headers, b"\0", 64 * 1024, None)
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            if not broken_off(error) or not await self._answers(url, headers):
+                return broken  # the server is gone: the transport reason stands
+            why = "a 1-byte PUT was broken off too, while OPTIONS is answered"
+            return failed(Reason.NO_SPACE, _clip(f"{broken.detail}; {why}: storage full?"))
+        except RequestFailed:  # a redirect not followed: no verdict on the upload
+            return broken
+        if 200 <= reply.status < 300:
+            why = "a 1-byte PUT was accepted: less space left than the upload needs?"
+            return failed(Reason.NO_SPACE, _clip(f"{broken.detail}; {why}"))
+        refused = status_failure(reply)
+        return failed(refused.reason, _clip(f"{broken.detail}; a 1-byte PUT: {refused.detail}"))
+
+    async def _answers(self, url: URL, headers: dict[str, str]) -> bool:
+        """Whether the server answers an OPTIONS for `url` with any status at all."""
+        try:
+            await self._follow("OPTIONS", url, headers, None, 64 * 1024, None)
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+        except RequestFailed:  # answered, with a redirect not followed or an oversized body
+            return True
+        return True
 
     def url_of(self, path: str) -> URL:
         """The endpoint URL of an absolute path, encoded as HttpClient sends it."""

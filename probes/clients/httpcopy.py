@@ -22,7 +22,7 @@ from lakeprobe.probes.clients.httpclient import (
     status_reason,
 )
 from lakeprobe.probes.clients.tpcmarkers import MarkerParser, StallWatch, failure_reason
-from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed, passed
+from lakeprobe.probes.core.outcome import NO_SPACE_TEXT, Reason, StepOutcome, failed, passed
 from lakeprobe.probes.credentials.secrets import Secret, redact
 
 COPY_STARTED = frozenset({201, 202})
@@ -116,14 +116,21 @@ def refused_reason(reply: Reply, head: bytes, mode: str) -> Reason:
     pull into a missing directory 400 `Unable to create ...; no such file or directory`;
     pull into a read-only directory 401 `... permission denied`; `Overwrite: F` onto an
     existing file 412."""
-    text = head.decode("utf-8", "replace").lower()
-    if reply.status in (401, 403):
+    return copy_refused_reason(reply.status, head.decode("utf-8", "replace"), mode)
+
+
+def copy_refused_reason(status: int, text: str, mode: str) -> Reason:
+    """refused_reason from the status and the answer's text: gfal2 reports the same refusal
+    as `copy HTTP <status>` (probes/clients/gfalcopy.py), mapped here alike."""
+    if status == 507 or NO_SPACE_TEXT.search(text):
+        return Reason.NO_SPACE
+    if status in (401, 403):
         return Reason.AUTH
-    if reply.status == 404 or "no such file" in text:
+    if status == 404 or "no such file" in text.lower():
         return Reason.SOURCE_MISSING if mode == "push" else Reason.DESTINATION_ERROR
-    if reply.status in (409, 412, 507):
+    if status in (409, 412):
         return Reason.DESTINATION_ERROR
-    return status_reason(reply.status)
+    return status_reason(status)
 
 
 async def ensure_collection(
@@ -133,24 +140,43 @@ async def ensure_collection(
     token: Secret | None = None,
     reason: Reason | None = Reason.DESTINATION_ERROR,
 ) -> StepOutcome:
-    """MKCOL `directory`; on 409 (RFC 4918: a parent is missing) its ancestors top-down, then
-    it. 201 and 405 (exists) are fine. Pull needs it: XrdHttp does not create parents (400).
-    `token` replaces the client's; a refusal fails with `reason` (None: by status code)."""
+    """Create `directory` and its missing parents, by RFC 4918: MKCOL with a trailing slash
+    (nginx answers 409 without one), 201 created, 405 exists, 409 a parent is missing. On
+    409 it walks up until an ancestor is created or answers otherwise (exists, or refuses:
+    then the creation below decides), then creates the missing ones top-down. Push and pull
+    need it: XrdHttp and nginx do not create parents (400 and 409/500). `token` replaces the
+    client's; a refusal fails with `reason` (None: by status code)."""
     directory = posixpath.normpath(directory)
-    if directory == "/":
+    if directory in ("/", "//"):
         return passed("the test directory is the root")
-    reply = await http.request("MKCOL", directory, expect=ANY_STATUS, token=token)
-    if reply.status in MKCOL_OK:
-        return passed(f"MKCOL: {reply.status}")
-    if reply.status != 409:
-        return status_failure(reply, reason)
-    parts = directory.strip("/").split("/")
-    for depth in range(1, len(parts) + 1):
-        ancestor = "/" + "/".join(parts[:depth])
-        reply = await http.request("MKCOL", ancestor, expect=ANY_STATUS, token=token)
+    missing: list[str] = []
+    status = 0
+    for current in _self_and_ancestors(directory):
+        reply = await _mkcol(http, current, token)
+        status = reply.status
+        if status != 409:
+            if current == directory and status not in MKCOL_OK:
+                return status_failure(reply, reason)
+            break
+        missing.append(current)
+    if not missing:
+        return passed("MKCOL: 201, created" if status == 201 else f"MKCOL: {status}, exists")
+    for current in reversed(missing):
+        reply = await _mkcol(http, current, token)
         if reply.status not in MKCOL_OK:
             return status_failure(reply, reason)
-    return passed(f"MKCOL: 409, created with its {len(parts) - 1} parents")
+    parents = len(missing) - 1 + (status == 201)  # the walk up's last MKCOL may create one
+    return passed(f"MKCOL: 409, created with {parents} missing parents")
+
+
+def _self_and_ancestors(directory: str) -> list[str]:
+    """`directory` and its ancestors below the root, deepest first: /a/b -> [/a/b, /a]."""
+    parts = directory.strip("/").split("/")
+    return ["/" + "/".join(parts[:depth]) for depth in range(len(parts), 0, -1)]
+
+
+async def _mkcol(http: HttpClient, directory: str, token: Secret | None) -> Reply:
+    return await http.request("MKCOL", directory + "/", expect=ANY_STATUS, token=token)
 
 
 def _clip(text: str) -> str:

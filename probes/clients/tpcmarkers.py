@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from lakeprobe.probes.clients.httpparse import parse_decimal
-from lakeprobe.probes.core.outcome import Reason
+from lakeprobe.probes.core.outcome import NO_SPACE_TEXT, Reason
 
 MAX_LINE = 8192  # longer lines are cut: a broken server cannot make the parser hoard memory
 MAX_STRIPES = 1024  # markers of further stripes are garbage: bounds the parser's memory
@@ -153,6 +153,9 @@ class StallWatch:
 
 
 _REMOTE_STATUS = re.compile(r"remote side failed with status code (\d{3})", re.IGNORECASE)
+# curl's "Empty reply from server": the passive side closed the connection without an answer
+# (XrdHttp does when a pushed upload cannot be written, e.g. on a full disk).
+_NO_ANSWER = re.compile(r"server returned nothing|empty reply from server", re.IGNORECASE)
 _DNS = re.compile(r"could(?:n't| not) resolve", re.IGNORECASE)
 _CONNECT = re.compile(
     r"could(?:n't| not) connect|connection refused|failed to connect|no route to host",
@@ -167,13 +170,17 @@ _WRITE = re.compile(r"unable to create|write failure|no space|quota|finalize", r
 def failure_reason(text: str, mode: str) -> Reason:
     """The Reason of a `failure: <text>` verdict, for a copy in `mode` (pull or push).
 
-    `Remote side failed with status code N` (XrdHttp) blames the passive side: the source
-    in pull mode (SOURCE_MISSING), the destination in push mode (DESTINATION_ERROR).
+    `Remote side failed with status code N` (XrdHttp) and an empty reply (curl) blame the
+    passive side: the source in pull mode (SOURCE_MISSING), the destination in push mode
+    (DESTINATION_ERROR).
     Transport errors of the active side's own connection to the passive side keep their
     transport reason (curl's "Couldn't connect to server" -> CONNECT); anything else is
-    TPC_FAILURE.
+    TPC_FAILURE. A full disk on either side (its text, or a 507 relayed) is NO_SPACE.
     """
-    if _REMOTE_STATUS.search(text):
+    remote = _REMOTE_STATUS.search(text)
+    if NO_SPACE_TEXT.search(text) or (remote is not None and remote.group(1) == "507"):
+        return Reason.NO_SPACE
+    if remote is not None or _NO_ANSWER.search(text):
         return Reason.SOURCE_MISSING if mode == "pull" else Reason.DESTINATION_ERROR
     for pattern, reason in (
         (_DNS, Reason.DNS),

@@ -23,13 +23,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed
+from lakeprobe.probes.core.outcome import NO_SPACE_TEXT, Reason, StepOutcome, failed
 from lakeprobe.probes.credentials.secrets import Secret, redact
 
 log = logging.getLogger(__name__)
 
 # Process-wide XrdCl settings, applied once before the first call (XrdCl.EnvPutInt, never
 # os.environ). Measured against xrootd 5.5.3 on loopback, see tests/test_probe_xrootd.py.
+# No setting makes XrdCl check a roots:// host spelled localhost, 127.0.0.1 or [::1] (it
+# skips the check for those, XrdClTls.cc): xrdhandshake/xrdtls check every name instead.
 CLIENT_SETTINGS: dict[str, int] = {
     # Check timeouts every second: with the default 15, `timeout=5` fires after 15 s.
     "TimeoutResolution": 1,
@@ -60,6 +62,7 @@ ERR_AUTH_FAILED = 204
 ERR_OPERATION_EXPIRED = 206
 ERR_ERROR_RESPONSE = 400  # the server answered kXR_error; `errno` holds its kXR code
 # Server error codes (XProtocol.hh, kXR_*), in `errno` when code is ERR_ERROR_RESPONSE.
+KXR_NO_SPACE = 3009
 KXR_NOT_AUTHORIZED = 3010
 KXR_NOT_FOUND = 3011
 KXR_UNSUPPORTED = 3013
@@ -84,6 +87,7 @@ _BY_SERVER_ERROR = {
     KXR_NOT_AUTHORIZED: Reason.AUTH,
     KXR_AUTH_FAILED: Reason.AUTH,
     KXR_NOT_FOUND: Reason.NOT_FOUND,
+    KXR_NO_SPACE: Reason.NO_SPACE,
     KXR_TLS_REQUIRED: Reason.TLS,
     KXR_REQ_TIMED_OUT: Reason.TIMEOUT,
 }
@@ -95,6 +99,8 @@ _BY_ERRNO = {
     errno.EHOSTUNREACH: Reason.CONNECT,
     errno.ENETUNREACH: Reason.CONNECT,
     errno.ETIMEDOUT: Reason.TIMEOUT,
+    errno.ENOSPC: Reason.NO_SPACE,
+    errno.EDQUOT: Reason.NO_SPACE,
 }
 
 
@@ -114,11 +120,17 @@ class XrdStatus:
 
 
 def reason_for(status: XrdStatus) -> Reason:
-    """The failure reason of a status: by XrdCl code, then server error, then errno."""
+    """The failure reason of a status: by XrdCl code, then server error, then errno. A full
+    disk is kXR_NoSpace on a write, but kXR_FSError ("Local error: no space left on device")
+    when a TPC destination's helper hits it: a generic server error saying "no space" is
+    NO_SPACE too."""
     if status.ok:
         return Reason.NONE
     if status.code == ERR_ERROR_RESPONSE:
-        return _BY_SERVER_ERROR.get(status.errno, Reason.SERVER_ERROR)
+        reason = _BY_SERVER_ERROR.get(status.errno, Reason.SERVER_ERROR)
+        if reason is Reason.SERVER_ERROR and NO_SPACE_TEXT.search(status.message):
+            return Reason.NO_SPACE
+        return reason
     if status.code in _BY_CODE:
         return _BY_CODE[status.code]
     return _BY_ERRNO.get(status.errno, Reason.PROTOCOL_ERROR)

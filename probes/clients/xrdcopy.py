@@ -42,7 +42,8 @@ from lakeprobe.probes.clients.xrdasync import XrdStatus, client_module, reason_f
 from lakeprobe.probes.core.outcome import Reason
 from lakeprobe.probes.core.threads import BlockingThreads
 
-_NETWORK = {Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT}
+# Reasons that name the cause whichever side it is on; the rest are told apart by side.
+_KEPT = {Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.NO_SPACE}
 
 
 @functools.cache
@@ -90,9 +91,10 @@ def _copy(source_url: str, destination_url: str, watch: CopyWatch) -> tuple[XrdS
 
 
 def copy_reason(status: XrdStatus, source: CopyEnd, destination: CopyEnd) -> Reason:
-    """Network failures keep their reason; otherwise the side named in the message decides."""
+    """Network failures and a full disk keep their reason; otherwise the side named in the
+    message decides."""
     reason = reason_for(status)
-    if reason in _NETWORK:
+    if reason in _KEPT:
         return reason
     side = side_of(status.message, source, destination)
     if side == "source":

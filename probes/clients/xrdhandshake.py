@@ -9,16 +9,23 @@ with asyncio streams and no XrdCl:
 
 - connect (plain TCP: roots:// too, whose TLS only starts after this plain exchange);
 - send the client handshake (five big-endian int32: 0, 0, 0, 4, 2012; XProtocol.hh
-  ClientInitHandShake) together with a kXR_protocol request (ClientProtocolRequest, no
-  flags: the server is not asked to switch to TLS), as XrdCl itself does;
+  ClientInitHandShake) together with a kXR_protocol request (ClientProtocolRequest), as
+  XrdCl itself does: for root:// without flags, for roots:// with kXR_ableTLS|kXR_wantTLS
+  (XrdCl adds kXR_secreqs|kXR_bifreqs, whose answers are not needed here);
 - read the handshake answer, exactly 16 bytes (ServerResponseHeader: streamid 0, status
   kXR_ok, dlen 8; then protocol version and server type), and the kXR_protocol answer:
   its 8-byte header (our streamid; kXR_ok, or kXR_error: still an XRootD server) and a
-  body of at most 4 KiB; then close.
+  body of at most 4 KiB;
+- roots:// only: the answer's flags must carry kXR_gotoTLS (the server switched to TLS, as
+  XRootD does when asked), then xrdtls.verify_tls makes the TLS handshake on the same socket
+  and checks the certificate's chain and names against the URL's host, for every host
+  (XrdCl 5.5 skips the name for localhost, 127.0.0.1 and [::1]: see xrdtls.py);
+- close. Nothing else is sent: no login, never a token.
 
 Anything else fails the check with a `StepOutcome`: `protocol_error` ("not an XRootD server:
 the first answer looks like HTTP (HTTP/1.1 400)"), `timeout` (silent peer, bounded by the
-caller's deadline), `connect` (refused, or closed before answering) or `dns`.
+caller's deadline), `connect` (refused, or closed before answering), `dns`, or for
+roots:// `tls` (no TLS offered, an untrusted chain, a certificate for another host).
 
 What it bounds: what lakeprobe reads from a peer that is not an XRootD server, or that lies
 in its first answers: at most the 16 + 8 + 4096 bytes above plus a 64-byte excerpt for the
@@ -38,10 +45,14 @@ import contextlib
 import os
 import socket
 import struct
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from lakeprobe.probes.clients.xrdtls import verify_tls
 from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed, passed
 from lakeprobe.probes.credentials.secrets import redact
+from lakeprobe.probes.credentials.tls import resolve_ca_dir
 
 DEFAULT_PORT = 1094
 # XProtocol.hh
@@ -51,16 +62,26 @@ KXR_PROTOCOL_VERSION = 0x511  # kXR_PROTOCOLVERSION, as XrdCl 5.5 announces it
 KXR_OK, KXR_ERROR = 0, 4003
 KXR_DATA_SERVER, KXR_LBAL_SERVER = 1, 0
 STREAM_ID = b"lp"
-# ClientProtocolRequest: streamid[2] requestid clientpv flags expect reserved[10] dlen
-PROTOCOL_REQUEST = struct.pack(
-    ">2sHiBB10si", STREAM_ID, KXR_PROTOCOL, KXR_PROTOCOL_VERSION, 0, 0, bytes(10), 0
-)
+KXR_ABLE_TLS, KXR_WANT_TLS = 0x02, 0x04  # ClientProtocolRequest flags
+KXR_HAVE_TLS, KXR_GOTO_TLS = 0x80000000, 0x40000000  # kXR_protocol answer flags
+
+
+def _protocol_request(flags: int) -> bytes:
+    """ClientProtocolRequest: streamid[2] requestid clientpv flags expect reserved[10] dlen."""
+    return struct.pack(
+        ">2sHiBB10si", STREAM_ID, KXR_PROTOCOL, KXR_PROTOCOL_VERSION, flags, 0, bytes(10), 0
+    )
+
+
+PROTOCOL_REQUEST = _protocol_request(0)
+TLS_PROTOCOL_REQUEST = _protocol_request(KXR_ABLE_TLS | KXR_WANT_TLS)
 HEADER = struct.Struct(">2sHI")  # ServerResponseHeader: streamid[2] status dlen (as unsigned)
 HANDSHAKE_BODY = struct.Struct(">ii")  # protocol version, server type
 MAX_PROTOCOL_BODY = 4096
 _EXCERPT_BYTES = 64  # read after a wrong first answer, to say what it was
 _EXCERPT_SECONDS = 0.2
 _STREAM_LIMIT = 8192  # asyncio's read buffer pauses the transport at twice this
+_CLOSE_SECONDS = 0.5  # for a TLS close_notify exchange; then the connection is cut
 
 
 class NotXrootd(Exception):
@@ -75,14 +96,17 @@ def _strerror(error: OSError) -> str:
     return os.strerror(error.errno) if error.errno else str(error)
 
 
-async def check_xrootd(url: str, deadline: float) -> StepOutcome:
+async def check_xrootd(url: str, deadline: float, ca_dir: Path | None = None) -> StepOutcome:
     """Handshake with the XRootD endpoint of `url` (root:// or roots://, any path) before
-    `deadline` (event-loop time): passed, or failed with the reason and a detail."""
+    `deadline` (event-loop time): passed, or failed with the reason and a detail. roots://
+    also checks the server's certificate against `resolve_ca_dir(ca_dir)` (a target's
+    ca_dir; None: X509_CERT_DIR, the directory XrdCl trusts) and the URL's host."""
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or DEFAULT_PORT
+    tls = _TlsCheck(host, resolve_ca_dir(ca_dir)) if parts.scheme == "roots" else None
     try:
         async with asyncio.timeout_at(deadline):
-            return await _handshake(host, port)
+            return await _handshake(host, port, tls, deadline)
     except TimeoutError:
         return failed(Reason.TIMEOUT, f"{host}:{port}: no complete XRootD handshake answer")
     except socket.gaierror as error:
@@ -95,22 +119,59 @@ async def check_xrootd(url: str, deadline: float) -> StepOutcome:
         return failed(Reason.CONNECT, f"{host}:{port}: {_strerror(error)}")
 
 
-async def _handshake(host: str, port: int) -> StepOutcome:
+@dataclass(frozen=True, slots=True)
+class _TlsCheck:
+    """roots://: the host the certificate must name, and the CA directory to trust."""
+
+    host: str
+    ca_dir: Path | None
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+async def _handshake(host: str, port: int, tls: _TlsCheck | None, deadline: float
+                     ) -> StepOutcome:  # fmt: skip
     reader, writer = await asyncio.open_connection(host, port, limit=_STREAM_LIMIT)
     try:
-        writer.write(CLIENT_HANDSHAKE + PROTOCOL_REQUEST)
+        writer.write(CLIENT_HANDSHAKE + (PROTOCOL_REQUEST if tls is None else TLS_PROTOCOL_REQUEST))
         await writer.drain()
         version, server_type = await _read_handshake(reader)
-        note = await _read_protocol_answer(reader)
+        note, flags = await _read_protocol_answer(reader)
+        if tls is not None and flags is not None:  # kXR_error: XrdCl gives up on roots:// too
+            refused = _no_tls(flags) or await verify_tls(reader, writer, tls.host, tls.ca_dir)
+            if refused is not None:
+                return refused
+            note += ", TLS"
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as error:
         raise _Unanswered(_strerror(error)) from None
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):  # reset by the peer: closed either way
-            await writer.wait_closed()
+        await _close(writer, deadline)
     kind = "data server" if server_type == KXR_DATA_SERVER else "redirector"
     dotted = f"{version >> 8:x}.{version >> 4 & 0xF:x}.{version & 0xF:x}"
     return passed(f"XRootD {kind}, protocol {dotted}{note}")
+
+
+def _no_tls(flags: int) -> StepOutcome | None:
+    """roots:// asked for TLS: a server that did not switch fails (XrdCl refuses one without
+    TLS as well; one claiming TLS but not switching would leave the session in clear)."""
+    if flags & KXR_GOTO_TLS:
+        return None
+    offered = "claims TLS but did not switch to it" if flags & KXR_HAVE_TLS else "offers no TLS"
+    return failed(Reason.TLS, f"roots:// asked for TLS: the server {offered} (flags 0x{flags:08x})")
+
+
+async def _close(writer: asyncio.StreamWriter, deadline: float) -> None:
+    """Close, waiting briefly and never past `deadline` for a TLS close (close_notify)."""
+    writer.close()
+    try:
+        async with asyncio.timeout_at(min(deadline, _loop_time() + _CLOSE_SECONDS)):
+            await writer.wait_closed()
+    except TimeoutError:
+        writer.transport.abort()  # a peer that never answers close_notify
+    except OSError:
+        pass  # reset by the peer: closed either way
 
 
 async def _read_handshake(reader: asyncio.StreamReader) -> tuple[int, int]:
@@ -127,8 +188,9 @@ async def _read_handshake(reader: asyncio.StreamReader) -> tuple[int, int]:
     return version, server_type
 
 
-async def _read_protocol_answer(reader: asyncio.StreamReader) -> str:
-    """The kXR_protocol answer, checked and read within bounds; a note for the detail."""
+async def _read_protocol_answer(reader: asyncio.StreamReader) -> tuple[str, int | None]:
+    """The kXR_protocol answer, checked and read within bounds: a note for the detail, and
+    the server's flags (None when it answered kXR_error)."""
     head = await _read(reader, HEADER.size, "kXR_protocol ")
     stream_id, status, dlen = HEADER.unpack(head)
     if stream_id != STREAM_ID or status not in (KXR_OK, KXR_ERROR):
@@ -140,10 +202,11 @@ async def _read_protocol_answer(reader: asyncio.StreamReader) -> str:
         raise NotXrootd(f"its kXR_protocol answer has {dlen} bytes (at least {minimum})")
     body = await _read(reader, dlen, "kXR_protocol ")
     if status == KXR_OK:
-        return ""
+        _pval, flags = struct.unpack_from(">iI", body)
+        return "", flags
     (code,) = struct.unpack_from(">i", body)
     message = body[4:].split(b"\0", 1)[0].decode("utf-8", "replace")
-    return f" (kXR_protocol refused: [{code}] {redact(message[:200])})"
+    return f" (kXR_protocol refused: [{code}] {redact(message[:200])})", None
 
 
 async def _read(reader: asyncio.StreamReader, size: int, answer: str) -> bytes:

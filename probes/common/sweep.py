@@ -3,7 +3,9 @@
 A sweep lists one test directory and deletes lakeprobe test files (names fully matching
 the test-file pattern, guarded by is_own_file) of this identity older than
 `sweep_after_seconds` and of other identities (earlier host names, restarted pods) older
-than `sweep_foreign_after_seconds`; at most MAX_SWEEP per run. The transfer probes sweep
+than `sweep_foreign_after_seconds`; at most MAX_SWEEP per run. Each delete is verified
+(HEAD or stat): a file a `delete_ineffective` delete left behind is retried here, and still
+there after a successful answer it fails the sweep with `cleanup`. The transfer probes sweep
 their destination at most once per `sweep_after_seconds / 4` (sweep_due).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 from lakeprobe.probes.clients.httpclient import (
@@ -88,6 +91,32 @@ async def list_http_files(
         raise RequestFailed(failed(Reason.PROTOCOL_ERROR, f"PROPFIND: {error}")) from None
 
 
+async def http_exists(http: HttpClient, path: str) -> bool | None:
+    """HEAD `path`: 404 gone; 200 there, unless a name never created answers 200 as well
+    (a server whose HEAD cannot tell); anything else (or no answer) None: cannot tell."""
+    found = await _head(http, path)
+    if found and await _head(http, f"{path}.absent-{uuid.uuid4().hex}"):
+        return None
+    return found
+
+
+async def _head(http: HttpClient, path: str) -> bool | None:
+    try:
+        reply = await http.request("HEAD", path, expect=ANY_STATUS)
+    except RequestFailed:
+        return None
+    return {200: True, 404: False}.get(reply.status)
+
+
+async def xrootd_exists(fs: XrdFileSystem, path: str, deadline: float) -> bool | None:
+    """stat `path`: True there, False not found, None when the stat failed otherwise."""
+    try:
+        await fs.stat(path, deadline)
+    except XrdError as error:
+        return False if error.reason is Reason.NOT_FOUND else None
+    return True
+
+
 async def sweep_http(
     http: HttpClient,
     test_dir: str,
@@ -101,9 +130,11 @@ async def sweep_http(
 
     async def delete(path: str) -> str | None:
         try:
-            await http.request("DELETE", path, expect={200, 204, 404})
+            reply = await http.request("DELETE", path, expect={200, 204, 404})
         except RequestFailed as failure:
             return failure.outcome.detail
+        if reply.status != 404 and await http_exists(http, path):
+            return f"DELETE {reply.status} but {posixpath.basename(path)} is still there"
         return None
 
     return await _sweep(test_dir, stale_names(names, probe_host, params), probe_host, delete)
@@ -120,6 +151,8 @@ async def sweep_xrootd(
             await fs.rm(path, deadline)
         except XrdError as error:
             return None if error.reason is Reason.NOT_FOUND else str(error)  # gone: fine
+        if await xrootd_exists(fs, path, deadline):
+            return f"rm: done but {posixpath.basename(path)} is still there"
         return None
 
     return await _sweep(test_dir, stale_names(names, probe_host, params), probe_host, delete)
@@ -139,7 +172,7 @@ async def _sweep(
         error = await delete(path)
         if error is not None:
             errors.append(error)
-    if errors:
+    if errors:  # a delete that answered success yet left the file counts here too
         detail = f"{len(errors)} of {len(stale)} stale test files not deleted: {errors[0]}"
         return failed(Reason.CLEANUP, detail)
     foreign = sum(is_foreign(name, probe_host) for name in stale)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 
@@ -50,17 +51,29 @@ class Reason(enum.StrEnum):
     SIZE_MISMATCH = "size_mismatch"
     UNEXPECTED_STATUS = "unexpected_status"
     SERVER_ERROR = "server_error"
+    NO_SPACE = "no_space"
     PROTOCOL_ERROR = "protocol_error"
     CHECKSUM_UNAVAILABLE = "checksum_unavailable"
     CREDENTIAL = "credential"
     ISSUER = "issuer"
     CLEANUP = "cleanup"
+    DELETE_INEFFECTIVE = "delete_ineffective"
     SOURCE_MISSING = "source_missing"
     DESTINATION_ERROR = "destination_error"
     TPC_FAILURE = "tpc_failure"
     STALL = "stall"
     AUTHZ_VIOLATION = "authz_violation"
     INTERNAL = "internal"
+
+
+# What servers and client libraries say for a full disk, pool or quota, whatever the
+# protocol: strerror(ENOSPC) and XRootD's "no space left on device", dCache's "No space
+# available", HTTP 507's phrase "Insufficient Storage", strerror(EDQUOT) "quota exceeded".
+NO_SPACE_TEXT = re.compile(
+    r"no (free )?space (left|available)|not enough (free )?space|insufficient (storage|space)"
+    r"|out of space|quota exceeded",
+    re.IGNORECASE,
+)
 
 
 HINTS: dict[Reason, str] = {
@@ -76,11 +89,13 @@ HINTS: dict[Reason, str] = {
     Reason.SIZE_MISMATCH: "stored size differs from the bytes written",
     Reason.UNEXPECTED_STATUS: "the server answered with a status the protocol does not expect",
     Reason.SERVER_ERROR: "the server reported an internal error (5xx or storage error)",
+    Reason.NO_SPACE: "storage full: no space left (disk, pool or quota) where the file is written",
     Reason.PROTOCOL_ERROR: "the answer could not be understood",
     Reason.CHECKSUM_UNAVAILABLE: "the server did not report an adler32 checksum",
     Reason.CREDENTIAL: "the configured credential could not be loaded (token file?)",
     Reason.ISSUER: "the token issuer could not be reached or refused a token: not the endpoint",
     Reason.CLEANUP: "the probe could not delete its own test file",
+    Reason.DELETE_INEFFECTIVE: "the delete reported success but the file is still there",
     Reason.SOURCE_MISSING: "the copy's source file is missing or unreadable at the source",
     Reason.DESTINATION_ERROR: "the destination refused or failed to store the copy",
     Reason.TPC_FAILURE: "the third-party copy failed: see the remote reason in the detail",
@@ -88,6 +103,10 @@ HINTS: dict[Reason, str] = {
     Reason.AUTHZ_VIOLATION: "the endpoint allowed what the token must not permit: security hole",
     Reason.INTERNAL: "a bug in lakeprobe: see the daemon log",
 }
+
+# Capability findings: the server lacks a feature, nothing is broken. They never name a run
+# whose steps also found a fault (StepRecorder.result); every other reason is a fault.
+CAPABILITY_REASONS: frozenset[Reason] = frozenset({Reason.CHECKSUM_UNAVAILABLE})
 
 
 class Measurement(enum.StrEnum):

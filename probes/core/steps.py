@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from lakeprobe.probes.core.outcome import (
+    CAPABILITY_REASONS,
     Measurement,
     ProbeResult,
     Reason,
@@ -109,12 +110,9 @@ class StepRecorder:
 
     def result(self, measurements: dict[Measurement, float] | None = None) -> ProbeResult:
         ran = [s for s in self._steps if s.ran]
-        worst = max(ran, key=lambda s: s.status.severity, default=None)
+        worst = max(ran, key=_rank, default=None)
         status = worst.status if worst is not None else Status.UNKNOWN
         reason = worst.reason if worst is not None else Reason.INTERNAL
-        if worst is not None:
-            # The first step with the worst status names the reason (the root cause).
-            reason = next(s.reason for s in ran if s.status is worst.status)
         return ProbeResult(
             status=status,
             reason=reason if status is not Status.OK else Reason.NONE,
@@ -123,6 +121,13 @@ class StepRecorder:
             started_at=self._started_wall,
             measurements=dict(measurements or {}),
         )
+
+
+def _rank(step: StepResult) -> tuple[int, bool]:
+    """The run's status is the worst step's; among the steps of that status a fault names
+    the reason before a capability finding, so a missing feature never masks a fault. max()
+    keeps the first of equals: the earliest fault, the root cause."""
+    return step.status.severity, step.reason not in CAPABILITY_REASONS
 
 
 def cleanup_reserve(timeout: float) -> float:

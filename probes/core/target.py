@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from lakeprobe.probes.core.checksums import DEFAULT_POLICY, ChecksumPolicy
 from lakeprobe.probes.core.paths import path_problem
 from lakeprobe.probes.credentials.tokens import TokenSource
 
@@ -30,6 +31,8 @@ class Target:
     redirect_hosts: frozenset[str] = frozenset()
     # The endpoint accepts that its token travels over root:// or http:// in cleartext.
     insecure_token_transport: bool = False
+    # What a missing server checksum means here (probes/core/checksums.py).
+    checksums: ChecksumPolicy = DEFAULT_POLICY
 
     @property
     def protocol(self) -> str:

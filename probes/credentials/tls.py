@@ -21,11 +21,13 @@ def resolve_ca_dir(configured: Path | None) -> Path | None:
     return GRID_CA_DIR if GRID_CA_DIR.is_dir() else None
 
 
-def client_ssl_context(ca_dir: Path | None) -> ssl.SSLContext:
+def client_ssl_context(ca_dir: Path | None, check_hostname: bool = True) -> ssl.SSLContext:
     """A verifying client context. Grid CA directories hold hashed PEM files (`openssl rehash`).
     Made once per state of the directory: a CA added or removed (fetch-crl, a CA package
-    update) changes the directory's mtime, and the next context trusts what is there now."""
-    return _context(ca_dir, _mtime_ns(ca_dir))
+    update) changes the directory's mtime, and the next context trusts what is there now.
+    `check_hostname=False` only for a caller that checks the names itself (the chain is
+    always verified)."""
+    return _context(ca_dir, _mtime_ns(ca_dir), check_hostname)
 
 
 def _mtime_ns(ca_dir: Path | None) -> int:
@@ -38,8 +40,9 @@ def _mtime_ns(ca_dir: Path | None) -> int:
 
 
 @functools.lru_cache(maxsize=32)
-def _context(ca_dir: Path | None, _mtime_ns: int) -> ssl.SSLContext:
+def _context(ca_dir: Path | None, _mtime_ns: int, check_hostname: bool) -> ssl.SSLContext:
     context = ssl.create_default_context()
+    context.check_hostname = check_hostname
     if ca_dir is not None:
         context.load_verify_locations(capath=str(ca_dir))
         # Also load plain *.pem files, in case the directory was never rehashed.

@@ -3,11 +3,15 @@
 Write mode: credential, options, put, head, get, propfind, head_missing, delete,
 delete_missing, sweep. Read-only mode: credential, options, head, get of the reference file.
 
-A HEAD without any adler32 digest is a WARNING (checksum_unavailable), not CRITICAL: the data
-path works and GET still compares the bytes; plain web servers and some WebDAV doors never
-report checksums, and an operator who wants them enforced sees the warning.
+A HEAD without any adler32 digest is `checksum_unavailable` by the endpoint's `checksums`
+policy (probes/core/checksums.py: WARNING by default, CRITICAL if required, not asked if
+none), and never skips GET: the data path works and GET still compares the bytes. Plain web
+servers and some WebDAV doors never report checksums; XrdHttp without `xrootd.chksum`
+answers 405 to a HEAD carrying Want-Digest, so such a HEAD is asked again without it
+(probes/common/storage.py head_with_digest) and the file's size is still checked.
 `delete` runs whenever a PUT was attempted, by the one rule of probes/common/cleanup.py (404,
-or 401/403 after a refused PUT: pass; a refused or failed DELETE: CRITICAL `cleanup`).
+or 401/403 after a refused PUT: pass; a refused or failed DELETE: CRITICAL `cleanup`; a 2xx
+DELETE after which HEAD still finds the file: CRITICAL `delete_ineffective`).
 `sweep` runs once the endpoint answered OPTIONS.
 """
 
@@ -28,8 +32,9 @@ from lakeprobe.probes.clients.httpclient import (
     status_failure,
 )
 from lakeprobe.probes.common.cleanup import ATTEMPTED, delete_after_write
-from lakeprobe.probes.common.storage import WANT_DIGEST
-from lakeprobe.probes.common.sweep import list_http_files, sweep_http
+from lakeprobe.probes.common.storage import head_with_digest
+from lakeprobe.probes.common.sweep import http_exists, list_http_files, sweep_http
+from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import ProbeContext, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
 from lakeprobe.probes.core.outcome import (
@@ -89,7 +94,7 @@ class _Run:
         steps, check_missing = self.ctx.steps, self.params.check_missing
         await self._credential_and_options(self.target.test_dir)
         await steps.run("put", guarded(self.put))
-        await steps.run("head", guarded(self.head))
+        await steps.run("head", guarded(self.head), blocks=checksums.blocks)
         await steps.run("get", guarded(self.get))
         await steps.run("propfind", guarded(self.propfind))
         if check_missing:
@@ -103,7 +108,7 @@ class _Run:
     async def read_only_mode(self) -> None:
         reference = self.target.reference_file
         await self._credential_and_options(posixpath.dirname(reference or self.target.test_dir))
-        await self.ctx.steps.run("head", guarded(self.head_reference))
+        await self.ctx.steps.run("head", guarded(self.head_reference), blocks=checksums.blocks)
         await self.ctx.steps.run("get", guarded(self.get_reference))
 
     async def _credential_and_options(self, directory: str) -> None:
@@ -135,13 +140,14 @@ class _Run:
         return passed(f"{len(self.data)} bytes in {reply.seconds:.3f} s")
 
     async def head(self) -> StepOutcome:
-        reply = await self.http.request("HEAD", self.path, expect={200}, headers=WANT_DIGEST)
-        size = reply.content_length
+        policy = self.target.checksums
+        got = await head_with_digest(self.http, self.path, digest=policy != "none")
+        size = got.reply.content_length
         if size is not None and size != len(self.data):
             return failed(Reason.SIZE_MISMATCH, f"HEAD: size {size}, wrote {len(self.data)}")
-        digest, local = reply.adler32(), adler32_hex(self.data)
+        digest, local = got.adler32, adler32_hex(self.data)
         if digest is None:
-            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "HEAD: no adler32")
+            return checksums.unavailable(policy, got.missing, _size_checked(size))
         if digest != local:
             return failed(Reason.CHECKSUM_MISMATCH, f"HEAD: adler32 {digest}, wrote {local}")
         return passed(f"adler32 {digest}")
@@ -174,8 +180,11 @@ class _Run:
         return status_failure(reply, Reason.SERVER_ERROR if server else Reason.UNEXPECTED_STATUS)
 
     async def delete(self) -> StepOutcome:
-        return await delete_after_write(self.path, self.target.test_dir, self.put_status,
-                                        self._delete)  # fmt: skip
+        return await delete_after_write(
+            self.path, self.target.test_dir, self.put_status, self._delete,
+            exists=lambda path: http_exists(self.http, path),
+            sweep_after=self.params.sweep_after_seconds,
+        )  # fmt: skip
 
     async def _delete(self, path: str) -> StepOutcome | None:
         try:
@@ -194,13 +203,12 @@ class _Run:
     async def head_reference(self) -> StepOutcome:
         if self.target.reference_file is None:
             return failed(Reason.NOT_FOUND, "read-only mode needs a reference file")
-        reply = await self.http.request(
-            "HEAD", self.target.reference_file, expect={200}, headers=WANT_DIGEST
-        )
-        self.size, self.digest = reply.content_length, reply.adler32()
+        policy = self.target.checksums
+        got = await head_with_digest(self.http, self.target.reference_file, digest=policy != "none")
+        self.size, self.digest = got.reply.content_length, got.adler32
         expected = self.target.reference_adler32
         if self.digest is None:
-            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "HEAD: no adler32")
+            return checksums.unavailable(policy, got.missing, _size_checked(self.size))
         if expected and self.digest != normalize_adler32(expected):
             detail = f"HEAD: adler32 {self.digest}, expected {normalize_adler32(expected)}"
             return failed(Reason.CHECKSUM_MISMATCH, detail)
@@ -230,6 +238,10 @@ class _Run:
     def _measure(self, count: Measurement, rate: Measurement, reply: Reply, size: int) -> None:
         self.measurements[count] = float(size)
         self.measurements[rate] = size / max(reply.seconds, 1e-6)
+
+
+def _size_checked(size: int | None) -> str:
+    return f"size {size} checked" if size is not None else "no size reported"
 
 
 def _as_dir(path: str) -> str:

@@ -31,7 +31,8 @@ from lakeprobe.probes.clients.xrdasync import (
 )
 from lakeprobe.probes.clients.xrdhandshake import check_xrootd
 from lakeprobe.probes.common.cleanup import ATTEMPTED, delete_after_write
-from lakeprobe.probes.common.sweep import sweep_xrootd
+from lakeprobe.probes.common.sweep import sweep_xrootd, xrootd_exists
+from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import ProbeContext, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
 from lakeprobe.probes.core.outcome import (
@@ -52,6 +53,10 @@ from lakeprobe.probes.core.testfiles import (
     payload,
 )
 from lakeprobe.probes.credentials.secrets import Secret
+
+# What the server answered when _server_adler32 found nothing (kXR_Unsupported: no
+# `xrootd.chksum`), for a detail.
+NO_ADLER32 = "checksum query unsupported, or not adler32"
 
 
 class XrootdParams(TestFileParams):
@@ -95,7 +100,7 @@ class _Run:
         await steps.run("stat_dir", guarded(self.stat_dir))
         await steps.run("write", self.write_file)
         await steps.run("stat_file", guarded(self.stat_file))
-        await steps.run("checksum", guarded(self.checksum))
+        await steps.run("checksum", guarded(self.checksum), blocks=checksums.blocks)
         await steps.run("read", guarded(self.read))
         await steps.run("delete", self.delete, cleanup=True)
         await steps.run("sweep", guarded(self.sweep), cleanup=True, critical=False)
@@ -104,7 +109,7 @@ class _Run:
         steps = self.ctx.steps
         await self._credential_and_ping()
         await steps.run("stat_file", guarded(self.stat_reference))
-        await steps.run("checksum", guarded(self.checksum_reference))
+        await steps.run("checksum", guarded(self.checksum_reference), blocks=checksums.blocks)
         await steps.run("read", guarded(self.read_reference))
 
     async def _credential_and_ping(self) -> None:
@@ -118,7 +123,7 @@ class _Run:
 
     async def ping(self) -> StepOutcome:
         # XrdCl allocates whatever a peer's headers claim: it talks only to a proven XRootD.
-        checked = await check_xrootd(self.target.url, self.step_deadline)
+        checked = await check_xrootd(self.target.url, self.step_deadline, self.target.ca_dir)
         if not checked.ok:
             return checked
         await self._fs().ping(self.step_deadline)
@@ -152,9 +157,11 @@ class _Run:
         return passed()
 
     async def checksum(self) -> StepOutcome:
+        if self.target.checksums == "none":
+            return checksums.not_asked()
         server = await self._server_adler32(self.path)
         if server is None:
-            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "no adler32")
+            return checksums.unavailable(self.target.checksums, NO_ADLER32)
         local = adler32_hex(self.data)
         if server != local:
             return failed(Reason.CHECKSUM_MISMATCH, f"server adler32 {server}, wrote {local}")
@@ -170,7 +177,11 @@ class _Run:
         return passed(f"{len(data)} bytes in {seconds:.3f} s")
 
     async def delete(self) -> StepOutcome:
-        return await delete_after_write(self.path, self.target.test_dir, self.write, self._rm)
+        return await delete_after_write(
+            self.path, self.target.test_dir, self.write, self._rm,
+            exists=lambda path: xrootd_exists(self._fs(), path, self.ctx.deadline),
+            sweep_after=self.params.sweep_after_seconds,
+        )  # fmt: skip
 
     async def _rm(self, path: str) -> StepOutcome | None:
         try:
@@ -199,10 +210,12 @@ class _Run:
 
     async def checksum_reference(self) -> StepOutcome:
         assert self.target.reference_file is not None  # stat_reference passed
+        if self.target.checksums == "none":  # read still checks reference_adler32
+            return checksums.not_asked()
         self.server_adler32 = await self._server_adler32(self.target.reference_file)
         expected = self.target.reference_adler32
         if self.server_adler32 is None:
-            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "no adler32")
+            return checksums.unavailable(self.target.checksums, NO_ADLER32)
         if expected and self.server_adler32 != normalize_adler32(expected):
             detail = f"server adler32 {self.server_adler32}, expected {normalize_adler32(expected)}"
             return failed(Reason.CHECKSUM_MISMATCH, detail)

@@ -11,6 +11,14 @@ perf markers are watched for progress (STALL) and its last line decides. `delete
 copy whenever a COPY was sent: XrdHttp leaves an empty destination file after a failed pull.
 `sweep` (non-critical) deletes stale test files at the destination once it answered this
 run's DELETE, at most once per destination per `sweep_after_seconds / 4` (probes/common/sweep.py).
+
+Endpoints without checksums (XrdHttp without `xrootd.chksum` answers 405 to a HEAD carrying
+Want-Digest): every digest HEAD is asked again without it (probes/common/storage.py), so such
+a source is reused by its size, never called missing. `verify` then checks the copy's size
+and reports `checksum_unavailable` by the destination's `checksums` policy
+(probes/core/checksums.py). It does not read the copy back to checksum it here: that would
+double the bytes every pair moves at the destination (docs/transfer-matrix.md), and the
+webdav probe of that endpoint already compares the bytes it reads back on every run.
 """
 
 from __future__ import annotations
@@ -33,8 +41,10 @@ from lakeprobe.probes.clients.httpclient import (
     status_failure,
 )
 from lakeprobe.probes.clients.httpcopy import CopyOutcome, ensure_collection, stream_copy
-from lakeprobe.probes.common.storage import WANT_DIGEST
-from lakeprobe.probes.common.sweep import sweep_due, sweep_http
+from lakeprobe.probes.common.cleanup import verify_deleted
+from lakeprobe.probes.common.storage import head_with_digest
+from lakeprobe.probes.common.sweep import http_exists, sweep_due, sweep_http
+from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
 from lakeprobe.probes.core.outcome import (
@@ -112,7 +122,7 @@ class _Run:
         await steps.run("source", guarded(self.source))
         await steps.run("mkcol", guarded(self.mkcol))
         await steps.run("copy", guarded(self.copy))
-        await steps.run("verify", guarded(self.verify))
+        await steps.run("verify", guarded(self.verify), blocks=checksums.blocks)
         await steps.run("delete", guarded(self.delete), cleanup=True)
         await steps.run("sweep", guarded(self.sweep), cleanup=True, critical=False)
 
@@ -141,9 +151,9 @@ class _Run:
 
     async def _source_problem(self) -> str | None:
         """Why the source file must be (re-)uploaded; None when it can be used as it is."""
-        reply = await self.src.request(
-            "HEAD", self.src_path, expect=ANY_STATUS, headers=WANT_DIGEST
-        )
+        ask = self.pair.source.checksums != "none"
+        got = await head_with_digest(self.src, self.src_path, expect=ANY_STATUS, digest=ask)
+        reply = got.reply
         if reply.status == 404:
             return "missing"
         if reply.status != 200:
@@ -152,9 +162,9 @@ class _Run:
             return "an earlier copy of it failed verification"
         if reply.content_length not in (None, self.params.file_size_bytes):
             return f"size {reply.content_length}"
-        digest = reply.adler32()
-        if digest is not None and digest != self.expected:
-            return f"adler32 {digest}, expected {self.expected}"
+        # No adler32 here: reused by its size; verify checks the copy at the destination.
+        if got.adler32 is not None and got.adler32 != self.expected:
+            return f"adler32 {got.adler32}, expected {self.expected}"
         return None
 
     async def mkcol(self) -> StepOutcome:
@@ -188,15 +198,16 @@ class _Run:
 
     async def _gfal2_copy(self) -> StepOutcome:
         """The same copy through gfal2 (probes/clients/gfalcopy.py), as FTS would send it;
-        gfal2 also
-        compares the adler32 of both ends. min_rate_bytes_per_second does not apply."""
+        gfal2 also compares the adler32 of both ends, unless one is `checksums: none`.
+        min_rate_bytes_per_second does not apply."""
         source = CopyEnd(self.pair.source, self.src_path, self.src.token)
         destination = CopyEnd(self.pair.destination, self.dst_path, self.dst.token)
+        adler32 = self.expected if checksums.both_have(self.pair.endpoints) else None
         try:
             stats = await gfal_copy(
                 source, destination, resources=self.ctx.resources,
                 deadline=self.step_deadline, mode=self.pair.mode,
-                stall_seconds=self.params.stall_seconds, adler32=self.expected,
+                stall_seconds=self.params.stall_seconds, adler32=adler32,
                 size=self.params.file_size_bytes,
             )  # fmt: skip
         except CopyError as error:
@@ -207,8 +218,9 @@ class _Run:
         self.measurements[Measurement.TRANSFER_THROUGHPUT] = stats.transferred / stats.seconds
         if stats.first_marker is not None:
             self.measurements[Measurement.FIRST_MARKER] = stats.first_marker
+        note = f"; {stats.note}" if stats.note else ""
         return passed(f"gfal2 {stats.transfer_type}: {stats.transferred} bytes in "
-                      f"{stats.seconds:.3f} s")  # fmt: skip
+                      f"{stats.seconds:.3f} s{note}")  # fmt: skip
 
     def _measure(self, outcome: CopyOutcome) -> None:
         if outcome.first_marker_seconds is not None:
@@ -222,14 +234,16 @@ class _Run:
             self.measurements[Measurement.TRANSFER_BYTES] = float(moved)
 
     async def verify(self) -> StepOutcome:
-        reply = await self.dst.request("HEAD", self.dst_path, expect={200}, headers=WANT_DIGEST)
-        size, expected_size = reply.content_length, self.params.file_size_bytes
+        policy = self.pair.destination.checksums
+        got = await head_with_digest(self.dst, self.dst_path, digest=policy != "none")
+        size, expected_size = got.reply.content_length, self.params.file_size_bytes
         if size is not None and size != expected_size:
             self.ctx.state.put(SUSPECT_SOURCES, self.src_key, True)
             return failed(Reason.SIZE_MISMATCH, f"HEAD: size {size}, source {expected_size}")
-        digest = reply.adler32()
+        digest = got.adler32
         if digest is None:
-            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "HEAD: no adler32")
+            checked = f"size {size} checked" if size is not None else "no size reported"
+            return checksums.unavailable(policy, got.missing, checked)
         if digest != self.expected:
             self.ctx.state.put(
                 SUSPECT_SOURCES, self.src_key, True
@@ -245,8 +259,12 @@ class _Run:
             return failed(Reason.INTERNAL, "DELETE: refusing a path not our own")
         reply = await self.dst.request("DELETE", self.dst_path, expect=ANY_STATUS)
         self.dst_answered = reply.status in (200, 204, 404)
-        if reply.status in (200, 204):
-            return passed()
+        if reply.status in (200, 204):  # verified: a DELETE may answer 204 and keep the file
+            return await verify_deleted(
+                self.dst_path,
+                lambda path: http_exists(self.dst, path),
+                self.params.sweep_after_seconds,
+            )
         if reply.status == 404:
             return passed("DELETE: 404, no copy was left behind")
         return status_failure(reply, Reason.CLEANUP)

@@ -9,9 +9,10 @@ Steps: credential (when either side has a token), source, copy, verify, delete.
   the XRootD client's CopyProcess (engine "xrootd", probes/clients/xrdcopy.py: >= 2.5 s per
   copy) or with gfal2 as FTS does it (engine "gfal2", probes/clients/gfalcopy.py, checksums
   checked by gfal2).
-- verify: the destination's adler32 must be the source file's. A mismatch also marks the
-  source file for re-upload: a silently corrupted source (the server still reports the
-  checksum of the intact file) is replaced by the next run.
+- verify: the destination's size and adler32 must be the source file's. A mismatch also marks
+  the source file for re-upload: a silently corrupted source (the server still reports the
+  checksum of the intact file) is replaced by the next run. A destination without adler32 is
+  `checksum_unavailable` by its `checksums` policy (probes/core/checksums.py), checked by size.
 - delete: the destination copy, guarded by is_own_file; runs even after a failed copy.
 - sweep (non-critical): stale test files at the destination, once it answered this run's
   delete, at most once per destination per `sweep_after_seconds / 4` (probes/common/sweep.py).
@@ -39,7 +40,9 @@ from lakeprobe.probes.clients.xrdasync import (
 )
 from lakeprobe.probes.clients.xrdcopy import xrootd_copy
 from lakeprobe.probes.clients.xrdhandshake import check_xrootd
-from lakeprobe.probes.common.sweep import sweep_due, sweep_xrootd
+from lakeprobe.probes.common.cleanup import verify_deleted
+from lakeprobe.probes.common.sweep import sweep_due, sweep_xrootd, xrootd_exists
+from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
 from lakeprobe.probes.core.outcome import (
@@ -120,7 +123,7 @@ class _Run:
             await steps.run("credential", self.credential)
         await steps.run("source", self.source)
         await steps.run("copy", self.copy_file)
-        await steps.run("verify", guarded(self.verify))
+        await steps.run("verify", guarded(self.verify), blocks=checksums.blocks)
         await steps.run("delete", self.delete, cleanup=True)
         await steps.run("sweep", guarded(self.sweep), cleanup=True, critical=False)
 
@@ -154,7 +157,7 @@ class _Run:
         peer's headers claim) talks to them; the first failure, else None."""
         ends = {"source": self.src, "destination": self.dst}
         checks = await asyncio.gather(
-            *(check_xrootd(end.url, self.step_deadline) for end in ends.values())
+            *(check_xrootd(end.url, self.step_deadline, end.ca_dir) for end in ends.values())
         )
         for side, checked in zip(ends, checks, strict=True):
             if not checked.ok:
@@ -174,6 +177,8 @@ class _Run:
             raise
         if info.is_dir or info.size != size:
             return f"size {info.size}, expected {size}"
+        if self.pair.source.checksums == "none":  # reused by its size; verify checks the copy
+            return None
         try:
             algorithm, value = await fs.checksum(self.source_path, self.step_deadline)
         except XrdError as error:
@@ -229,6 +234,8 @@ class _Run:
             detail += f", first marker after {stats.first_marker:.2f} s"
         if stats.queued >= 0.1:
             detail += f", waited {stats.queued:.1f} s for a copy thread"
+        if stats.note:
+            detail += f"; {stats.note}"
         return passed(detail)
 
     async def _engine_copy(self, source: CopyEnd, destination: CopyEnd) -> CopyStats:
@@ -236,21 +243,31 @@ class _Run:
         if self.params.engine == "xrootd":
             return await xrootd_copy(source, destination, threads=self.ctx.resources.threads,
                                      deadline=deadline, stall_seconds=stall)  # fmt: skip
-        size, adler32 = self.params.file_size_bytes, self.expected
+        size = self.params.file_size_bytes
+        adler32 = self.expected if checksums.both_have(self.pair.endpoints) else None
         return await gfal_copy(
             source, destination, resources=self.ctx.resources, deadline=deadline,
             stall_seconds=stall, adler32=adler32, size=size,
         )  # fmt: skip
 
     async def verify(self) -> StepOutcome:
+        fs, size = self._fs("destination"), self.params.file_size_bytes
+        info = await fs.stat(self.path, self.step_deadline)
+        if info.size != size:
+            self.ctx.state.put(SUSPECT_SOURCES, self.src.url_for(self.source_path), True)
+            return failed(Reason.SIZE_MISMATCH, f"destination size {info.size}, source {size}")
+        policy = self.pair.destination.checksums
+        if policy == "none":
+            return checksums.unavailable(policy, "", f"size {size} checked")
         try:
-            algorithm, value = await self._fs("destination").checksum(self.path, self.step_deadline)
+            algorithm, value = await fs.checksum(self.path, self.step_deadline)
         except XrdError as error:
             if error.status.errno != KXR_UNSUPPORTED:
                 raise
             algorithm, value = "", ""
         if algorithm != "adler32" or not value:
-            return StepOutcome(Status.WARNING, Reason.CHECKSUM_UNAVAILABLE, "no adler32")
+            how = "checksum query unsupported" if not algorithm else f"{algorithm}, not adler32"
+            return checksums.unavailable(policy, how, f"size {size} checked")
         if normalize_adler32(value) != self.expected:
             self.ctx.state.put(SUSPECT_SOURCES, self.src.url_for(self.source_path), True)
             detail = f"destination adler32 {normalize_adler32(value)}, source {self.expected}"
@@ -270,7 +287,12 @@ class _Run:
                 return passed("nothing to delete after the failed copy")
             return failed(Reason.CLEANUP, f"{error.reason}: {error}")
         self.dst_answered = True
-        return passed()
+        fs, deadline = self._fs("destination"), self.ctx.deadline
+        return await verify_deleted(
+            self.path,
+            lambda path: xrootd_exists(fs, path, deadline),
+            self.params.sweep_after_seconds,
+        )
 
     async def sweep(self) -> StepOutcome:
         if not self.dst_answered:
