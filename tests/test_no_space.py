@@ -128,13 +128,14 @@ async def test_http_tpc_pull_into_full_site(full_lake: LocalLake, engine: str) -
 @pytest.mark.parametrize("engine", ["native", "gfal2"])
 async def test_http_tpc_push_into_full_site(full_lake: LocalLake, engine: str) -> None:
     """A push into the full site: XrdHttp drops the pushed upload without a word, so the
-    source can only report "Server returned nothing": destination_error at `copy` (the side
-    is known, the cause is not), the same with both engines."""
+    source can only report "Server returned nothing"; the probe then asks the destination
+    itself with a small PUT, which it breaks off too while still answering: no_space at
+    `copy`, the same with both engines."""
     pair = PairTarget(target(full_lake, "SITE-A", "davs"), target(full_lake, "SITE-B", "davs"),
                       "push")  # fmt: skip
     params = http_tpc.HttpTpcParams(modes=("push",), file_size_bytes=FILE_SIZE, engine=engine)
     result = await run(http_tpc.PROBE_TYPE, pair, params)
-    expected = (Status.CRITICAL, Reason.DESTINATION_ERROR)
+    expected = (Status.CRITICAL, Reason.NO_SPACE)
     assert (result.status, result.reason) == expected, result.steps
     assert step(result, "copy") == expected
     assert leftovers(full_lake) == []

@@ -76,6 +76,10 @@ STALL_BACKSTOP_SECONDS = 30.0
 BeforeCopy = Callable[[PairTarget, str, str], Awaitable[None]]
 
 
+# How a push that the destination broke off shows at the source, whichever engine.
+_PUSH_UNEXPLAINED = frozenset({Reason.DESTINATION_ERROR, Reason.TPC_FAILURE})
+
+
 class HttpTpcParams(PairParams, SweepParams):
     modes: tuple[str, ...] = Field(("pull", "push"), description="pull, push or both")
     # testfiles.source_payload() cannot make 256 MiB or more (random.getrandbits overflows).
@@ -175,8 +179,25 @@ class _Run:
         if self.before_copy is not None:
             await self.before_copy(self.pair, self.src_path, self.dst_path)
         self.copied = True
-        if self.params.engine == "gfal2":
-            return await self._gfal2_copy()
+        step = await (self._gfal2_copy() if self.params.engine == "gfal2" else self._copy())
+        if self.pair.mode == "push" and step.reason in _PUSH_UNEXPLAINED:
+            return await self._ask_destination(step)
+        return step
+
+    async def _ask_destination(self, step: StepOutcome) -> StepOutcome:
+        """A push's source sees only that the destination hung up on its upload ("Server
+        returned nothing"). The destination is asked itself with a small PUT of the test file
+        (deleted with it): a server that breaks that off too while it answers, or refuses it
+        for space, is full (HttpClient's broken-upload rule)."""
+        try:
+            await self.dst.request("PUT", self.dst_path, expect={200, 201, 204}, data=b"\0\0")
+        except RequestFailed as refused:
+            if refused.outcome.reason is Reason.NO_SPACE:
+                return failed(Reason.NO_SPACE, f"{step.detail}; the destination itself: "
+                                               f"{refused.outcome.detail}")  # fmt: skip
+        return step
+
+    async def _copy(self) -> StepOutcome:
         pull = self.pair.mode == "pull"
         if pull:  # the remote side's URL, encoded as HttpClient encodes a path
             headers = {"Source": str(self.src.url_of(self.src_path))}
