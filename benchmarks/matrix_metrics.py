@@ -3,8 +3,10 @@ matrix series populated) and report the daemon's resident memory.
 
     .venv/bin/python benchmarks/matrix_metrics.py [--sites 150] [--repeat 5]
 
-The daemon object is built for real (config validation, plan, APScheduler jobs, results store);
-only the probe runs are synthetic. Results: benchmarks/RESULTS.md.
+The daemon object is built for real (config validation, plan, scheduler, results store);
+only the probe runs are synthetic. Times are the process's CPU time (user + sys): the machine
+is shared. Last, /metrics is served and scraped over HTTP by curl (another process) with every
+pair new: the daemon's CPU for that scrape and its peak RSS. Results: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import random
 import resource
 import statistics
@@ -27,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import lake_config, tpc_result
 
 from lakeprobe.config import load_config
+from lakeprobe.lake import free_ports
 from lakeprobe.service.daemon import Daemon
+from lakeprobe.service.server import serve
 
 
 def rss_mib() -> float:
@@ -40,15 +45,43 @@ def rss_mib() -> float:
 def timed(function: object, repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = time.process_time()
         function()  # type: ignore[operator]
-        times.append(time.perf_counter() - started)
+        times.append(time.process_time() - started)
     return times
+
+
+def renew(daemon: Daemon, rng: random.Random, share: float = 1.0) -> None:
+    """A new result for `share` of the pairs, as if they ran since the last scrape."""
+    keys = [key for key, _ in daemon.store.items()]
+    for key in rng.sample(keys, int(len(keys) * share)):
+        daemon.store.record(key, tpc_result(rng))
+
+
+async def http_scrape(daemon: Daemon) -> tuple[float, float, int]:
+    """Serve /metrics and let curl fetch it once: the daemon's CPU and wall time, bytes."""
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve(daemon, stop))
+    await asyncio.sleep(0.5)
+    print(f"RSS with /metrics served, before the scrape {rss_mib():.0f} MiB")
+    url = f"http://{daemon.config.server.listen}/metrics"
+    cpu, wall = time.process_time(), time.perf_counter()
+    curl = await asyncio.create_subprocess_exec(
+        "curl", "-sf", "-o", "/dev/null", "-w", "%{size_download}", url,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await curl.communicate()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    stop.set()
+    await serving
+    return cpu, wall, int(out or 0)
 
 
 async def main(sites: int, repeat: int, workdir: Path) -> None:
     config_path = workdir / "lake.yaml"
-    config_path.write_text(yaml.safe_dump(lake_config(sites)))
+    config = lake_config(sites)
+    config["server"]["listen"] = f"127.0.0.1:{free_ports(1)[0]}"
+    config_path.write_text(yaml.safe_dump(config))
     started = time.perf_counter()
     daemon = Daemon(config_path, load_config(config_path))
     daemon.start()  # validates, plans and schedules every pair (first runs are far ahead)
@@ -67,15 +100,25 @@ async def main(sites: int, repeat: int, workdir: Path) -> None:
     lines = sum(chunk.count(b"\n") for chunk in daemon.metrics_chunks())
     print(f"/metrics: {size / 1e6:.1f} MB, {lines} lines")
     warm = timed(scrape, repeat)
-    keys = [key for key, _ in daemon.store.items()]
-    for key in rng.sample(keys, len(keys) // 10):  # a tenth of the pairs ran since
-        daemon.store.record(key, tpc_result(rng))
+    renew(daemon, rng, 0.1)  # a tenth of the pairs ran since
     partial = timed(scrape, 1)
+    renewed = []
+    for _ in range(repeat):  # every pair ran since the last scrape
+        renew(daemon, rng)
+        renewed += timed(scrape, 1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"render, every target new: {first[0]:.3f} s")
-    print(f"render, 10% of targets new: {partial[0]:.3f} s")
-    print(f"render, unchanged (median of {repeat}): {statistics.median(warm):.3f} s")
+    print(f"render CPU, first scrape (every target new, nothing cached): {first[0]:.3f} s")
+    print(f"render CPU, every target new since the last scrape (median of {repeat}): "
+          f"{statistics.median(renewed):.3f} s")  # fmt: skip
+    print(f"render CPU, 10% of targets new: {partial[0]:.3f} s")
+    print(f"render CPU, unchanged (median of {repeat}): {statistics.median(warm):.3f} s")
     print(f"RSS {rss_mib():.0f} MiB (peak {peak:.0f} MiB)")
+    renew(daemon, rng)
+    cpu, wall, size = await http_scrape(daemon)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"HTTP scrape by curl, every target new: daemon CPU {cpu:.3f} s, {wall:.3f} s wall, "
+          f"{size / 1e6:.1f} MB")  # fmt: skip
+    print(f"RSS {rss_mib():.0f} MiB (peak {peak:.0f} MiB = {peak * 1.048576:.0f} MB)")
     await daemon.stop()
 
 
@@ -84,5 +127,6 @@ if __name__ == "__main__":
     parser.add_argument("--sites", type=int, default=150)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # the few runs that fall due fail at once
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(main(args.sites, args.repeat, Path(tmp)))

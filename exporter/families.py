@@ -49,23 +49,30 @@ class Family(Generic[S]):
     extra_label: str | None = None
 
 
-def _last(getter: Callable[[TargetState], float | None]) -> Callable[[TargetState], Samples]:
-    def samples(state: TargetState) -> Samples:
-        value = getter(state) if state.last is not None else None
+@dataclass(frozen=True, slots=True)
+class One(Generic[S]):
+    """The samples of a family with at most one, unlabelled, sample: `value` (None: no
+    sample). The renderer calls `value` directly: most families are of this kind, and a
+    scrape after every target ran renders each of them once per target."""
+
+    value: Callable[[S], float | None]
+
+    def __call__(self, subject: S) -> Samples:
+        value = self.value(subject)
         return NONE if value is None else ((None, value),)
 
-    return samples
+
+def _last(getter: Callable[[TargetState], float | None]) -> One[TargetState]:
+    """From the last result: `getter` returns None while there is none (mypy checks that
+    it guards `state.last`)."""
+    return One(getter)
 
 
-def _always(getter: Callable[[TargetState], float | None]) -> Callable[[TargetState], Samples]:
-    def samples(state: TargetState) -> Samples:
-        value = getter(state)
-        return NONE if value is None else ((None, value),)
-
-    return samples
+def _always(getter: Callable[[TargetState], float | None]) -> One[TargetState]:
+    return One(getter)
 
 
-def _measurement(measurement: Measurement) -> Callable[[TargetState], Samples]:
+def _measurement(measurement: Measurement) -> One[TargetState]:
     return _last(lambda s: s.last.measurements.get(measurement) if s.last else None)
 
 

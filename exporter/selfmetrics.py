@@ -39,6 +39,12 @@ class DaemonMetrics:
             "Due runs waiting for a slot (their endpoint's, or a shared one)",
             registry=registry,
         )
+        self.oldest_waiting = Gauge(
+            "lakeprobe_scheduler_oldest_waiting_seconds",
+            "How long the longest-waiting due run has waited to start (0: none waits), hung "
+            "targets' runs left out; grows when runs come due faster than they can start",
+            registry=registry,
+        )
         self.capacity = Gauge(
             "lakeprobe_scheduler_capacity",
             "Runs allowed at once (max_concurrent_runs); a quarter is kept for targets in good "

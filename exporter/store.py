@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import ItemsView, Iterable
 from dataclasses import dataclass, field
 
 from lakeprobe.config.plan import SeriesKey
@@ -65,6 +65,11 @@ class ResultsStore:
 
     def items(self) -> list[tuple[SeriesKey, TargetState]]:
         return list(self._states.items())
+
+    def view(self) -> ItemsView[SeriesKey, TargetState]:
+        """The live items, for a reader that never awaits while iterating (the exposition):
+        no list of tens of thousands of new tuples per scrape."""
+        return self._states.items()
 
     def __len__(self) -> int:
         return len(self._states)

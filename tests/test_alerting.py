@@ -38,6 +38,7 @@ DAEMON_ALERTS = {
     "LakeprobeConfigReloadFailed",
     "LakeprobeProbeBugs",
     "LakeprobeCopyThreadsAbandoned",
+    "LakeprobeSchedulerOverloaded",
 }
 
 

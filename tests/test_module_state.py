@@ -23,6 +23,14 @@ ALLOWED = {
     # The log scrubber: logging handlers and C-library stderr are process-wide, so the values
     # to mask are too; each value lives only as long as a Secret holds it (plus a linger).
     "probes/credentials/secrets.py:_KNOWN",
+    # The registry imports each probe module on first lookup (a `lakeprobe run webdav` loads no
+    # XRootD or TPC code): what it keeps are those modules' own PROBE_TYPE constants.
+    "probes/registry.py:ENDPOINT_PROBE_TYPES",
+    "probes/registry.py:PAIR_PROBE_TYPES",
+    "probes/registry.py:PROBE_TYPES",
+    # Threads on which the (process-wide) garbage collector ran since the XRootD leak
+    # containment last looked (xrdleak.py): thread ids only, cleared as each is read.
+    "probes/clients/xrdleak.py:_collected_on",
 }
 # Memoized functions: pure results of their arguments, or a library imported once.
 MEMOIZED = {
@@ -31,6 +39,8 @@ MEMOIZED = {
     "probes/clients/gfalcopy.py:_bound_xrdcl_copy_init",  # a process-wide XrdCl setting
     "probes/clients/xrdcopy.py:_handler_class",  # a class made on first import of XRootD
     "probes/clients/xrdasync.py:client_module",  # the library, configured once
+    "probes/clients/xrdasync.py:raw_client",  # the binding's module under it
+    "probes/clients/xrdleak.py:enabled",  # a fact of the binding and CPython versions
     "probes/core/testfiles.py:source_adler32",  # a digest of fixed bytes
     "probes/credentials/tls.py:_context",  # keyed by the CA directory and its mtime
 }

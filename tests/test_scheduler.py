@@ -163,3 +163,30 @@ async def test_shutdown_is_bounded_quiet_and_starts_nothing(
     assert asyncio.get_running_loop().time() - begun < 2.0
     assert {name: len(s) for name, s in probes.starts.items()} == started
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_an_overload_shows_before_any_run_is_missed() -> None:
+    """One shared slot, three targets whose runs take 1 s each at a 0.5 s interval: runs come
+    due faster than they can start. The oldest waiting run's age grows while it waits (the
+    lag histogram sees a run only once it starts) and drops to 0 when nothing waits."""
+    clock = FakeClock()
+
+    async def behave(target: Target) -> None:
+        await clock.wait(asyncio.Event(), 1.0)  # a run takes 1 s of the fake clock
+
+    probes = ScriptedProbes(behave)
+    sched, _, _, registry = scheduler(clock=clock, capacity=1, per_endpoint=1)
+    assert sample(registry, "lakeprobe_scheduler_oldest_waiting_seconds") == 0
+    sched.start()
+    sched.apply([job(probes, f"t{i}", interval=0.5, timeout=5, port=3000 + i) for i in range(3)])
+    ages = []
+    for _ in range(8):
+        await clock.advance(0.5)
+        ages.append(sample(registry, "lakeprobe_scheduler_oldest_waiting_seconds"))
+    assert max(ages) >= 1.0, ages
+    assert sample(registry, "lakeprobe_scheduler_missed_runs_total", probe="scripted",
+                  cause="no_slot") == 0  # fmt: skip
+    sched.apply([])
+    await clock.advance(0.5)
+    assert sample(registry, "lakeprobe_scheduler_oldest_waiting_seconds") == 0
+    await sched.shutdown(0)

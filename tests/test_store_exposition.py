@@ -203,3 +203,41 @@ def test_two_families_of_one_name_are_refused() -> None:
     table = {"xrootd": Row((EXTRA,)), "webdav": Row((twin,))}
     with pytest.raises(ValueError, match="share a name: lakeprobe_probe_extra"):
         Exposition(ResultsStore(), table)
+
+
+def test_a_new_result_rerenders_in_place_and_matches_a_fresh_render() -> None:
+    """A target's text is updated in place on its next result: the scrape after it is what a
+    fresh exposition renders, and the text of the other target is kept as it was."""
+    store = ResultsStore()
+    store.set_targets([KEY_A, KEY_B])
+    store.record(KEY_A, result(Status.OK))
+    store.record(KEY_B, result(Status.CRITICAL, Reason.CONNECT))
+    exposition = Exposition(store)
+    exposition.set_plan(plan())
+    exposition.render()
+    store.record(KEY_A, result(Status.CRITICAL, Reason.TIMEOUT, started=2000.0))
+    fresh = Exposition(store)
+    fresh.set_plan(plan())
+    assert exposition.render() == fresh.render()
+    data = parse(exposition.render().decode())
+    assert value(data, "lakeprobe_probe_reason", KEY_A, reason="timeout") == 1
+    assert value(data, "lakeprobe_probe_last_run_timestamp_seconds", KEY_A) == 2000.0
+    assert value(data, "lakeprobe_probe_reason", KEY_B, reason="connect") == 1
+
+
+def test_a_scrape_in_flight_keeps_what_it_began_with() -> None:
+    """A second scrape that re-renders a target while the first is still streaming does not
+    change the first one's text: each scrape is one consistent snapshot."""
+    store = ResultsStore()
+    store.set_targets([KEY_A, KEY_B])
+    store.record(KEY_A, result(Status.OK))
+    exposition = Exposition(store)
+    exposition.set_plan(plan())
+    before = exposition.render()
+    first = exposition.chunks()
+    head = [next(first)]  # the first scrape has taken its snapshot and is mid-stream
+    store.record(KEY_A, result(Status.CRITICAL, Reason.TIMEOUT, started=2000.0))
+    after = exposition.render()
+    assert after != before
+    assert b"".join([*head, *first]) == before
+    assert exposition.render() == after

@@ -98,7 +98,18 @@ def _panels() -> list[stat.Panel | timeseries.Panel]:
             ],
             bars=True,
         ),
-        _graph("Scheduler lag", "s", [_lag_quantile(0.5), _lag_quantile(0.99)]),
+        _graph(
+            "Scheduler lag",
+            "s",
+            [
+                _lag_quantile(0.5),
+                _lag_quantile(0.99),
+                Q(
+                    sel("lakeprobe_scheduler_oldest_waiting_seconds", JOB),
+                    "oldest waiting {{instance}}",
+                ),
+            ],
+        ),
         _graph(
             "Runs in flight, waiting and missed",
             "short",

@@ -13,10 +13,6 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lakeprobe.config import load_config
-
 # The shipped alert rules and example routing (repository checkout: `./dev.sh demo`).
 ALERTING_DIR = Path(__file__).resolve().parents[2] / "alerting"
 # Hosts that can only be placeholders in an example config (RFC 2606 / RFC 6761 names).
@@ -100,6 +96,8 @@ def _start_monitoring(stack: contextlib.ExitStack, work_dir: Path, listen: str) 
     """Alertmanager with the example routing (receivers that are placeholders replaced by
     ones that notify nobody; a minimal config without the example) and Prometheus scraping
     the daemon with the shipped rules; both stop with `stack`. Returns banner lines."""
+    import yaml
+
     from lakeprobe.lake.monitoring import AlertmanagerServer, PrometheusServer, rewire_receivers
 
     rules = ALERTING_DIR / "lakeprobe-rules.yaml"
@@ -151,6 +149,7 @@ def _serve(config_path: Path, ca_dir: Path) -> None:
     """The daemon, in this process. XrdCl takes the CA directory for roots:// (the token
     sites) only from X509_CERT_DIR, read at its first TLS connection: the demo sets it here,
     before the daemon starts; the daemon itself never changes os.environ."""
+    from lakeprobe.config import load_config
     from lakeprobe.service.daemon import Daemon
     from lakeprobe.service.server import serve
 

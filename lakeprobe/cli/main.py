@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakeprobe import __version__
 from lakeprobe.cli import demo, run
 from lakeprobe.cli.logs import setup_logging
 from lakeprobe.cli.stderrscrub import scrubbed_stderr
-from lakeprobe.config import ConfigError, load_config
-from lakeprobe.config.plan import build_plan
-from lakeprobe.config.types import parse_shard
-from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
-from lakeprobe.probes.registry import PROBE_TYPES
 
+if TYPE_CHECKING:
+    from lakeprobe.config import ConfigError
+
+# Each command imports what it uses when it runs: `lakeprobe run webdav` is what a Nagios or
+# ETF install starts every few minutes, and must not pay for the daemon, the config loader
+# or the probe types it does not run (benchmarks/cli_start.py).
 EXIT_CONFIG_INVALID = 2
 EXIT_USAGE = 3  # UNKNOWN, as Nagios plugins report bad usage
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(args.log_level)
         try:
             return int(_dispatch(args))
-        except ConfigError as error:
+        except _config_error() as error:
             print(error, file=sys.stderr)
             return EXIT_CONFIG_INVALID
         except KeyboardInterrupt:
@@ -80,7 +81,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             return demo.dispatch(args)
 
 
+def _config_error() -> type[ConfigError] | tuple[()]:
+    """ConfigError if a command loaded the config package (only then can it be raised)."""
+    module = sys.modules.get("lakeprobe.config.loader")
+    return module.ConfigError if module is not None else ()
+
+
 def _shard(text: str) -> str:
+    from lakeprobe.config.types import parse_shard
+
     try:
         return parse_shard(text)
     except ValueError as error:
@@ -88,6 +97,10 @@ def _shard(text: str) -> str:
 
 
 def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
+    import asyncio
+
+    from lakeprobe.config import load_config
+    from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
     from lakeprobe.probes.core.state import StateError
     from lakeprobe.service.daemon import Daemon
     from lakeprobe.service.server import serve
@@ -107,6 +120,9 @@ def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
 
 
 def _check_config(path: Path) -> int:
+    from lakeprobe.config import load_config
+    from lakeprobe.config.plan import build_plan
+
     config = load_config(path)
     jobs = build_plan(config)
     endpoints = sum(len(site.endpoints) for site in config.sites)
@@ -118,6 +134,10 @@ def _check_config(path: Path) -> int:
 
 
 def _list(config_path: Path | None) -> int:
+    from lakeprobe.config import load_config
+    from lakeprobe.config.plan import build_plan
+    from lakeprobe.probes.registry import PROBE_TYPES
+
     if config_path is None:
         for name, probe_type in sorted(PROBE_TYPES.items()):
             schemes = ",".join(sorted(probe_type.schemes))

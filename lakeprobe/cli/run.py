@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeprobe.cli.report import json_record, json_report, text_report
 from lakeprobe.cli.targets import (
@@ -19,17 +19,17 @@ from lakeprobe.cli.targets import (
     endpoint_jobs,
     pair_jobs,
 )
-from lakeprobe.config import load_config
-from lakeprobe.config.model import LakeprobeConfig
-from lakeprobe.config.plan import ProbeJob, build_plan
+from lakeprobe.config.plan import ProbeJob
 from lakeprobe.config.types import parse_duration
-from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
 from lakeprobe.probes.core.checksums import POLICIES
 from lakeprobe.probes.core.outcome import Status
 from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateError, StateStore
 from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
+
+if TYPE_CHECKING:
+    from lakeprobe.config.model import LakeprobeConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +106,10 @@ def command(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(text_report(job, result) for job, result in results))
     worst = max((r.status for _, r in results), key=lambda s: s.severity)
-    exit_now_if_copies_hang(resources.threads, int(worst))  # a hung copy must not delay it
+    if resources.threads.running:  # only copy probes start these threads: import on need
+        from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
+
+        exit_now_if_copies_hang(resources.threads, int(worst))  # a hung copy must not delay it
     resources.close()
     return int(worst)
 
@@ -167,6 +170,9 @@ def _jobs_from_args(args: argparse.Namespace, resources: ProbeResources) -> list
 
 def _jobs_from_config(args: argparse.Namespace, resources: ProbeResources) -> list[ProbeJob[Any]]:
     """The targets of the probe configured under the name args.probe."""
+    from lakeprobe.config import load_config
+    from lakeprobe.config.plan import build_plan
+
     config = load_config(args.config)  # ConfigError is reported by main()
     if args.probe not in {probe.name for probe in config.probes}:
         raise UsageError(_not_a_probe_name(args.config, config, args.probe))

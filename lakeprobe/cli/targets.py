@@ -9,14 +9,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
 from pydantic import ValidationError
 
-from lakeprobe.config.loader import yaml_path
 from lakeprobe.config.model import EndpointConfig, SiteConfig
 from lakeprobe.config.pairs import PairKey
 from lakeprobe.config.plan import ProbeJob, TargetKey, make_target
-from lakeprobe.config.transport import CLEARTEXT
 from lakeprobe.probes.core.context import (
     AnyProbeType,
     EndpointProbeType,
@@ -118,6 +115,8 @@ def cli_target(args: argparse.Namespace, probe_type: AnyProbeType, url: str, sit
     try:
         endpoint = EndpointConfig.model_validate(fields)
     except ValidationError as error:
+        from lakeprobe.config.loader import yaml_path
+
         first = error.errors()[0]
         where = yaml_path(first["loc"]) or "URL"
         raise UsageError(f"{url}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
@@ -133,6 +132,8 @@ def _endpoint_name(endpoint_url: str) -> str:
 def _auth(args: argparse.Namespace, url: str, scheme: str) -> dict[str, Any] | None:
     if not (args.token_file or args.bearer_discovery):
         return None
+    from lakeprobe.config.transport import CLEARTEXT  # with the token probe: only with a token
+
     if scheme in CLEARTEXT and not args.insecure_token_transport:
         raise UsageError(
             f"{url}: a token over {scheme}:// travels in cleartext: use "
@@ -165,10 +166,7 @@ def cli_params(params_model: type[PM], pairs: list[str]) -> PM:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
-        try:
-            values[key] = yaml.safe_load(raw)
-        except (yaml.YAMLError, ValueError):  # ValueError: an int of over 4300 digits
-            raise UsageError(f"--param {key}: not a YAML value") from None
+        values[key] = _yaml_value(key, raw)
         field = params_model.model_fields.get(key)
         is_list = field is not None and get_origin(field.annotation) in (tuple, list)
         if is_list and isinstance(values[key], str):  # modes=pull,push
@@ -176,6 +174,17 @@ def cli_params(params_model: type[PM], pairs: list[str]) -> PM:
     try:
         return params_model.model_validate(values)
     except ValidationError as error:
+        from lakeprobe.config.loader import yaml_path
+
         first = error.errors()[0]
         message = first["msg"].removeprefix("Value error, ")
         raise UsageError(f"--param {yaml_path(first['loc'])}: {message}") from None
+
+
+def _yaml_value(key: str, raw: str) -> Any:
+    import yaml  # only for --param: a plain run reads no YAML
+
+    try:
+        return yaml.safe_load(raw)
+    except (yaml.YAMLError, ValueError):  # ValueError: an int of over 4300 digits
+        raise UsageError(f"--param {key}: not a YAML value") from None

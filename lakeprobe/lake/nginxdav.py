@@ -64,12 +64,14 @@ class NginxDav:
 
     def __init__(
         self, base_dir: Path, pki: TestPki | None = None, *, create_full_put_path: bool = False,
-        delete_noop: bool = False,
+        delete_noop: bool = False, plain_http: bool = False,
     ) -> None:  # fmt: skip
         self.base_dir = base_dir
         base_dir.mkdir(parents=True, exist_ok=True)
         self.pki = pki or make_test_pki(base_dir / "pki")
         self.port = _free_port()
+        # plain_http: the same server on a second port without TLS (benchmarks: http vs https)
+        self.http_port = _free_port() if plain_http else None
         self.create_full_put_path = create_full_put_path
         self.delete_noop = delete_noop  # fault injection, read at (re)start
         self.data_dir = base_dir / "data"
@@ -84,6 +86,12 @@ class NginxDav:
     @property
     def https_url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        if self.http_port is None:
+            raise ValueError("NginxDav made without plain_http")
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def davs_url(self) -> str:
@@ -111,6 +119,7 @@ class NginxDav:
         temps = "\n".join(f"  {kind}_temp_path {base / 'tmp' / kind};" for kind in _TEMP_KINDS)
         fault = "if ($request_method = DELETE) { return 204; }" if self.delete_noop else ""
         put_path = "on" if self.create_full_put_path else "off"
+        plain = f"listen 127.0.0.1:{self.http_port};" if self.http_port is not None else ""
         return f"""load_module {DAV_EXT_MODULE};
 {user}
 worker_processes 1;
@@ -124,6 +133,7 @@ http {{
   default_type application/octet-stream;
   server {{
     listen 127.0.0.1:{self.port} ssl;
+    {plain}
     ssl_certificate {pki.host_cert};
     ssl_certificate_key {pki.host_key};
     root {self.data_dir};
@@ -159,6 +169,8 @@ http {{
                 if not exc.address_in_use or attempt == _PORT_ATTEMPTS:
                     raise
                 self.port = _free_port()
+                if self.http_port is not None:
+                    self.http_port = _free_port()
 
     def _start_once(self, timeout: float) -> None:
         if self.running:

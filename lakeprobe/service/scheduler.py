@@ -37,12 +37,18 @@ IDLE_WAKE_SECONDS = 3600.0
 class _Flight:
     """A run from the moment it is due: first contact (new targets), queued, running."""
 
+    due: float = 0.0  # clock time it was due
     task: asyncio.Task[None] | None = None
     ticket: Ticket | None = None  # None until it has asked for its slots
 
     @property
     def queued(self) -> bool:
         return self.ticket is None or self.ticket.phase is Phase.WAITING
+
+    @property
+    def waits_in_turn(self) -> bool:
+        """Queued, and not a hung target's run (which waits behind the others by design)."""
+        return self.queued and (self.ticket is None or self.ticket.standing is not Standing.HUNG)
 
 
 @dataclass(slots=True)
@@ -83,6 +89,7 @@ class ProbeScheduler:
         self._timer: asyncio.Task[None] | None = None
         self._stopping = False
         metrics.hung_targets.set_function(self.hung_targets)
+        metrics.oldest_waiting.set_function(self.oldest_waiting)
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -173,7 +180,7 @@ class ProbeScheduler:
             if not recheck:  # a recheck meeting the regular run is simply not needed
                 self._metrics.missed_runs.labels(item.job.key.probe, "overlap").inc()
             return
-        flight = _Flight()
+        flight = _Flight(due)
         self._runs[job_id] = flight
         flight.task = asyncio.create_task(self._run(item, flight, due), name=f"probe:{job_id}")
 
@@ -244,6 +251,15 @@ class ProbeScheduler:
         """Counted when scraped, not after every run: a scan of every job is cheap once per
         scrape and too much at hundreds of runs a second."""
         return sum(1 for item in self._jobs.values() if item.standing is Standing.HUNG)
+
+    def oldest_waiting(self) -> float:
+        """Seconds the longest-waiting due run has waited to start (0 when none waits): the
+        lag histogram sees a run only once it starts, so an overload shows here first. Runs
+        of hung targets are left out: they wait by design (admission.py). Computed when
+        scraped, like hung_targets."""
+        now = self._clock.now()
+        waits = (now - flight.due for flight in self._runs.values() if flight.waits_in_turn)
+        return max(waits, default=0.0)
 
     async def run_now(self, job: ProbeJob) -> RunOutcome:
         with self._metrics.in_flight.track_inprogress():

@@ -30,6 +30,7 @@ from http import HTTPStatus
 from urllib.parse import quote
 
 import aiohttp
+import aiohttp.payload
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -54,6 +55,12 @@ _REDIRECTS = REDIRECT_ANY_METHOD | REDIRECT_GET_HEAD
 # Path characters sent as they are (RFC 3986 pchar); everything else is percent-encoded, `;`
 # too: servlet containers read it as the start of path parameters.
 _PATH_SAFE = "/:@!$&'()*+,=~"
+# The data path (benchmarks/data_path.py): aiohttp hands a bytes body to the transport in one
+# write, which TLS then copies whole (1 GiB uploads ran at a sixth of curl's rate), and its
+# 64 KiB read buffer pauses the socket between small reads. Bodies go out in UPLOAD_CHUNK
+# slices of one buffer, no copies; answers are read with a READ_BUFFER-sized buffer.
+UPLOAD_CHUNK = 1024 * 1024
+READ_BUFFER = 4 * 1024 * 1024
 
 
 def http_url(url: str) -> str:
@@ -346,8 +353,8 @@ class HttpClient:
             started = time.monotonic()
             try:
                 response = await self._session.request(
-                    method, url, headers=headers, data=data, allow_redirects=False,
-                    timeout=self._request_timeout(),
+                    method, url, headers=headers, data=_body(data), allow_redirects=False,
+                    timeout=self._request_timeout(), read_bufsize=READ_BUFFER,
                 )  # fmt: skip
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
                 stale = not isinstance(error, aiohttp.ClientConnectorError)
@@ -378,6 +385,28 @@ class HttpClient:
         )
 
 
+class _SlicedBytes(aiohttp.payload.BytesPayload):
+    """A bytes body written in UPLOAD_CHUNK memoryview slices (no copy), each awaited for
+    the transport to drain, so no layer below holds more than a slice or two of it."""
+
+    async def write_with_length(
+        self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        view = memoryview(self._value)
+        if content_length is not None:
+            view = view[:content_length]
+        for start in range(0, len(view), UPLOAD_CHUNK):
+            await writer.write(view[start : start + UPLOAD_CHUNK])
+
+    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+
+def _body(data: bytes | None) -> bytes | _SlicedBytes | None:
+    """A fresh payload for each send (redirects and retries send the body again)."""
+    return _SlicedBytes(data) if data is not None and len(data) > UPLOAD_CHUNK else data
+
+
 @dataclass(frozen=True, slots=True)
 class _Redirect:
     status: int
@@ -399,7 +428,7 @@ async def _read_body(
     sink: Callable[[bytes], object] | None,
 ) -> tuple[bytes, int]:
     chunks, total = [], 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
+    async for chunk in response.content.iter_any():  # as received: no re-slicing
         total += len(chunk)
         if total > limit:
             raise RequestFailed(failed(Reason.PROTOCOL_ERROR, f"{method}: body over {limit} bytes"))

@@ -9,6 +9,10 @@ cancelled and is dropped, while XrdCl ends the request at its own timeout.
 
 XRootD reports failures as status values, never exceptions; here a failed status raises
 `XrdError`, whose message is already redacted.
+
+Calls go to the binding's own objects (`pyxrootd.client`, which `XRootD.client` wraps): their
+callback receives the raw host list, which `xrdleak.release` needs to free what the 5.5
+binding leaks on every callback (see xrdleak.py); the wrapper's per-call objects are saved too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lakeprobe.probes.clients import xrdleak
 from lakeprobe.probes.core.outcome import NO_SPACE_TEXT, Reason, StepOutcome, failed
 from lakeprobe.probes.credentials.secrets import Secret, redact
 
@@ -115,8 +120,13 @@ class XrdStatus:
 
     @classmethod
     def of(cls, status: Any) -> XrdStatus:
-        message = redact(str(status.message).strip())
-        return cls(bool(status.ok), int(status.code), int(status.errno), message)
+        """From an XRootD.client XRootDStatus, or the binding's own status dict."""
+        if isinstance(status, dict):
+            fields = (status["ok"], status["code"], status["errno"], status["message"])
+        else:
+            fields = (status.ok, status.code, status.errno, status.message)
+        ok, code, number, message = fields
+        return cls(bool(ok), int(code), int(number), redact(str(message).strip()))
 
 
 def reason_for(status: XrdStatus) -> Reason:
@@ -161,6 +171,15 @@ def client_module() -> Any:
     return client
 
 
+@functools.cache
+def raw_client() -> Any:
+    """`pyxrootd.client`, the binding's objects under XRootD.client, configured as above."""
+    client_module()
+    from pyxrootd import client  # type: ignore[import-untyped]
+
+    return client
+
+
 def effective_settings() -> dict[str, int]:
     """What XrdCl will use for CLIENT_SETTINGS' keys."""
     client = client_module()
@@ -197,8 +216,14 @@ async def call(operation: str, start: Callable[[Callback], Any], keep: object = 
         if not future.done():  # cancelled: the caller gave up, drop the late answer
             future.set_result((status, response))
 
-    def on_reply(status: Any, response: Any, _hosts: Any, _keep: object = keep) -> None:
-        # On an XrdCl thread. Must never raise: the binding would print the traceback.
+    def on_reply(status: Any, response: Any, hosts: Any, _keep: object = keep) -> None:
+        # On an XrdCl thread, holding the GIL. Must never raise: the binding would print the
+        # traceback. First, before anything else is allocated: free what the binding leaked
+        # (a bug there must not lose the answer: logged, and the answer still goes through).
+        try:
+            xrdleak.release(hosts)
+        except Exception:
+            log.exception("releasing the XRootD binding's leaked objects failed")
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
             loop.call_soon_threadsafe(settle, status, response)
 
@@ -236,7 +261,7 @@ class XrdFileSystem:
     when given, is added to every path as CGI at the moment of the call."""
 
     def __init__(self, url: str, token: Secret | None = None) -> None:
-        self._fs = client_module().FileSystem(url)
+        self._fs = raw_client().FileSystem(url)
         self._token = token
 
     async def ping(self, deadline: float) -> None:
@@ -244,7 +269,8 @@ class XrdFileSystem:
 
     async def stat(self, path: str, deadline: float) -> StatInfo:
         info = await _invoke(self._fs, "stat", with_authz(path, self._token), deadline=deadline)
-        return StatInfo(size=int(info.size), flags=int(info.flags))
+        xrdleak.release_statinfo(info)
+        return StatInfo(size=int(info["size"]), flags=int(info["flags"]))
 
     async def checksum(self, path: str, deadline: float) -> tuple[str, str]:
         """(algorithm, value) as the server reports them, e.g. ("adler32", "062c0215")."""
@@ -261,10 +287,19 @@ class XrdFileSystem:
         """Names of the entries of a directory."""
         listing = await _invoke(self._fs, "dirlist", with_authz(path, self._token), 0,
                                 deadline=deadline)  # fmt: skip
-        return [str(entry.name) for entry in listing] if listing is not None else []
+        if not isinstance(listing, dict):
+            return []
+        for entry in listing["dirlist"]:
+            xrdleak.release_statinfo(entry["statinfo"])  # None: dirlist without stat flags
+        return [str(entry["name"]) for entry in listing["dirlist"]]
 
     async def rm(self, path: str, deadline: float) -> None:
         await _invoke(self._fs, "rm", with_authz(path, self._token), deadline=deadline)
+
+
+def _release_only(_status: Any, _response: Any, hosts: Any) -> None:
+    """Callback of a call nobody awaits: only frees what the binding leaked."""
+    xrdleak.release(hosts)
 
 
 class XrdFile:
@@ -272,7 +307,7 @@ class XrdFile:
     with the file still open (a failure, a timeout) closes it in the background, unawaited."""
 
     def __init__(self, token: Secret | None = None) -> None:
-        self._file = client_module().File()
+        self._file = raw_client().File()
         self._token = token
         self._open = False
 
@@ -283,7 +318,7 @@ class XrdFile:
         if self._open:
             self._open = False
             with contextlib.suppress(Exception):  # best effort: the server may be gone
-                self._file.close(timeout=5, callback=lambda *_: None)
+                self._file.close(timeout=5, callback=_release_only)
 
     async def open(
         self, url: str, *, write: bool, deadline: float, overwrite: bool = False,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
-import os
 import posixpath
 import random
 import re
+import ssl
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 
 from lakeprobe.probes.core.paths import path_problem
 
@@ -95,7 +96,11 @@ def normalize_adler32(value: str) -> str:
 
 
 def payload(size: int) -> bytes:
-    return os.urandom(size)
+    """`size` unpredictable bytes, new for every call (at most 2 GiB: a C int)."""
+    # OpenSSL's DRBG (seeded by the OS): 1 MiB in 0.17 ms, os.urandom 2.7 ms, a quarter
+    # of a daemon run's CPU (benchmarks/one_core_load.py); ssl is loaded for HTTP anyway.
+    # 1 GiB: 0.7 s, os.urandom 3.5 s (benchmarks/data_path.py).
+    return ssl.RAND_bytes(size)
 
 
 def source_file(test_dir: str, probe_host: str, size: int) -> str:
@@ -106,10 +111,19 @@ def source_file(test_dir: str, probe_host: str, size: int) -> str:
 
 def source_payload(size: int) -> bytes:
     """Deterministic bytes, so the expected adler32 of the source file is known locally:
-    a seeded random block of at most 1 MiB, repeated (randbytes overflows past 256 MiB)."""
+    a seeded random block of at most 1 MiB, repeated (randbytes overflows past 256 MiB).
+    Built in one allocation of `size` bytes: a 1 GiB source is held once, not twice."""
+    return b"".join(source_blocks(size))
+
+
+def source_blocks(size: int) -> Iterator[bytes]:
+    """The source file's bytes in order, in blocks of at most 1 MiB (one shared block)."""
     block = random.Random(size).randbytes(min(size, _SOURCE_BLOCK))
-    repeats = -(-size // len(block)) if block else 0
-    return (block * repeats)[:size]
+    whole, rest = divmod(size, len(block)) if block else (0, 0)
+    for _ in range(whole):
+        yield block
+    if rest:
+        yield block[:rest]
 
 
 _SOURCE_BLOCK = 1024 * 1024
@@ -127,5 +141,9 @@ def source_lock_key(key: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def source_adler32(size: int) -> str:
-    """The adler32 of the TPC source file of `size` bytes (its bytes are deterministic)."""
-    return adler32_hex(source_payload(size))
+    """The adler32 of the TPC source file of `size` bytes (its bytes are deterministic),
+    computed block by block: 1 MiB of memory for a 1 GiB file."""
+    value = zlib.adler32(b"")
+    for block in source_blocks(size):
+        value = zlib.adler32(block, value)
+    return f"{value & 0xFFFFFFFF:08x}"

@@ -153,13 +153,17 @@ class _Run:
         return passed(f"adler32 {digest}")
 
     async def get(self) -> StepOutcome:
+        """Compares the answer with what was written as it arrives: no second copy."""
         limit = 2 * len(self.data) + 1024  # beyond that: protocol error, not just a mismatch
-        reply = await self.http.request("GET", self.path, expect={200}, max_body=limit)
-        self._measure(Measurement.READ_BYTES, Measurement.READ_THROUGHPUT, reply, len(reply.body))
-        if reply.body != self.data:
-            detail = f"GET: {len(reply.body)} bytes differ from the {len(self.data)} written"
+        same = _Compare(self.data)
+        reply = await self.http.request(
+            "GET", self.path, expect={200}, max_body=limit, sink=same.update
+        )
+        self._measure(Measurement.READ_BYTES, Measurement.READ_THROUGHPUT, reply, reply.length)
+        if not same.equal():
+            detail = f"GET: {reply.length} bytes differ from the {len(self.data)} written"
             return failed(Reason.CONTENT_MISMATCH, detail)
-        return passed(f"{len(reply.body)} bytes in {reply.seconds:.3f} s")
+        return passed(f"{reply.length} bytes in {reply.seconds:.3f} s")
 
     async def propfind(self) -> StepOutcome:
         self.listing = await self._list()
@@ -257,6 +261,23 @@ class _Adler32:
 
     def hex(self) -> str:
         return f"{self.value & 0xFFFFFFFF:08x}"
+
+
+class _Compare:
+    """Whether the chunks fed to `update` are exactly `expected`."""
+
+    def __init__(self, expected: bytes) -> None:
+        self.expected = expected
+        self.offset = 0
+        self.same = True
+
+    def update(self, chunk: bytes) -> None:
+        end = self.offset + len(chunk)
+        self.same = self.same and self.expected[self.offset : end] == chunk
+        self.offset = end
+
+    def equal(self) -> bool:
+        return self.same and self.offset == len(self.expected)
 
 
 class WebdavProbe:

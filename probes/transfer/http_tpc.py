@@ -82,8 +82,8 @@ _PUSH_UNEXPLAINED = frozenset({Reason.DESTINATION_ERROR, Reason.TPC_FAILURE})
 
 class HttpTpcParams(PairParams, SweepParams):
     modes: tuple[str, ...] = Field(("pull", "push"), description="pull, push or both")
-    # testfiles.source_payload() cannot make 256 MiB or more (random.getrandbits overflows).
-    file_size_bytes: int = Field(MIB, gt=0, le=128 * MIB, description="source file size")
+    # Up to 1 GiB, as xrootd-tpc: the upload holds the source once (testfiles.source_payload).
+    file_size_bytes: int = Field(MIB, gt=0, le=1024 * MIB, description="source file size")
     stall_seconds: float = Field(
         60.0, gt=0, description="abort with `stall` after this long without byte progress"
     )

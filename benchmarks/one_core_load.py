@@ -1,0 +1,205 @@
+"""Benchmark: the realistic daemon load on one core. The real daemon (config, plan, scheduler,
+results store, /metrics served), pinned to one core with `taskset`, probes a local lake of
+three real XRootD sites with the `webdav` (davs://) and `xrootd` (root://) probes at their
+default 1 MiB test file. Targets per minute are reached with many endpoints per site: the
+same servers under different test directories.
+
+    .venv/bin/python benchmarks/one_core_load.py [--targets 10000] [--seconds 150] [--cpu 0]
+        [--loop asyncio|uvloop] [--py-spy PATH --profile FILE]
+
+`--loop uvloop` runs the daemon on uvloop (not a dependency: install it beside, e.g.
+`pip install --target DIR uvloop` and PYTHONPATH=DIR) to measure what the event loop costs.
+
+The lake's XRootD servers are moved to the other core(s), so the pinned core is the daemon's
+alone (other processes on the machine may still share it). Reported, from the daemon's
+process: CPU time per run (user + sys, the XrdCl threads included) and core usage over the
+steady part (after the first interval, when every target has been greeted), runs started
+against the expected count, start lag (due -> slots granted) p50/p99/max from the
+scheduler's own hook, missed runs by cause and failed runs by reason. Loopback only.
+Results: benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from lakeprobe.config import load_config
+from lakeprobe.config.plan import ProbeJob
+from lakeprobe.lake import LocalLake, free_ports
+from lakeprobe.service.daemon import Daemon
+from lakeprobe.service.scheduler import ProbeScheduler
+from lakeprobe.service.server import serve
+
+INTERVAL = 60.0
+TIMEOUT = 20.0
+
+
+class RecordingScheduler(ProbeScheduler):
+    """The daemon's scheduler, noting each start's time and lag."""
+
+    lags: ClassVar[list[tuple[float, float]]] = []
+
+    def _on_start(self, job: ProbeJob, lag: float) -> None:
+        super()._on_start(job, lag)
+        self.lags.append((time.monotonic(), lag))
+
+
+def config(lake: LocalLake, per_site: int, listen: str) -> dict[str, Any]:
+    """`per_site` endpoints per XRootD site and protocol, each with its own test directory,
+    in configured sites of 50 (a site takes at most 100 endpoints); caps sized for the many
+    endpoints these few servers stand in for."""
+    sites = []
+    for site in lake.sites:
+        for group in range(0, per_site, 50):
+            endpoints = []
+            for n in range(group, min(per_site, group + 50)):
+                test_dir = f"{lake.test_dir}/e{n}"
+                site.make_dir(test_dir, writable=True)
+                endpoints += [
+                    {"name": f"dav{n}", "url": site.davs_url, "test_dir": test_dir},
+                    {"name": f"root{n}", "url": site.root_url, "test_dir": test_dir},
+                ]
+            sites.append({"name": f"{site.name}-{group // 50:02d}", "endpoints": endpoints})
+    return {
+        "server": {"listen": listen, "probe_host": "bench"},
+        "defaults": {
+            "interval": INTERVAL,
+            "timeout": TIMEOUT,
+            "ca_dir": str(lake.pki.ca_dir),
+            "max_concurrent_runs": 64,
+            "max_concurrent_per_endpoint": 32,
+        },
+        "sites": sites,
+        "probes": [{"name": "webdav", "type": "webdav"}, {"name": "xrootd", "type": "xrootd"}],
+    }
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def run_daemon(path: Path, seconds: float) -> dict[str, Any]:
+    """In the pinned child: run the daemon `seconds`, measure after the first interval."""
+    daemon = Daemon(path, load_config(path))
+    defaults = daemon.config.defaults
+    daemon.scheduler = RecordingScheduler(
+        daemon.store, daemon.metrics, probe_host="bench", state=daemon.state,
+        resources=daemon.resources, max_concurrent=defaults.max_concurrent_runs,
+        max_per_endpoint=defaults.max_concurrent_per_endpoint,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve(daemon, stop))
+    await asyncio.sleep(INTERVAL)  # every target greeted and run once
+    cpu0, wall0, begun = cpu_seconds(), time.monotonic(), len(RecordingScheduler.lags)
+    await asyncio.sleep(seconds - INTERVAL)
+    cpu, wall = cpu_seconds() - cpu0, time.monotonic() - wall0
+    runs = len(RecordingScheduler.lags) - begun
+    stop.set()
+    await serving
+    steady = [lag for at, lag in RecordingScheduler.lags if at >= wall0]
+    registry = daemon.registry
+    missed = {
+        f"{p}/{c}": registry.get_sample_value(
+            "lakeprobe_scheduler_missed_runs_total", {"probe": p, "cause": c}
+        )
+        or 0
+        for p in ("webdav", "xrootd")
+        for c in ("overlap", "no_slot")
+    }
+    last = [state.last for _, state in daemon.store.items() if state.last is not None]
+    reasons = Counter(result.reason.value for result in last)
+    return {
+        "targets": len(daemon.store),
+        "steady_seconds": wall,
+        "runs": runs,
+        "cpu_seconds": cpu,
+        "lag_p50": quantile(steady, 0.5),
+        "lag_p99": quantile(steady, 0.99),
+        "lag_max": max(steady, default=float("nan")),
+        "missed": missed,
+        "last_reasons": dict(reasons),
+        "run_seconds_p50": quantile([result.duration_seconds for result in last], 0.5),
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    runs, wall, cpu = result["runs"], result["steady_seconds"], result["cpu_seconds"]
+    expected = result["targets"] / INTERVAL * 60
+    print(f"targets {result['targets']}, steady {wall:.0f} s: {runs} runs started "
+          f"({runs / wall * 60:.0f}/min, expected {expected:.0f}/min)")  # fmt: skip
+    print(f"CPU {cpu:.1f} s = {cpu / wall:.2f} core, {cpu / max(runs, 1) * 1000:.2f} ms per run")
+    print(f"start lag p50 {result['lag_p50']:.3f} s, p99 {result['lag_p99']:.3f} s, "
+          f"max {result['lag_max']:.3f} s")  # fmt: skip
+    print(f"missed {result['missed']}")
+    print(f"run wall time p50 {result.get('run_seconds_p50', float('nan')):.3f} s (slots held)")
+    print(f"last result reasons {result['last_reasons']}")
+
+
+def pin_lake(lake: LocalLake, cpus: str) -> None:
+    for site in lake.sites:
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(site.pid)], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+
+
+def main(args: argparse.Namespace) -> None:
+    others = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)) if c != args.cpu)
+    per_site = max(1, args.targets // (3 * 2))
+    with tempfile.TemporaryDirectory(prefix="lakeprobe-load-") as tmp:
+        workdir = Path(tmp)
+        with LocalLake(3, base_dir=workdir / "lake") as lake:
+            if others:
+                pin_lake(lake, others)
+            path = workdir / "lakeprobe.yaml"
+            listen = f"127.0.0.1:{free_ports(1)[0]}"
+            path.write_text(yaml.safe_dump(config(lake, per_site, listen)))
+            child = [sys.executable, __file__, "--child", str(path), "--seconds", str(args.seconds),
+                     "--loop", args.loop]  # fmt: skip
+            if args.py_spy:  # collapsed stacks of the daemon, sampled for its whole run
+                child = [args.py_spy, "record", "-r", "50", "-f", "raw", "-o", str(args.profile),
+                         "--", *child]  # fmt: skip
+            out = subprocess.run(
+                ["taskset", "-c", str(args.cpu), *child], check=True, stdout=subprocess.PIPE
+            ).stdout
+            report(json.loads(next(x for x in reversed(out.splitlines()) if x[:1] == b"{")))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--targets", type=int, default=10_000, help="targets, each run per minute")
+    parser.add_argument("--seconds", type=float, default=150.0, help="daemon run time, > 60")
+    parser.add_argument("--cpu", type=int, default=0, help="the core the daemon is pinned to")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--py-spy", help="profile the daemon with this py-spy executable")
+    parser.add_argument("--profile", type=Path, default=Path("one_core_load.txt"),
+                        help="where --py-spy writes collapsed stacks")  # fmt: skip
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    if args.child:
+        if args.loop == "uvloop":  # not a dependency: imported by name, untyped
+            uvloop = importlib.import_module("uvloop")
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        print(json.dumps(asyncio.run(run_daemon(args.child, args.seconds))))
+    else:
+        main(args)
