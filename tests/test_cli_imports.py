@@ -1,6 +1,8 @@
 """`lakeprobe run` loads only what the probe it runs needs: a webdav run never imports the
-daemon, the exporter, the XRootD or gfal2 bindings, or the other probe types. Checked by the
-modules a fresh interpreter holds, not by timing (benchmarks/cli_start.py times it)."""
+daemon, the exporter, the XRootD or gfal2 bindings, the other probe types or the config
+loader; an xrootd run not aiohttp either; building the parser (`run --help`) not even the
+config models or the probe registry. Checked by the modules a fresh interpreter holds, not by
+timing (benchmarks/cli_start.py times it)."""
 
 from __future__ import annotations
 
@@ -10,15 +12,35 @@ import sys
 
 import pytest
 
-# Modules a `lakeprobe run` of the given probe type must not load.
-NEVER = ("apscheduler", "prometheus_client", "lakeprobe.service", "lakeprobe.exporter")
-NOT_FOR_WEBDAV = (
-    *NEVER,
-    "XRootD",
+from lakeprobe.cli.run import DEFAULT_TEST_DIR
+from lakeprobe.config.model import EndpointConfig
+from lakeprobe.config.transport import OWN_TOKENS
+from lakeprobe.probes.registry import PROBE_TYPES
+
+# Modules a `lakeprobe run` of the given probe type must not load. Without -c or --param no
+# YAML is read: the config loader (and the token-authz probe it names) stays out too.
+NEVER = (
+    "apscheduler",
+    "prometheus_client",
+    "lakeprobe.service",
+    "lakeprobe.exporter",
+    "yaml",
+    "lakeprobe.config.loader",
+    "lakeprobe.config.transport",
+    "lakeprobe.probes.authz",
     "gfal2",
-    "lakeprobe.probes.storage.xrootd",
     "lakeprobe.probes.transfer",
     "lakeprobe.probes.clients.copyjob",
+)
+NOT_FOR_WEBDAV = (*NEVER, "XRootD", "lakeprobe.probes.storage.xrootd")
+NOT_FOR_XROOTD = (*NEVER, "aiohttp", "lakeprobe.probes.storage.webdav")
+# Building the parser needs no pydantic model, no probe type and no HTTP client.
+NOT_FOR_HELP = (
+    *NOT_FOR_WEBDAV,
+    *NOT_FOR_XROOTD,
+    "pydantic",
+    "lakeprobe.config.model",
+    "lakeprobe.probes.registry",
 )
 
 _SCRIPT = """
@@ -46,15 +68,16 @@ def _forbidden(loaded: list[str], prefixes: tuple[str, ...]) -> list[str]:
 @pytest.mark.parametrize(
     ("argv", "forbidden"),
     [
-        (("run", "--help"), NOT_FOR_WEBDAV),
+        (("run", "--help"), NOT_FOR_HELP),
         # Nothing listens on the discard port: the run fails fast, after all imports.
         (("run", "webdav", "http://127.0.0.1:9/t", "--timeout", "5"), NOT_FOR_WEBDAV),
-        (("run", "xrootd", "root://127.0.0.1:9//t", "--timeout", "5"), NEVER),
+        (("run", "xrootd", "root://127.0.0.1:9//t", "--timeout", "5"), NOT_FOR_XROOTD),
     ],
 )
 def test_run_imports_only_its_probe(argv: tuple[str, ...], forbidden: tuple[str, ...]) -> None:
-    """`run --help` and a webdav run load no scheduler, exporter, XRootD, gfal2 or other
-    probe type; an xrootd run loads no scheduler or exporter."""
+    """`run --help` loads no pydantic, config model or probe type; a webdav run no
+    scheduler, exporter, YAML, config loader, XRootD, gfal2 or other probe type; an xrootd
+    run none of these (XRootD aside) and not aiohttp."""
     loaded = _loaded(*argv)
     assert "lakeprobe.cli.run" in loaded
     assert _forbidden(loaded, forbidden) == []
@@ -64,3 +87,22 @@ def test_webdav_run_loads_its_probe_type() -> None:
     """The lazy registry does import the probe module the run uses."""
     loaded = _loaded("run", "webdav", "http://127.0.0.1:9/t", "--timeout", "5")
     assert "lakeprobe.probes.storage.webdav" in loaded
+
+
+def test_run_with_param_reads_yaml_but_not_the_config_loader() -> None:
+    """--param values are YAML: that run imports yaml, still not the loader."""
+    loaded = _loaded(
+        "run", "xrootd", "root://127.0.0.1:9//t", "--timeout", "5", "--param", "file_size_bytes=1"
+    )
+    assert "yaml" in loaded
+    assert _forbidden(loaded, ("lakeprobe.config.loader", "aiohttp")) == []
+
+
+def test_help_default_test_dir_is_the_config_default() -> None:
+    """The parser's plain constant for the help text is EndpointConfig's test_dir default."""
+    assert EndpointConfig.model_fields["test_dir"].default == DEFAULT_TEST_DIR
+
+
+def test_own_token_types_are_registered_names() -> None:
+    """config/transport.py names token-sending probe types by string: each is registered."""
+    assert OWN_TOKENS.issubset(PROBE_TYPES)

@@ -70,6 +70,35 @@ async def test_result_and_stats(threads: BlockingThreads, engines: list[FakeEngi
     assert 1 <= watch.timeout_seconds() <= 5
 
 
+async def test_landing_ends_the_transfer(
+    threads: BlockingThreads, engines: list[FakeEngine]
+) -> None:
+    """Seen at the destination (data_landed) while the engine still runs, the transfer ends
+    there: its duration is shorter than the engine's, never longer than the copy's wall time.
+    A landing reported while the copy is still queued is ignored."""
+    engine = FakeEngine(progress=[1000])
+    engines.append(engine)
+    loop = asyncio.get_running_loop()
+    watch = CopyWatch(loop.time() + 5)
+    watch.data_landed()  # not started yet: ignored
+    assert watch.running_for() is None
+    copy = asyncio.ensure_future(run_copy(threads, lambda: engine.work(watch), watch, 5))
+    for _ in range(250):  # until the copy thread began
+        if watch.running_for() is not None:
+            break
+        await asyncio.sleep(0.02)
+    watch.data_landed()
+    started = loop.time()
+    await asyncio.sleep(0.3)  # the engine is slower to notice than the destination
+    engine.release.set()
+    assert await copy == "done"
+    wall = loop.time() - started
+    seconds = watch.stats().seconds
+    assert seconds < 0.3 <= wall
+    watch.data_landed()  # the first landing counts
+    assert watch.stats().seconds == seconds
+
+
 async def test_stall_cancels_and_counts_abandoned(
     threads: BlockingThreads, engines: list[FakeEngine]
 ) -> None:

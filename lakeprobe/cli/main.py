@@ -134,11 +134,9 @@ def _check_config(path: Path) -> int:
 
 
 def _list(config_path: Path | None) -> int:
-    from lakeprobe.config import load_config
-    from lakeprobe.config.plan import build_plan
-    from lakeprobe.probes.registry import PROBE_TYPES
-
     if config_path is None:
+        from lakeprobe.probes.registry import PROBE_TYPES
+
         for name, probe_type in sorted(PROBE_TYPES.items()):
             schemes = ",".join(sorted(probe_type.schemes))
             print(f"{name:12} {schemes:20} {probe_type.description}")
@@ -146,6 +144,9 @@ def _list(config_path: Path | None) -> int:
                 value = "(required)" if info.is_required() else repr(info.default)
                 print(f"    {field} = {value}  {info.description or ''}".rstrip())
         return 0
+    from lakeprobe.config import load_config
+    from lakeprobe.config.plan import build_plan
+
     for job in build_plan(load_config(config_path)):
         print(
             f"{job.key.describe():36} {job.target.display_url:50} "

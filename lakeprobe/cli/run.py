@@ -11,25 +11,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakeprobe.cli.report import json_record, json_report, text_report
-from lakeprobe.cli.targets import (
-    DEFAULT_TEST_DIR,
-    UsageError,
-    cli_params,
-    endpoint_jobs,
-    pair_jobs,
-)
-from lakeprobe.config.plan import ProbeJob
-from lakeprobe.config.types import parse_duration
 from lakeprobe.probes.core.checksums import POLICIES
-from lakeprobe.probes.core.outcome import Status
-from lakeprobe.probes.core.resources import ProbeResources
-from lakeprobe.probes.core.runner import run_probe
-from lakeprobe.probes.core.state import StateError, StateStore
-from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
 
 if TYPE_CHECKING:
     from lakeprobe.config.model import LakeprobeConfig
+    from lakeprobe.config.plan import ProbeJob
+    from lakeprobe.probes.core.resources import ProbeResources
+    from lakeprobe.probes.core.state import StateStore
+
+# Building the parser (every command, `run --help`) imports nothing heavy: the config models,
+# the plan, the registry and the runner load when a run starts (benchmarks/cli_start.py).
+DEFAULT_TEST_DIR = "/lakeprobe"  # EndpointConfig's default, for --help (test_cli_imports.py)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _seconds(text: str) -> float:
     """A finite, bounded run deadline: '30', '2.5', '30s', '5m' (not 'inf' or 'nan')."""
+    from lakeprobe.config.types import parse_duration
+
     try:
         return parse_duration(text)
     except ValueError as error:
@@ -94,6 +88,11 @@ def _seconds(text: str) -> float:
 
 
 def command(args: argparse.Namespace) -> int:
+    from lakeprobe.cli.report import json_record, json_report, text_report
+    from lakeprobe.cli.targets import UsageError
+    from lakeprobe.probes.core.outcome import Status
+    from lakeprobe.probes.core.resources import ProbeResources
+
     resources = ProbeResources()  # this command's copy threads and OIDC clients
     try:
         jobs = _jobs_from_args(args, resources)
@@ -117,6 +116,8 @@ def command(args: argparse.Namespace) -> int:
 async def _run_all(
     jobs: list[ProbeJob[Any]], probe_host: str, resources: ProbeResources
 ) -> list[tuple[ProbeJob[Any], Any]]:
+    from lakeprobe.probes.core.runner import run_probe
+
     log = logging.getLogger("lakeprobe.run")
     state = cli_state(log)
     try:
@@ -144,6 +145,8 @@ def cli_state(log: logging.Logger) -> StateStore:
     """The per-user state store of `lakeprobe run` ($XDG_STATE_HOME/lakeprobe, else
     ~/.local/state/lakeprobe), shared with concurrent runs (no lock); in memory when it
     cannot be opened: a check never fails for want of it."""
+    from lakeprobe.probes.core.state import StateError, StateStore
+
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     try:
         return StateStore.open(Path(base) / "lakeprobe")
@@ -153,6 +156,9 @@ def cli_state(log: logging.Logger) -> StateStore:
 
 
 def _jobs_from_args(args: argparse.Namespace, resources: ProbeResources) -> list[ProbeJob[Any]]:
+    from lakeprobe.cli.targets import UsageError, cli_params, endpoint_jobs, pair_jobs
+    from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
+
     if args.config is not None:
         if args.urls:
             raise UsageError("give either URLs or --config, not both")
@@ -170,7 +176,8 @@ def _jobs_from_args(args: argparse.Namespace, resources: ProbeResources) -> list
 
 def _jobs_from_config(args: argparse.Namespace, resources: ProbeResources) -> list[ProbeJob[Any]]:
     """The targets of the probe configured under the name args.probe."""
-    from lakeprobe.config import load_config
+    from lakeprobe.cli.targets import UsageError
+    from lakeprobe.config.loader import load_config
     from lakeprobe.config.plan import build_plan
 
     config = load_config(args.config)  # ConfigError is reported by main()

@@ -27,7 +27,6 @@ from lakeprobe.probes.core.target import PairTarget, Target
 SCHEME_ALIASES = {"xroot": "root", "xroots": "roots"}
 _XROOTD = ("root", "roots")
 PM = TypeVar("PM", bound=ProbeParams)
-DEFAULT_TEST_DIR: str = EndpointConfig.model_fields["test_dir"].default
 
 
 class UsageError(Exception):
@@ -144,9 +143,9 @@ def _auth(args: argparse.Namespace, url: str, scheme: str) -> dict[str, Any] | N
 
 def _paths(args: argparse.Namespace, url: str, path: str | None) -> dict[str, str]:
     """test_dir and reference_file: the URL's path is one of them (the reference file in
-    read-only mode); an explicit option that names a different path is a conflict."""
-    test_dir = args.test_dir or DEFAULT_TEST_DIR
-    paths = {"test_dir": test_dir, "reference_file": args.reference_file}
+    read-only mode); an explicit option that names a different path is a conflict. Neither
+    given: EndpointConfig's default applies."""
+    paths = {"test_dir": args.test_dir, "reference_file": args.reference_file}
     field = "reference_file" if args.read_only else "test_dir"
     if path is not None:
         given = args.reference_file if args.read_only else args.test_dir

@@ -7,13 +7,14 @@ from typing import Any
 
 from lakeprobe.config.model import EndpointConfig, LakeprobeConfig, ProbeConfig
 from lakeprobe.config.select import select_endpoints
-from lakeprobe.probes.authz import token_authz
 from lakeprobe.probes.core.context import ProbeType
 
 # Cleartext scheme -> what to use instead.
 CLEARTEXT = {"root": "roots:// (or https://)", "http": "https:// (or davs://)"}
-# Probe types that send tokens of their own (not the endpoint's `auth`) to every target.
-_OWN_TOKENS = frozenset({token_authz.PROBE_TYPE.name})
+# Probe types that send tokens of their own (not the endpoint's `auth`) to every target. By
+# registry name: importing the token-authz probe for its name would load it in every process
+# that reads a config (tests/test_cli_imports.py checks the name is registered).
+OWN_TOKENS = frozenset({"token-authz"})
 
 
 def cleartext_scheme(endpoint: EndpointConfig) -> str | None:
@@ -43,7 +44,7 @@ def check_probe(
     its own `auth`'s, or those a type such as token-authz brings."""
     if probe.auth is not None:
         at, tokens = f"probes[{index}].auth", "a token"
-    elif probe_type.name in _OWN_TOKENS:
+    elif probe_type.name in OWN_TOKENS:
         at, tokens = f"probes[{index}].targets", f"{probe_type.name} tokens"
     else:
         return []

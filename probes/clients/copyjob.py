@@ -99,6 +99,7 @@ class CopyWatch:
         self._started: float | None = None
         self._transfer: list[float] = []  # [start] or [start, end] of the transfer stage
         self._ended: float | None = None
+        self._landed: float | None = None  # the destination was seen holding every byte
         self._first_marker: float | None = None
         self._last_activity: float | None = None
         self.transferred = 0
@@ -146,6 +147,19 @@ class CopyWatch:
         return min(MAX_ENGINE_TIMEOUT, max(1, left))
 
     # Event-loop side ------------------------------------------------------------------------
+    def running_for(self) -> float | None:
+        """Seconds since the copy thread began; None while queued."""
+        with self._lock:
+            started = self._started
+        return None if started is None else time.monotonic() - started
+
+    def data_landed(self) -> None:
+        """The destination now holds every byte (seen by a watcher stat-ing it, finer than
+        the engine's own reports): the transfer ends here, not when the engine says so."""
+        with self._lock:
+            if self._landed is None and self._started is not None:
+                self._landed = time.monotonic()
+
     def cancel(self) -> None:
         self._cancel.set()
 
@@ -161,6 +175,8 @@ class CopyWatch:
             ended = self._ended if self._ended is not None else time.monotonic()
             if len(self._transfer) == 2:  # the engine told us when the data moved
                 started, ended = self._transfer
+            elif self._landed is not None:  # seen at the destination, before the engine noticed
+                ended = min(ended, self._landed)
             first = self._first_marker
             return CopyStats(
                 transferred=self.transferred if transferred is None else transferred,

@@ -5,9 +5,16 @@ key), opens the destination with the TPC CGI, and the destination's `xrdcp --ser
 the data. Measured against xrootd 5.5.3 on loopback (tests/test_probe_xrootd_tpc.py):
 
 - Every copy takes >= 2.5 s: XrdCl waits 2.5 s between its checks of a running copy
-  (`XrdSysTimer::Wait(2500)` in ThirdPartyCopyJob::RunTPC), even for a copy that finished
-  at once. Progress (the destination file's size) is reported at each check, so the first
-  marker comes at ~2.5 s, and `should_cancel()` is polled every 2.5 s.
+  (`XrdSysTimer::Wait(2500)` in ThirdPartyCopyJob::RunTPC, hard-coded, no option or
+  environment variable changes it), even for a copy that finished at once, and returns only
+  at the first check after the destination answered the copy's `sync`: a copy ends at a
+  multiple of 2.5 s, in xrdcp as here. Progress (the destination file's size) is reported at
+  each check, so the first marker comes at ~2.5 s, and `should_cancel()` is polled every 2.5 s.
+- So the transfer is not timed to XrdCl's return: `watch_landing` stats the destination
+  file from the event loop, spaced 2.5 % of the copy's age (10 ms to 2.5 s), and the transfer
+  ends at the first stat that finds every byte there (never early; late by <= ~2.5 % plus a
+  round trip; ~40 stats per tenfold of duration, 1-3 for a 1 MiB copy). Without a stat that
+  finds it complete, it ends when XrdCl returns. docs/xrootd-client.md has the measurements.
 - Before the transfer (open source, open destination, rendezvous) nothing is polled: a hung
   endpoint holds the thread until `inittimeout`; the data transfer until `tpctimeout`. Both
   are set to the time left before the deadline, so the thread is free about a second
@@ -27,6 +34,7 @@ sent to the destination.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any
 
@@ -38,12 +46,26 @@ from lakeprobe.probes.clients.copyjob import (
     run_copy,
     side_of,
 )
-from lakeprobe.probes.clients.xrdasync import XrdStatus, client_module, reason_for, with_authz
+from lakeprobe.probes.clients.xrdasync import (
+    XrdError,
+    XrdFileSystem,
+    XrdStatus,
+    client_module,
+    reason_for,
+    with_authz,
+)
 from lakeprobe.probes.core.outcome import Reason
 from lakeprobe.probes.core.threads import BlockingThreads
 
 # Reasons that name the cause whichever side it is on; the rest are told apart by side.
 _KEPT = {Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.NO_SPACE}
+
+# The landing watch stats the destination every LANDING_POLL_FRACTION of the time the copy
+# has run, at least LANDING_POLL_MIN_SECONDS and at most XrdCl's own 2.5 s apart: the end is
+# known to within ~2.5 % (plus one stat's round trip) at about 40 stats per tenfold of time.
+LANDING_POLL_FRACTION = 0.025
+LANDING_POLL_MIN_SECONDS = 0.01
+LANDING_POLL_MAX_SECONDS = 2.5
 
 
 @functools.cache
@@ -104,6 +126,39 @@ def copy_reason(status: XrdStatus, source: CopyEnd, destination: CopyEnd) -> Rea
     return Reason.TPC_FAILURE
 
 
+def _landing_interval(running: float | None) -> float:
+    if running is None:  # still queued for a copy thread
+        return LANDING_POLL_MIN_SECONDS
+    interval = running * LANDING_POLL_FRACTION
+    return min(LANDING_POLL_MAX_SECONDS, max(LANDING_POLL_MIN_SECONDS, interval))
+
+
+async def watch_landing(destination: CopyEnd, size: int, watch: CopyWatch, deadline: float) -> None:
+    """Stat the destination until it holds `size` bytes, then mark the transfer's end
+    (watch.data_landed). Cancelled when the copy returns; a failed stat is tried again."""
+    fs = XrdFileSystem(destination.target.url, destination.token)
+    while True:
+        await asyncio.sleep(_landing_interval(watch.running_for()))
+        if watch.running_for() is None:
+            continue
+        try:
+            info = await fs.stat(destination.path, deadline)
+        except XrdError:  # not created yet, or a hiccup: the engine's own end still counts
+            continue
+        if info.size >= size:
+            watch.data_landed()
+            return
+
+
+async def _stop(landing: asyncio.Task[None]) -> None:
+    """Cancel the landing watch and wait for it (without swallowing our own cancellation);
+    a bug in it escapes like any other."""
+    landing.cancel()
+    await asyncio.wait({landing})
+    if not landing.cancelled() and (error := landing.exception()) is not None:
+        raise error
+
+
 async def xrootd_copy(
     source: CopyEnd,
     destination: CopyEnd,
@@ -111,16 +166,26 @@ async def xrootd_copy(
     threads: BlockingThreads,
     deadline: float,
     stall_seconds: float,
+    size: int | None = None,
 ) -> CopyStats:
     """Copy source -> destination by XRootD TPC (pull) on one of `threads` before `deadline`
-    (event-loop time). Raises CopyError with the reason and a redacted detail."""
+    (event-loop time). With the source's `size`, the transfer is timed to the moment the
+    destination is seen holding every byte (watch_landing), not to XrdCl's next 2.5 s check.
+    Raises CopyError with the reason and a redacted detail."""
     source_url = with_authz(source.target.url_for(source.path), source.token)
     destination_url = with_authz(destination.target.url_for(destination.path), destination.token)
     watch = CopyWatch(deadline)
     watch.transfer_type = "3rd pull"  # XRootD TPC: the destination pulls
-    status, size = await run_copy(
-        threads, lambda: _copy(source_url, destination_url, watch), watch, stall_seconds
-    )
+    landing = None
+    if size is not None:
+        landing = asyncio.create_task(watch_landing(destination, size, watch, deadline))
+    try:
+        status, copied = await run_copy(
+            threads, lambda: _copy(source_url, destination_url, watch), watch, stall_seconds
+        )
+    finally:
+        if landing is not None:
+            await _stop(landing)
     if not status.ok:
         raise CopyError(copy_reason(status, source, destination), f"copy: {status.message}")
-    return watch.stats(size)
+    return watch.stats(copied)

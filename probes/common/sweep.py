@@ -16,13 +16,8 @@ import posixpath
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from lakeprobe.probes.clients.httpclient import (
-    ANY_STATUS,
-    HttpClient,
-    RequestFailed,
-    status_failure,
-)
 from lakeprobe.probes.clients.httpparse import (
     MAX_LISTING_BYTES,
     MultistatusError,
@@ -35,6 +30,9 @@ from lakeprobe.probes.core.params import SweepParams
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.testfiles import is_foreign, is_own_file, stale_test_files
 from lakeprobe.probes.credentials.secrets import Secret
+
+if TYPE_CHECKING:
+    from lakeprobe.probes.clients.httpclient import HttpClient
 
 MAX_SWEEP = 50  # stale files deleted per run at most: bounds the time a sweep takes
 
@@ -68,6 +66,9 @@ async def list_http_files(
 ) -> list[str]:
     """The names of the files directly in `directory` (PROPFIND Depth 1), parsed as the
     listing arrives. `token` replaces the client's own for this request."""
+    # httpclient imports here and below: it loads aiohttp, which an xrootd run never needs.
+    from lakeprobe.probes.clients.httpclient import ANY_STATUS, RequestFailed, status_failure
+
     listing, head = MultistatusParser(), bytearray()
 
     def sink(chunk: bytes) -> None:
@@ -101,6 +102,8 @@ async def http_exists(http: HttpClient, path: str) -> bool | None:
 
 
 async def _head(http: HttpClient, path: str) -> bool | None:
+    from lakeprobe.probes.clients.httpclient import ANY_STATUS, RequestFailed
+
     try:
         reply = await http.request("HEAD", path, expect=ANY_STATUS)
     except RequestFailed:
@@ -126,6 +129,8 @@ async def sweep_http(
 ) -> StepOutcome:
     """Sweep over HTTP; `listing` reuses a PROPFIND of the run. Raises RequestFailed when
     the directory cannot be listed."""
+    from lakeprobe.probes.clients.httpclient import RequestFailed
+
     names = listing if listing is not None else await list_http_files(http, test_dir)
 
     async def delete(path: str) -> str | None:

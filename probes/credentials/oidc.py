@@ -13,10 +13,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import quote_plus, urlsplit
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lakeprobe.probes.credentials.jwtinfo import jwt_expiry
@@ -29,6 +28,9 @@ from lakeprobe.probes.credentials.tokens import (
     bearer_problem,
     control_problem,
 )
+
+if TYPE_CHECKING:  # aiohttp loads when a token is first requested (see _request)
+    import aiohttp
 
 log = logging.getLogger("lakeprobe.oidc")
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -167,6 +169,8 @@ class OidcClient:
         if audience is not None:
             form["audience"] = audience
         headers = {"Authorization": self._basic_auth(), "Accept": "application/json"}
+        import aiohttp  # here: config models and `lakeprobe run` import this module
+
         context = client_ssl_context(resolve_ca_dir(self._ca_dir))
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout)
         connector = aiohttp.TCPConnector(ssl=context)
@@ -209,6 +213,8 @@ async def _exchange(
     session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
 ) -> dict[str, Any]:
     """The JSON object answered by `url`; IssuerError for anything else."""
+    import aiohttp  # loaded already: the session is aiohttp's
+
     what = "discovery" if url.endswith(DISCOVERY_PATH) else "token endpoint"
     try:
         async with session.request(method, url, allow_redirects=False, **kwargs) as response:

@@ -7,8 +7,9 @@ Steps: credential (when either side has a token), source, copy, verify, delete.
   here); it is uploaded when missing, wrong, or marked corrupt by an earlier run.
 - copy: source -> a new test file on the destination, driven by the destination (pull), with
   the XRootD client's CopyProcess (engine "xrootd", probes/clients/xrdcopy.py: >= 2.5 s per
-  copy) or with gfal2 as FTS does it (engine "gfal2", probes/clients/gfalcopy.py, checksums
-  checked by gfal2).
+  copy, but timed to the destination holding every byte, not to XrdCl's 2.5 s checks) or
+  with gfal2 as FTS does it (engine "gfal2", probes/clients/gfalcopy.py, checksums checked by
+  gfal2).
 - verify: the destination's size and adler32 must be the source file's. A mismatch also marks
   the source file for re-upload: a silently corrupted source (the server still reports the
   checksum of the intact file) is replaced by the next run. A destination without adler32 is
@@ -240,10 +241,10 @@ class _Run:
 
     async def _engine_copy(self, source: CopyEnd, destination: CopyEnd) -> CopyStats:
         deadline, stall = self.step_deadline, self.params.stall_seconds
-        if self.params.engine == "xrootd":
-            return await xrootd_copy(source, destination, threads=self.ctx.resources.threads,
-                                     deadline=deadline, stall_seconds=stall)  # fmt: skip
         size = self.params.file_size_bytes
+        if self.params.engine == "xrootd":  # timed to the destination holding every byte
+            return await xrootd_copy(source, destination, threads=self.ctx.resources.threads,
+                                     deadline=deadline, stall_seconds=stall, size=size)  # fmt: skip
         adler32 = self.expected if checksums.both_have(self.pair.endpoints) else None
         return await gfal_copy(
             source, destination, resources=self.ctx.resources, deadline=deadline,
