@@ -80,6 +80,15 @@ async def test_stopped_site_is_critical_connect(lake: LocalLake) -> None:
     assert_skipped_after(result, "options")
 
 
+# Under a loaded CI machine, the deadline can cancel asyncio's connect to the frozen server at
+# the one moment (socket connected, transport not yet handed over) where CPython 3.11 leaves
+# the socket to the garbage collector, which closes it with a ResourceWarning (seen once in
+# a fresh-clone CI run, never in hundreds of local runs). The fd is closed either way; only
+# that warning is tolerated here, every other unraisable still fails the test.
+@pytest.mark.filterwarnings(
+    r"ignore:Exception ignored in. <(socket\.socket fd|function _SelectorTransport\.__del__)"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
 async def test_paused_site_times_out_without_blocking_others(lake: LocalLake) -> None:
     """A frozen server (SIGSTOP) accepts TCP but never answers: CRITICAL timeout within the
     run's timeout (+2 s); a concurrent probe of the other site completes OK meanwhile."""
