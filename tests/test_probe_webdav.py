@@ -80,11 +80,11 @@ async def test_stopped_site_is_critical_connect(lake: LocalLake) -> None:
     assert_skipped_after(result, "options")
 
 
-# Under a loaded CI machine, the deadline can cancel asyncio's connect to the frozen server at
-# the one moment (socket connected, transport not yet handed over) where CPython 3.11 leaves
-# the socket to the garbage collector, which closes it with a ResourceWarning (seen once in
-# a fresh-clone CI run, never in hundreds of local runs). The fd is closed either way; only
-# that warning is tolerated here, every other unraisable still fails the test.
+# On a loaded CI machine the deadline once cancelled the connect to the frozen server while
+# asyncio and aiohttp were still setting it up (socket connected, TLS not started), and the
+# socket was left to the garbage collector, which closes it with a ResourceWarning (seen once
+# in a fresh-clone CI run, never in local runs, even with a forced collection). The fd is
+# closed either way; only that warning is tolerated here, any other unraisable still fails.
 @pytest.mark.filterwarnings(
     r"ignore:Exception ignored in. <(socket\.socket fd|function _SelectorTransport\.__del__)"
     ":pytest.PytestUnraisableExceptionWarning"
