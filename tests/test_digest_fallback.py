@@ -6,7 +6,9 @@ request carrying Want-Digest in one of the ways real servers do: 405 (XrdHttp wi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -15,6 +17,7 @@ from aiohttp import web
 from http_helpers import serve_handler
 
 from lakeprobe.probes.common.storage import StorageError, storage_for
+from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import Reason, Status
 from lakeprobe.probes.core.resources import ProbeResources
@@ -112,3 +115,21 @@ async def test_storage_checksum_is_none_not_an_error(dav: DigestlessDav) -> None
         with pytest.raises(StorageError) as missing:
             await storage.checksum("/lakeprobe/missing")
         assert missing.value.reason is Reason.NOT_FOUND
+
+
+def test_engine_comparison_is_remembered_per_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pair whose copy engine found an end without checksums is copied without asking the
+    engine to compare for RECHECK_SECONDS, then asked again; `none` at an end never asks;
+    other pairs are not affected."""
+    state = StateStore.memory()
+    a, b, c = (Target("S", name, f"davs://{name}.example:443", "/t") for name in "abc")
+    assert checksums.engine_compares(state, (a, b))
+    checksums.engine_found_none(state, (a, b))
+    assert not checksums.engine_compares(state, (a, b))
+    assert checksums.engine_compares(state, (b, a))
+    assert checksums.engine_compares(state, (a, c))
+    later = time.time() + checksums.RECHECK_SECONDS + 1
+    monkeypatch.setattr(checksums.time, "time", lambda: later)
+    assert checksums.engine_compares(state, (a, b))
+    none = dataclasses.replace(c, checksums="none")
+    assert not checksums.engine_compares(state, (a, none))

@@ -219,11 +219,13 @@ class _Run:
 
     async def _gfal2_copy(self) -> StepOutcome:
         """The same copy through gfal2 (probes/clients/gfalcopy.py), as FTS would send it;
-        gfal2 also compares the adler32 of both ends, unless one is `checksums: none`.
-        min_rate_bytes_per_second does not apply."""
+        gfal2 also compares the adler32 of both ends, unless one is `checksums: none` or
+        lacks checksums (checksums.engine_compares). min_rate_bytes_per_second does not
+        apply."""
         source = CopyEnd(self.pair.source, self.src_path, self.src.token)
         destination = CopyEnd(self.pair.destination, self.dst_path, self.dst.token)
-        adler32 = self.expected if checksums.both_have(self.pair.endpoints) else None
+        compare = checksums.engine_compares(self.ctx.state, self.pair.endpoints)
+        adler32 = self.expected if compare else None
         try:
             stats = await gfal_copy(
                 source, destination, resources=self.ctx.resources,
@@ -235,6 +237,8 @@ class _Run:
             if error.reason is Reason.CHECKSUM_MISMATCH:
                 self.ctx.state.put(SUSPECT_SOURCES, self.src_key, True)
             return failed(error.reason, error.detail)
+        if stats.note:
+            checksums.engine_found_none(self.ctx.state, self.pair.endpoints)
         self.measurements[Measurement.TRANSFER_BYTES] = float(stats.transferred)
         self.measurements[Measurement.TRANSFER_THROUGHPUT] = stats.transferred / stats.seconds
         if stats.first_marker is not None:

@@ -245,11 +245,14 @@ class _Run:
         if self.params.engine == "xrootd":  # timed to the destination holding every byte
             return await xrootd_copy(source, destination, threads=self.ctx.resources.threads,
                                      deadline=deadline, stall_seconds=stall, size=size)  # fmt: skip
-        adler32 = self.expected if checksums.both_have(self.pair.endpoints) else None
-        return await gfal_copy(
+        compare = checksums.engine_compares(self.ctx.state, self.pair.endpoints)
+        stats = await gfal_copy(
             source, destination, resources=self.ctx.resources, deadline=deadline,
-            stall_seconds=stall, adler32=adler32, size=size,
+            stall_seconds=stall, adler32=self.expected if compare else None, size=size,
         )  # fmt: skip
+        if stats.note:
+            checksums.engine_found_none(self.ctx.state, self.pair.endpoints)
+        return stats
 
     async def verify(self) -> StepOutcome:
         fs, size = self._fs("destination"), self.params.file_size_bytes
