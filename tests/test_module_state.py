@@ -15,7 +15,7 @@ from lakeprobe.probes.credentials.tls import client_ssl_context
 ROOT = Path(__file__).resolve().parents[1]
 MUTABLE_CALLS = {
     *("set", "dict", "list", "defaultdict", "deque", "OrderedDict", "Counter"),
-    *("ThreadPoolExecutor", "Lock", "RLock", "Event", "WeakSet", "WeakValueDictionary"),
+    *("ThreadPoolExecutor", "Lock", "RLock", "Event", "WeakSet", "WeakValueDictionary", "local"),
 }
 MUTABLE_LITERALS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
 # Module-level state kept on purpose, and why.
@@ -28,9 +28,9 @@ ALLOWED = {
     "probes/registry.py:ENDPOINT_PROBE_TYPES",
     "probes/registry.py:PAIR_PROBE_TYPES",
     "probes/registry.py:PROBE_TYPES",
-    # Threads on which the (process-wide) garbage collector ran since the XRootD leak
-    # containment last looked (xrdleak.py): thread ids only, cleared as each is read.
-    "probes/clients/xrdleak.py:_collected_on",
+    # Per thread, whether the (process-wide) garbage collector ran on it since the XRootD
+    # leak containment last looked (xrdleak.py): one flag, cleared as it is read.
+    "probes/clients/xrdleak.py:_collections",
 }
 # Memoized functions: pure results of their arguments, or a library imported once.
 MEMOIZED = {

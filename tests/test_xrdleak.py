@@ -96,6 +96,22 @@ def test_release_frees_the_orphan_tracked_before_the_host_list() -> None:
 
 
 @needs_leaky_binding
+def test_a_collection_on_a_finished_thread_does_not_bind_the_next() -> None:
+    """A thread that collected and ended without a release (a worker thread) leaves nothing
+    behind: the next thread, which often gets the same thread id, releases as usual."""
+    done = threading.Event()
+
+    def collect_and_end() -> None:
+        gc.collect()
+        done.set()
+
+    _thread.start_new_thread(collect_and_end, ())
+    assert done.wait(10)
+    _orphan_id, released = in_bare_thread(collect=False)
+    assert released == 1
+
+
+@needs_leaky_binding
 def test_release_after_a_collection_frees_nothing() -> None:
     """A collection between the orphan and the host list (order no longer proves anything):
     nothing is freed, the orphan stays leaked as without containment."""

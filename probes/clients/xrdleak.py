@@ -57,13 +57,14 @@ STATINFO_KEYS = ("id", "size", "flags", "modtime", "modtimestr")
 _SEARCH = 64
 _ORPHAN_REFS = 3  # sys.getrefcount of an orphan read as young[i]: its leak, `young`, the call
 _LEAKING = re.compile(r"v?5\.(5|6)\.\d+|v?5\.7\.0")
-# Threads on which a collection started since their last `release`: process-wide, as the GC.
-_collected_on: set[int] = set()
+# Per thread: did a collection start on it since its last `release`? Thread-local, not a set
+# of thread ids: a finished thread's id is reused by the next one, which must start clean.
+_collections = threading.local()
 
 
 def _note_collection(phase: str, _info: dict[str, int]) -> None:
     if phase == "start":
-        _collected_on.add(threading.get_ident())
+        _collections.since_release = True
 
 
 SWITCH = "LAKEPROBE_XRD_LEAK_CONTAINMENT"  # "off": leave the binding's leak as it is
@@ -120,14 +121,13 @@ def release(hosts: Any) -> int:
     never elsewhere. Returns how many objects were freed."""
     if not enabled() or type(hosts) is not list:
         return 0
-    thread = threading.get_ident()
     try:
         in_binding_callback = sys._getframe(1).f_back is None  # the callback's caller is C
-        if thread in _collected_on or not in_binding_callback:
+        if getattr(_collections, "since_release", False) or not in_binding_callback:
             return 0
         return _release(hosts)
     finally:
-        _collected_on.discard(thread)  # collections so far no longer matter
+        _collections.since_release = False  # collections so far no longer matter
 
 
 def _release(hosts: list[Any]) -> int:
