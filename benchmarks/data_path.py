@@ -135,21 +135,30 @@ def probe(endpoint: Endpoint, size: int) -> tuple[float, float, float]:
 
 
 def one_round(
-    endpoints: list[Endpoint], size: int, source: Path, samples: Samples, use_davix: bool
-) -> None:
+    endpoints: list[Endpoint], size: int, source: Path, samples: Samples, use_davix: bool,
+    turn: int,
+) -> None:  # fmt: skip
+    """Each client's PUT and GET per endpoint, in an order rotated by `turn` (the client
+    that goes after two 1 GiB uploads meets the kernel's writeback of theirs), with the page
+    cache's dirty pages written out (`sync`, not timed) before each client starts."""
     tools: list[tuple[str, Callable[..., tuple[float, float]]]] = [("curl", curl)]
     if use_davix:
         tools.append(("davix", davix))
     for endpoint in endpoints:
-        for tool, transfer in tools:
+        clients = [*tools, ("probe", None)]
+        shift = turn % len(clients)
+        for tool, transfer in clients[shift:] + clients[:shift]:
+            os.sync()
+            if transfer is None:
+                write, read, cpu = probe(endpoint, size)
+                samples[(endpoint.name, "probe", size, "PUT")].append((write, cpu))
+                samples[(endpoint.name, "probe", size, "GET")].append((read, cpu))
+                continue
             path = f"{TEST_DIR}/bench-{tool}-{size}"
             for method in ("PUT", "GET"):
                 samples[(endpoint.name, tool, size, method)].append(
                     transfer(endpoint, method, path, source, size)
                 )
-        write, read, cpu = probe(endpoint, size)
-        samples[(endpoint.name, "probe", size, "PUT")].append((write, cpu))
-        samples[(endpoint.name, "probe", size, "GET")].append((read, cpu))
 
 
 def report(samples: Samples, endpoints: list[Endpoint], sizes: list[int], tools: list[str]) -> None:
@@ -206,8 +215,8 @@ def main() -> None:
                         handle.write(os.urandom(min(size, 64 * MIB)))
                     handle.truncate(size)
                 repeats = args.large_repeats if size >= 1024 * MIB else args.repeats
-                for _ in range(repeats):
-                    one_round(endpoints, size, source, samples, use_davix)
+                for turn in range(repeats):
+                    one_round(endpoints, size, source, samples, use_davix, turn)
                 source.unlink()
         tools = ["curl", *(["davix"] if use_davix else []), "probe"]
         report(samples, endpoints, sizes, tools)

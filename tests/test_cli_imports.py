@@ -7,6 +7,7 @@ timing (benchmarks/cli_start.py times it)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -106,3 +107,22 @@ def test_help_default_test_dir_is_the_config_default() -> None:
 def test_own_token_types_are_registered_names() -> None:
     """config/transport.py names token-sending probe types by string: each is registered."""
     assert OWN_TOKENS.issubset(PROBE_TYPES)
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "__all__"), ("", ""), ("x", "x")])
+def test_pydantic_plugins_are_not_looked_up_unless_asked(preset: str | None, expected: str) -> None:
+    """A run does not scan the installed distributions for pydantic plugins (lakeprobe uses
+    none); an operator's own PYDANTIC_DISABLE_PLUGINS, even empty, is left as it is."""
+    script = (
+        "import os, sys\nfrom lakeprobe.cli.main import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')), file=sys.__stdout__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if preset is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = preset
+    argv = ("run", "xrootd", "root://127.0.0.1:9//t", "--timeout", "5")
+    done = subprocess.run(
+        [sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.stdout.strip().splitlines()[-1] == repr(expected)
