@@ -11,7 +11,7 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 from lakeprobe.config.plan import ProbeJob, SeriesKey, TokenKey
-from lakeprobe.exporter.families import FAMILIES_BY_PROBE_TYPE, Family, One, Row
+from lakeprobe.exporter.families import FAMILIES_BY_PROBE_TYPE, Family, One, Row, Samples
 from lakeprobe.exporter.store import ResultsStore, TargetState
 from lakeprobe.probes.credentials.tokens import TokenSource
 
@@ -187,6 +187,8 @@ def _render(family: Family[S], labels: str, subject: S) -> bytes:
     if len(samples) == 1 and samples[0][0] is None:  # most families: one unlabelled sample
         text = repr(float(samples[0][1]))
         return f"{family.name}{{{labels}}} {_SPECIAL.get(text, text)}\n".encode()
+    if family.kind == "histogram":
+        return _render_histogram(family.name, labels, samples)
     head = f"{family.name}{{{labels}"
     lines = []
     for extra, value in samples:
@@ -196,4 +198,20 @@ def _render(family: Family[S], labels: str, subject: S) -> bytes:
             lines.append(f"{head}}} {text}\n")
         else:
             lines.append(f'{head},{family.extra_label}="{escape(extra)}"}} {text}\n')
+    return "".join(lines).encode()
+
+
+def _render_histogram(name: str, labels: str, samples: Samples) -> bytes:
+    """`name_bucket{...,le="..."}` per labelled sample (cumulative, "+Inf" last), then
+    `name_sum` (the unlabelled sample) and `name_count` (the "+Inf" bucket)."""
+    lines, count = [], 0.0
+    for le, value in samples:
+        text = repr(float(value))
+        text = _SPECIAL.get(text, text)
+        if le is None:
+            lines.append(f"{name}_sum{{{labels}}} {text}\n")
+        else:
+            lines.append(f'{name}_bucket{{{labels},le="{le}"}} {text}\n')
+            count = value
+    lines.append(f"{name}_count{{{labels}}} {_SPECIAL.get(repr(count), repr(count))}\n")
     return "".join(lines).encode()

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from lakeprobe.exporter.store import TargetState
+from lakeprobe.exporter.store import HISTOGRAMS, Histogram, TargetState
 from lakeprobe.exporter.tokenexpiry import HELP as TOKEN_EXPIRY_HELP
 from lakeprobe.exporter.tokenexpiry import NAME as TOKEN_EXPIRY_NAME
 from lakeprobe.exporter.tokenexpiry import seconds_left
 from lakeprobe.probes.core.outcome import Measurement, Status
 from lakeprobe.probes.credentials.tokens import TokenSource
-from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES
+from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
 
 # (extra label value or None, value) pairs for one subject. Tuples, not generators: this runs
 # for every family of every target whose result changed, on the scrape path.
@@ -43,7 +43,7 @@ class Family(Generic[S]):
     subject's identity, plus `extra_label` when a subject has several samples)."""
 
     name: str
-    kind: str  # "gauge" or "counter"
+    kind: str  # "gauge", "counter" or "histogram" (samples: see _histogram)
     help: str
     samples: Callable[[S], Samples]
     extra_label: str | None = None
@@ -242,6 +242,104 @@ PAIR_FAMILIES: tuple[Family[TargetState], ...] = (
 )
 
 
+def _kept(measurement: Measurement) -> One[TargetState]:
+    """The last value a result carried (store.KEPT_GROUPS), kept between runs without it."""
+    return _always(lambda s: s.kept.get(measurement) if s.kept else None)
+
+
+def _histogram(measurement: Measurement) -> Callable[[TargetState], Samples]:
+    """A histogram family's samples: the cumulative bucket counts labelled by their `le`
+    (extra_label), "+Inf" last (it is also the count), then the sum, unlabelled. All zero
+    until the first observation, so rate() sees that one too."""
+    bounds = HISTOGRAMS[measurement]
+    les = (*(repr(float(bound)) for bound in bounds), "+Inf")
+    empty = Histogram.empty(bounds)
+
+    def samples(state: TargetState) -> Samples:
+        found = state.histograms.get(measurement) if state.histograms else None
+        histogram = empty if found is None else found
+        cumulative, running = [], 0
+        for count in histogram.counts:
+            running += count
+            cumulative.append(float(running))
+        return (*zip(les, cumulative, strict=True), (None, histogram.total))
+
+    return samples
+
+
+_LOCALITIES = (
+    ("disk", Measurement.TAPE_FILES_DISK),
+    ("tape", Measurement.TAPE_FILES_TAPE),
+    ("disk_and_tape", Measurement.TAPE_FILES_DISK_AND_TAPE),
+    ("lost", Measurement.TAPE_FILES_LOST),
+    ("none", Measurement.TAPE_FILES_NONE),
+    ("unavailable", Measurement.TAPE_FILES_UNAVAILABLE),
+)
+
+
+def _files_by_locality(state: TargetState) -> Samples:
+    kept = state.kept
+    if not kept:
+        return NONE
+    return tuple((label, kept[m]) for label, m in _LOCALITIES if m in kept)
+
+
+# The tape-recall probe's own series (probes/tape). Recall numbers come only from the run that
+# saw a recall complete: the histogram counts each once, the last_* gauges keep the latest.
+TAPE_FAMILIES: tuple[Family[TargetState], ...] = (
+    Family(
+        "lakeprobe_tape_recall_duration_seconds",
+        "histogram",
+        "Recalls from tape, stage submitted to file online",
+        _histogram(Measurement.TAPE_RECALL),
+        "le",
+    ),
+    Family(
+        "lakeprobe_tape_last_recall_seconds",
+        "gauge",
+        "The last completed recall, stage submitted to file online",
+        _kept(Measurement.TAPE_RECALL),
+    ),
+    Family(
+        "lakeprobe_tape_last_recall_queue_seconds",
+        "gauge",
+        "The last completed recall, stage submitted to started by the server",
+        _kept(Measurement.TAPE_QUEUE),
+    ),
+    Family(
+        "lakeprobe_tape_outstanding_requests",
+        "gauge",
+        "Stage requests submitted and not yet online, failed or cancelled",
+        _measurement(Measurement.TAPE_OUTSTANDING),
+    ),
+    Family(
+        "lakeprobe_tape_oldest_outstanding_seconds",
+        "gauge",
+        "Age of the oldest outstanding stage request (0: none)",
+        _measurement(Measurement.TAPE_OLDEST_OUTSTANDING),
+    ),
+    Family(
+        "lakeprobe_tape_files",
+        "gauge",
+        "Reference files by locality at the last check",
+        _files_by_locality,
+        "locality",
+    ),
+    Family(
+        "lakeprobe_tape_archive_lag_seconds",
+        "gauge",
+        "The last archive check's canary, written to seen on tape",
+        _kept(Measurement.TAPE_ARCHIVE_LAG),
+    ),
+    Family(
+        "lakeprobe_tape_archive_pending_seconds",
+        "gauge",
+        "Age of the canary not yet on tape (0: none pending)",
+        _measurement(Measurement.TAPE_ARCHIVE_PENDING),
+    ),
+)
+
+
 def _token_expiry(source: TokenSource) -> Samples:
     left = seconds_left(source)
     return NONE if left is None else ((source.kind, left),)
@@ -264,10 +362,14 @@ class Row:
 
 ENDPOINT_ROW = Row(ENDPOINT_FAMILIES)
 PAIR_ROW = Row(PAIR_FAMILIES)
+# Probe types with families of their own.
+OWN_ROWS: dict[str, Row] = {"tape-recall": Row((*ENDPOINT_FAMILIES, *TAPE_FAMILIES))}
 
 # The one table: probe type name -> its row. Built from the registry, so a new probe type
-# gets its kind's default; one with families of its own overrides it with a row here.
+# gets its kind's default; one with families of its own overrides it from OWN_ROWS (for
+# registered types only: the table lists exactly the registry's).
 FAMILIES_BY_PROBE_TYPE: dict[str, Row] = {
     **dict.fromkeys(ENDPOINT_PROBE_TYPES, ENDPOINT_ROW),
     **dict.fromkeys(PAIR_PROBE_TYPES, PAIR_ROW),
+    **{name: row for name, row in OWN_ROWS.items() if name in PROBE_TYPES},
 }

@@ -29,7 +29,7 @@ from dashboard_queries import (
     substitute,
     variable_selectors,
 )
-from lakeprobe.exporter.families import ENDPOINT_FAMILIES, PAIR_FAMILIES
+from lakeprobe.exporter.families import ENDPOINT_FAMILIES, PAIR_FAMILIES, TAPE_FAMILIES
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.tokenexpiry import NAME as TOKEN_EXPIRY
 from lakeprobe.probes.core.target import MODES
@@ -44,6 +44,7 @@ UIDS = {
     "lakeprobe-pair",
     "lakeprobe-endpoint",
     "lakeprobe-tokens",
+    "lakeprobe-tape",
 }
 # Prometheus' own scrape health.
 NOT_YET_EXPORTED = {"up"}
@@ -81,10 +82,15 @@ def _self_metric_names() -> set[str]:
 
 
 def exported_metric_names() -> set[str]:
-    """Every metric name lakeprobe exports: the golden /metrics names, the endpoint and pair
-    families, the token expiry gauge and the daemon's own metrics."""
+    """Every metric name lakeprobe exports: the golden /metrics names, the endpoint, pair and
+    tape families (a histogram as its three series), the token expiry gauge and the daemon's
+    own metrics."""
     golden = {line.split("{", 1)[0] for line in GOLDEN.read_text().splitlines() if line}
-    families = {family.name for family in (*ENDPOINT_FAMILIES, *PAIR_FAMILIES)}
+    families = {
+        family.name + suffix
+        for family in (*ENDPOINT_FAMILIES, *PAIR_FAMILIES, *TAPE_FAMILIES)
+        for suffix in (("_bucket", "_sum", "_count") if family.kind == "histogram" else ("",))
+    }
     return golden | families | {TOKEN_EXPIRY} | _self_metric_names()
 
 

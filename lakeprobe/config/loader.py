@@ -118,7 +118,8 @@ def _targets(config: LakeprobeConfig, probe: ProbeConfig) -> int:
     """How many jobs the probe makes (pair probes: at most), without making them."""
     probe_type = PAIR_PROBE_TYPES.get(probe.type)
     if probe_type is None:
-        return len(select_endpoints(config, probe, PROBE_TYPES[probe.type].schemes))
+        endpoint_type = PROBE_TYPES[probe.type]
+        return len(select_endpoints(config, probe, endpoint_type.schemes, endpoint_type.needs))
     sites = len(site_endpoints(config, probe, probe_type))
     pairs = sites * (sites - 1)
     if probe.targets.pairs is not None:
@@ -142,7 +143,7 @@ def _check_probe(config: LakeprobeConfig, index: int, probe: ProbeConfig) -> lis
     timeout = probe.timeout or config.defaults.timeout
     if timeout > interval:
         problems.append(f"{at}.timeout: {timeout:g} s is longer than the interval {interval:g} s")
-    problems += _check_selector(config, at, probe_type.schemes, probe)
+    problems += _check_selector(config, at, probe_type.schemes, probe, probe_type.needs)
     pair_type = PAIR_PROBE_TYPES.get(probe.type)
     if pair_type is None and probe.targets.pairs is not None:
         problems.append(f"{at}.targets.pairs: only pair probes (third-party copies) take pairs")
@@ -168,8 +169,9 @@ def _check_pair_sites(
 
 
 def _check_selector(
-    config: LakeprobeConfig, at: str, schemes: frozenset[str], probe: ProbeConfig
-) -> list[str]:
+    config: LakeprobeConfig, at: str, schemes: frozenset[str], probe: ProbeConfig,
+    needs: str | None = None,
+) -> list[str]:  # fmt: skip
     selector, problems = probe.targets, []
     site_names = {s.name for s in config.sites}
     endpoint_names = {e.name for s in config.sites for e in s.endpoints}
@@ -187,6 +189,9 @@ def _check_selector(
                 f"{at}.targets.protocols[{j}]: probe type {probe.type!r} cannot test "
                 f"{protocol!r} (it tests {tested})"
             )
-    if not problems and not select_endpoints(config, probe, schemes):
-        problems.append(f"{at}.targets: selects no endpoint (type {probe.type!r} tests {tested})")
+    if not problems and not select_endpoints(config, probe, schemes, needs):
+        block = f" with a '{needs}:' block" if needs else ""
+        problems.append(
+            f"{at}.targets: selects no endpoint{block} (type {probe.type!r} tests {tested})"
+        )
     return problems

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lakeprobe.config.tape import TapeConfig
 from lakeprobe.config.types import Duration, HostPattern, ListenAddress, Name, Shard
 from lakeprobe.probes.core.checksums import DEFAULT_POLICY, ChecksumPolicy
 from lakeprobe.probes.core.paths import storage_path
@@ -107,6 +108,9 @@ class AuthConfig(Strict):
         return self
 
 
+XROOTD = ("root", "roots")
+
+
 class EndpointConfig(Strict):
     name: Name
     url: str
@@ -130,6 +134,7 @@ class EndpointConfig(Strict):
         max_length=100,
         description="other hosts HTTP redirects may lead to, e.g. '*.desy.de' (fnmatch)",
     )
+    tape: TapeConfig | None = Field(None, description="a tape QoS class (the tape-recall probe)")
 
     @field_validator("url")
     @classmethod
@@ -168,6 +173,15 @@ class EndpointConfig(Strict):
     def _read_only_needs_reference(self) -> Self:
         if self.read_only and self.reference_file is None:
             raise ValueError("read_only endpoints need a reference_file to read")
+        return self
+
+    @model_validator(mode="after")
+    def _tape_protocol_fits_url(self) -> Self:
+        scheme = urlsplit(self.url).scheme
+        if self.tape is not None and self.tape.protocol == "xrootd" and scheme not in XROOTD:
+            raise ValueError(f"tape.protocol xrootd needs a root:// or roots:// URL, not {scheme}")
+        if self.tape is not None and self.tape.protocol == "tape-rest" and scheme in XROOTD:
+            raise ValueError("tape.protocol tape-rest needs an https:// or davs:// URL")
         return self
 
 

@@ -181,6 +181,7 @@ def make_target(
         redirect_hosts=_redirect_hosts(site, endpoint),
         insecure_token_transport=endpoint.insecure_token_transport,
         checksums=endpoint.checksums or default_checksums,
+        tape=endpoint.tape.qos() if endpoint.tape is not None else None,
     )
 
 
@@ -222,7 +223,7 @@ def _endpoint_jobs(
 ) -> list[ProbeJob[Target]]:
     params = probe_type.params_model.model_validate(probe.params)
     jobs = []
-    for site, endpoint in select_endpoints(config, probe, probe_type.schemes):
+    for site, endpoint in select_endpoints(config, probe, probe_type.schemes, probe_type.needs):
         target = make_target(site, endpoint, config.defaults.ca_dir, probe.auth, sources,
                              config.defaults.checksums)  # fmt: skip
         key = TargetKey(probe.name, site.name, endpoint.name, target.protocol)

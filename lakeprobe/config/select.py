@@ -6,8 +6,9 @@ from lakeprobe.config.model import EndpointConfig, LakeprobeConfig, ProbeConfig,
 
 
 def select_endpoints(
-    config: LakeprobeConfig, probe: ProbeConfig, schemes: frozenset[str]
+    config: LakeprobeConfig, probe: ProbeConfig, schemes: frozenset[str], needs: str | None = None
 ) -> list[tuple[SiteConfig, EndpointConfig]]:
+    """`needs`: only endpoints that configure this block (ProbeType.needs, e.g. "tape")."""
     selector = probe.targets
     # Sets once: selectors may be long lists, and this runs for every probe and endpoint.
     sites = None if selector.sites is None else set(selector.sites)
@@ -25,6 +26,8 @@ def select_endpoints(
             if protocols is not None and scheme not in protocols:
                 continue
             if endpoints is not None and not named & endpoints:
+                continue
+            if needs is not None and getattr(endpoint, needs) is None:
                 continue
             chosen.append((site, endpoint))
     return chosen

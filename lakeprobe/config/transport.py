@@ -55,7 +55,7 @@ def check_probe(
         for j, e in enumerate(s.endpoints)
     }
     problems = []
-    for site, endpoint in select_endpoints(config, probe, probe_type.schemes):
+    for site, endpoint in select_endpoints(config, probe, probe_type.schemes, probe_type.needs):
         if (scheme := cleartext_scheme(endpoint)) is not None:
             problems.append(
                 f"{at}: {tokens} to {site.name}/{endpoint.name} over {scheme}:// {travel} in "

@@ -6,6 +6,7 @@ import shutil
 
 from lakeprobe.lake.lake import LocalLake, free_ports
 from lakeprobe.lake.pki import TestPki, make_test_pki
+from lakeprobe.lake.tape import TapeEmulation
 from lakeprobe.lake.xrootd_site import SiteStartError, XrootdSite
 
 REQUIRED_BINARIES = ("xrootd", "xrdcp", "xrdfs", "openssl")
@@ -14,6 +15,7 @@ __all__ = [
     "REQUIRED_BINARIES",
     "LocalLake",
     "SiteStartError",
+    "TapeEmulation",
     "TestPki",
     "XrootdSite",
     "free_ports",

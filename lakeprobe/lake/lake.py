@@ -22,6 +22,7 @@ import yaml
 from lakeprobe.lake.issuer_process import LocalIssuer
 from lakeprobe.lake.lakeconfig import lake_config
 from lakeprobe.lake.pki import TestPki, issue_host_cert, make_test_pki
+from lakeprobe.lake.tape import TapeEmulation
 from lakeprobe.lake.xrootd_site import SiteStartError, XrootdSite
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class LocalLake:
     `token_sites` (True: all, or site names) are protected by tokens from `issuer`, a local
     OIDC issuer started before the sites and stopped after them. `no_checksum_sites` run
     without `xrootd.chksum` (XrootdSite's `checksums=False`). `wrong_name_sites` serve a host
-    certificate from the lake's CA naming only WRONG_HOST_NAME, not the loopback names."""
+    certificate from the lake's CA naming only WRONG_HOST_NAME, not the loopback names.
+    `tape_sites` (True: all, or site names) get a TapeEmulation (`lake.site(name).tape`)."""
 
     test_dir = "/lakeprobe"
 
@@ -85,6 +87,7 @@ class LocalLake:
         token_sites: Sequence[str] | bool = (),
         no_checksum_sites: Sequence[str] = (),
         wrong_name_sites: Sequence[str] = (),
+        tape_sites: Sequence[str] | bool = (),
     ) -> None:
         names = list(site_names) if site_names is not None else default_site_names(n_sites)
         if not names or len(set(names)) != len(names) or not all(map(_NAME.fullmatch, names)):
@@ -97,6 +100,7 @@ class LocalLake:
         self.base_dir = base_dir
         self.pki: TestPki = make_test_pki(base_dir / "pki")
         self.sites: list[XrootdSite] = []
+        taped = set(self._site_names("tape_sites", tape_sites, names))
         for name in names:
             root_port, http_port = free_ports(2)
             site_dir = base_dir / "sites" / name.lower()
@@ -104,30 +108,33 @@ class LocalLake:
             pki = self.pki
             if name in wrong_name_sites:  # a host certificate for another host: TLS must refuse
                 pki = issue_host_cert(self.pki, site_dir / "pki", (WRONG_HOST_NAME,))
+            tape = TapeEmulation() if name in taped else None
             self.sites.append(
-                XrootdSite(name, site_dir, pki, root_port, http_port, checksums=checksums)
+                XrootdSite(
+                    name, site_dir, pki, root_port, http_port, checksums=checksums, tape=tape
+                )
             )
         if unknown := sorted(set(no_checksum_sites) - set(names)):
             raise ValueError(f"no_checksum_sites: no such sites {unknown} in {names}")
         if unknown := sorted(set(wrong_name_sites) - set(names)):
             raise ValueError(f"wrong_name_sites: no such sites {unknown} in {names}")
         self.issuer: LocalIssuer | None = None
-        protected = self._token_site_names(token_sites, names)
+        protected = self._site_names("token_sites", token_sites, names)
         if protected:
             self.issuer = LocalIssuer(base_dir / "issuer", self.pki, free_ports(1)[0])
             for name in protected:
                 self.site(name).token_issuer = self.issuer
 
     @staticmethod
-    def _token_site_names(token_sites: Sequence[str] | bool, names: list[str]) -> list[str]:
-        if isinstance(token_sites, bool):
-            return names if token_sites else []
-        if isinstance(token_sites, str):
-            raise TypeError("token_sites: a sequence of site names, not a string")
-        unknown = sorted(set(token_sites) - set(names))
+    def _site_names(option: str, chosen: Sequence[str] | bool, names: list[str]) -> list[str]:
+        if isinstance(chosen, bool):
+            return names if chosen else []
+        if isinstance(chosen, str):
+            raise TypeError(f"{option}: a sequence of site names, not a string")
+        unknown = sorted(set(chosen) - set(names))
         if unknown:
-            raise ValueError(f"token_sites: no such sites {unknown} in {names}")
-        return list(token_sites)
+            raise ValueError(f"{option}: no such sites {unknown} in {names}")
+        return list(chosen)
 
     def __repr__(self) -> str:
         return f"LocalLake({[site.name for site in self.sites]}, base_dir={self.base_dir})"

@@ -16,6 +16,7 @@ from lakeprobe.lake.issuer_process import LocalIssuer
 from lakeprobe.lake.pki import TestPki
 from lakeprobe.lake.process import ChildProcess, make_traversable, server_ids
 from lakeprobe.lake.site_tokens import seed_key_cache, write_token_config
+from lakeprobe.lake.tape import TapeEmulation
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class XrootdSite:
     `checksums=False` leaves out `xrootd.chksum`, as sites without checksums configure it:
     root:// checksum queries are then unsupported and XrdHttp answers 405 to any request
     carrying `Want-Digest`. With `data_size_bytes` (set before start), the data directory is
-    a tmpfs of that size, a disk that fills up (`fill_disk()`); `close()` unmounts it."""
+    a tmpfs of that size, a disk that fills up (`fill_disk()`); `close()` unmounts it. With
+    `tape`, paths below its tape_root are tape-backed (lakeprobe/lake/tape.py)."""
 
     def __init__(
         self,
@@ -57,6 +59,7 @@ class XrootdSite:
         token_issuer: LocalIssuer | None = None,
         checksums: bool = True,
         data_size_bytes: int | None = None,
+        tape: TapeEmulation | None = None,
     ) -> None:
         self.name = name
         self.data_size_bytes = data_size_bytes
@@ -74,6 +77,9 @@ class XrootdSite:
         self.token_config_path = base_dir / "scitokens.cfg"
         self._uid, self._gid = server_ids(SERVER_USER)
         self._proc: ChildProcess | None = None
+        self.tape = tape
+        if tape is not None:
+            tape.attach(base_dir, self.data_dir, self._uid, self._gid)
 
     def __repr__(self) -> str:
         return f"XrootdSite({self.name!r}, root={self.root_port}, http={self.http_port})"
@@ -139,6 +145,7 @@ class XrootdSite:
             # jobs; XrdOucTable::Remove reads past the end): 12 concurrent TPC probes hit it.
             *(["xrootd.chksum max 64 adler32"] if self.checksums else []),
             *token_directives,
+            *(self.tape.directives() if self.tape is not None else []),
             *self.extra_config,
         ]
         return "\n".join(lines) + "\n"
@@ -150,6 +157,8 @@ class XrootdSite:
         for sub in ("admin", "run", "cache", "log"):
             self._own(self.base_dir / sub, 0o755)
         self._own_data_dir()
+        if self.tape is not None:
+            self.tape.prepare()
         if os.geteuid() == 0:
             make_traversable(self.base_dir)
             make_traversable(self.pki.ca_dir)
@@ -194,6 +203,8 @@ class XrootdSite:
         except BaseException:
             self.stop()
             raise
+        if self.tape is not None:
+            self.tape.start()
         log.info("%s up (pid %d): %s %s", self.name, self.pid, self.root_url, self.https_url)
 
     def _log_since(self, offset: int) -> str:
@@ -224,6 +235,8 @@ class XrootdSite:
     def stop(self) -> None:
         """Terminate the server and its helpers: SIGTERM, then SIGKILL after a bound."""
         proc, self._proc = self._proc, None
+        if self.tape is not None:
+            self.tape.stop()
         if proc is not None:
             status = proc.stop(_STOP_BOUND_SECONDS)
             log.info("%s stopped (pid %d, status %d)", self.name, proc.pid, status)

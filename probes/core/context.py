@@ -83,6 +83,9 @@ class ProbeType(Generic[P, T]):
     params_model: type[P]
     factory: Callable[[], Probe[P, T]]
     modes: tuple[str, ...] = ()  # pair types only: the modes this type supports
+    # Endpoint types only: the endpoint config block a target must have (e.g. "tape"); the
+    # probe runs only against endpoints that configure it.
+    needs: str | None = None
 
 
 # The two kinds of probe type. ProbeType is invariant in its target, so mypy rejects a pair

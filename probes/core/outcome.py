@@ -63,6 +63,17 @@ class Reason(enum.StrEnum):
     TPC_FAILURE = "tpc_failure"
     STALL = "stall"
     AUTHZ_VIOLATION = "authz_violation"
+    # Tape (probes/tape): the WLCG Tape REST API's failure classes, and XRootD prepare's.
+    DISCOVERY_FAILED = "discovery_failed"
+    STAGE_REJECTED = "stage_rejected"
+    STAGE_TIMEOUT = "stage_timeout"
+    FILE_FAILED = "file_failed"
+    PATH_MISMATCH = "path_mismatch"
+    LOCALITY_LOST = "locality_lost"
+    LOCALITY_UNAVAILABLE = "locality_unavailable"
+    RELEASE_FAILED = "release_failed"
+    ARCHIVE_TIMEOUT = "archive_timeout"
+    NO_OFFLINE_FILE = "no_offline_file"
     INTERNAL = "internal"
 
 
@@ -101,12 +112,24 @@ HINTS: dict[Reason, str] = {
     Reason.TPC_FAILURE: "the third-party copy failed: see the remote reason in the detail",
     Reason.STALL: "the transfer made no progress for longer than the stall limit",
     Reason.AUTHZ_VIOLATION: "the endpoint allowed what the token must not permit: security hole",
+    Reason.DISCOVERY_FAILED: "no valid /.well-known/wlcg-tape-rest-api: Tape REST API not found",
+    Reason.STAGE_REJECTED: "the endpoint refused the stage (bring-online) request",
+    Reason.STAGE_TIMEOUT: "a recall is taking longer than the promised time to online",
+    Reason.FILE_FAILED: "the endpoint reports the recall failed or cancelled: tape or drive?",
+    Reason.PATH_MISMATCH: "the status answer names paths never requested: FTS fails on it",
+    Reason.LOCALITY_LOST: "the file is lost: on neither disk nor tape",
+    Reason.LOCALITY_UNAVAILABLE: "the file's tape copy is unavailable now (tape or library down?)",
+    Reason.RELEASE_FAILED: "release or evict of the recalled file failed: disk stays pinned",
+    Reason.ARCHIVE_TIMEOUT: "a file written to the tape class is not on tape within the promise",
+    Reason.NO_OFFLINE_FILE: "every reference file is on disk and eviction is not allowed",
     Reason.INTERNAL: "a bug in lakeprobe: see the daemon log",
 }
 
 # Capability findings: the server lacks a feature, nothing is broken. They never name a run
 # whose steps also found a fault (StepRecorder.result); every other reason is a fault.
-CAPABILITY_REASONS: frozenset[Reason] = frozenset({Reason.CHECKSUM_UNAVAILABLE})
+CAPABILITY_REASONS: frozenset[Reason] = frozenset(
+    {Reason.CHECKSUM_UNAVAILABLE, Reason.NO_OFFLINE_FILE}
+)
 
 
 class Measurement(enum.StrEnum):
@@ -119,6 +142,20 @@ class Measurement(enum.StrEnum):
     TRANSFER_BYTES = "transfer_bytes"
     TRANSFER_THROUGHPUT = "transfer_throughput_bytes_per_second"
     FIRST_MARKER = "time_to_first_marker_seconds"
+    # Tape (probes/tape). A recall's numbers appear only in the run that saw it complete.
+    TAPE_RECALL = "tape_recall_seconds"  # stage submitted -> file online
+    TAPE_QUEUE = "tape_recall_queue_seconds"  # submitted -> the server started it
+    TAPE_OUTSTANDING = "tape_outstanding_requests"  # every run
+    TAPE_OLDEST_OUTSTANDING = "tape_oldest_outstanding_seconds"  # every run, 0 when none
+    TAPE_ARCHIVE_LAG = "tape_archive_lag_seconds"  # written -> on tape, when seen on tape
+    TAPE_ARCHIVE_PENDING = "tape_archive_pending_seconds"  # every run with a canary, else 0
+    # Reference files by locality, at each run's check (labels of lakeprobe_tape_files).
+    TAPE_FILES_DISK = "tape_files_disk"
+    TAPE_FILES_TAPE = "tape_files_tape"
+    TAPE_FILES_DISK_AND_TAPE = "tape_files_disk_and_tape"
+    TAPE_FILES_LOST = "tape_files_lost"
+    TAPE_FILES_NONE = "tape_files_none"
+    TAPE_FILES_UNAVAILABLE = "tape_files_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
