@@ -19,12 +19,14 @@ from lakeprobe.probes.core.target import PairTarget, Target
 if TYPE_CHECKING:  # mypy checks that each module's PROBE_TYPE is of its registry's kind
     from lakeprobe.probes.authz import token_authz
     from lakeprobe.probes.storage import webdav, xrootd
+    from lakeprobe.probes.tape import recall
     from lakeprobe.probes.transfer import http_tpc, xrootd_tpc
 
     _ENDPOINT_CHECKED: tuple[EndpointProbeType, ...] = (
         xrootd.PROBE_TYPE,
         webdav.PROBE_TYPE,
         token_authz.PROBE_TYPE,
+        recall.PROBE_TYPE,
     )
     _PAIR_CHECKED: tuple[PairProbeType, ...] = (http_tpc.PROBE_TYPE, xrootd_tpc.PROBE_TYPE)
 
@@ -84,7 +86,12 @@ class _AnyProbeTypes(Mapping[str, AnyProbeType]):
 
 # Each type has its own params model; callers validate params with that type's model.
 ENDPOINT_PROBE_TYPES: LazyProbeTypes[Target] = LazyProbeTypes(
-    {"xrootd": "storage.xrootd", "webdav": "storage.webdav", "token-authz": "authz.token_authz"},
+    {
+        "xrootd": "storage.xrootd",
+        "webdav": "storage.webdav",
+        "token-authz": "authz.token_authz",
+        "tape-recall": "tape.recall",
+    },
     pair=False,
 )
 PAIR_PROBE_TYPES: LazyProbeTypes[PairTarget] = LazyProbeTypes(

@@ -18,6 +18,7 @@ ALLOWED = {
     "storage": {"storage", "common", "clients", "core", "credentials"},
     "transfer": {"transfer", "common", "clients", "core", "credentials"},
     "authz": {"authz", "common", "clients", "core", "credentials"},
+    "tape": {"tape", "common", "clients", "core", "credentials"},
 }
 
 

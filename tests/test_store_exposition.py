@@ -16,6 +16,7 @@ from lakeprobe.exporter.families import (
     ENDPOINT_FAMILIES,
     ENDPOINT_ROW,
     FAMILIES_BY_PROBE_TYPE,
+    OWN_ROWS,
     PAIR_ROW,
     Family,
     Row,
@@ -158,7 +159,7 @@ def test_every_probe_type_has_the_row_of_its_kind() -> None:
     families, pair types the pair families, and both the token expiry."""
     assert set(FAMILIES_BY_PROBE_TYPE) == set(PROBE_TYPES)
     for name in ENDPOINT_PROBE_TYPES:
-        assert FAMILIES_BY_PROBE_TYPE[name] is ENDPOINT_ROW
+        assert FAMILIES_BY_PROBE_TYPE[name] is OWN_ROWS.get(name, ENDPOINT_ROW)
     for name in PAIR_PROBE_TYPES:
         assert FAMILIES_BY_PROBE_TYPE[name] is PAIR_ROW
     assert ENDPOINT_ROW.tokens == PAIR_ROW.tokens != ()

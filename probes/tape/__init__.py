@@ -1,0 +1,1 @@
+"""The tape family: an endpoint's tape QoS class (tape-recall)."""

@@ -1,0 +1,381 @@
+"""The `tape-recall` probe: an endpoint's tape QoS class, checked continuously.
+
+A run never waits for tape (the scheduler slot is held only for a few requests): it polls
+the stage request the previous runs left (probes/tape/ledger.py), finishes it when the file
+is online (read it whole, verify its adler32, release or evict), and submits the next one;
+its archive check writes a canary into the tape-class directory and looks, run after run,
+for it on tape. Recall time is the server's completion time when it reports one (Tape REST),
+else the poll that saw the file online: polls back off exponentially (2 s doubling, capped
+at `poll_max_interval`, 300 s by default as gfal2), so a slow recall is polled rarely.
+
+Steps: credential, connect, locality (every reference file's), poll, read, release, stage,
+archive. Limits are the endpoint's `tape:` promises: a recall or archive past the warning
+limit is WARNING, past the critical one CRITICAL (`stage_timeout`, `archive_timeout`).
+With `wait` (what `lakeprobe run tape-recall` sets) one run stages, waits for the file
+within the run's timeout, reads, verifies and releases, and cancels what it started if the
+timeout comes first: the CLI leaves nothing pinned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from pydantic import Field
+
+from lakeprobe.probes.common.storage import StorageError, storage_for
+from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
+from lakeprobe.probes.core.credential_step import load_tokens
+from lakeprobe.probes.core.outcome import (
+    Measurement,
+    ProbeResult,
+    Reason,
+    Status,
+    StepOutcome,
+    failed,
+    passed,
+)
+from lakeprobe.probes.core.target import TapeQos, Target
+from lakeprobe.probes.core.testfiles import new_test_file, payload
+from lakeprobe.probes.credentials.secrets import Secret
+from lakeprobe.probes.tape import ledger as ledgers
+from lakeprobe.probes.tape.backends import (
+    FileRecall,
+    Locality,
+    Recall,
+    TapeBackend,
+    TapeFault,
+    open_backend,
+)
+from lakeprobe.probes.tape.ledger import Canary, Ledger, Request
+from lakeprobe.probes.tape.waiting import stage_and_wait
+
+StepAction = Callable[[], Awaitable[StepOutcome]]
+# Failures after which nothing else can be learned this run.
+_BLOCKING = frozenset({Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.AUTH})
+_COUNTS = {
+    Locality.DISK: Measurement.TAPE_FILES_DISK,
+    Locality.TAPE: Measurement.TAPE_FILES_TAPE,
+    Locality.DISK_AND_TAPE: Measurement.TAPE_FILES_DISK_AND_TAPE,
+    Locality.LOST: Measurement.TAPE_FILES_LOST,
+    Locality.NONE: Measurement.TAPE_FILES_NONE,
+    Locality.UNAVAILABLE: Measurement.TAPE_FILES_UNAVAILABLE,
+}
+ON_TAPE = frozenset({Locality.TAPE, Locality.DISK_AND_TAPE})
+
+
+class TapeRecallParams(ProbeParams):
+    wait: bool = Field(False, description="wait in the run for the recall (the CLI does)")
+    canary_bytes: int = Field(64 * 1024, gt=0, le=64 * 1024**2, description="archive canary")
+    slow_step_seconds: float = Field(60.0, gt=0, description="a slower step gives WARNING")
+
+
+def _blocks(outcome: StepOutcome) -> bool:
+    return outcome.reason in _BLOCKING or outcome.status is Status.UNKNOWN
+
+
+def _by_limits(age: float, warning: float, critical: float, reason: Reason, what: str
+               ) -> StepOutcome:  # fmt: skip
+    if age > critical:
+        return failed(reason, f"{what} (critical above {critical:g} s)")
+    if age > warning:
+        return StepOutcome(Status.WARNING, reason, f"{what} (warning above {warning:g} s)")
+    return passed(what)
+
+
+@dataclass(slots=True)
+class RecallRun:
+    target: Target
+    qos: TapeQos
+    params: TapeRecallParams
+    ctx: ProbeContext
+    ledger: Ledger
+    backend: TapeBackend | None = None
+    token: Secret | None = None
+    localities: dict[str, Locality] = field(default_factory=dict)
+    online: tuple[Request, FileRecall] | None = None
+    recalled: str | None = None  # the file this run finished recalling
+    measurements: dict[Measurement, float] = field(default_factory=dict)
+
+    @property
+    def tape(self) -> TapeBackend:
+        assert self.backend is not None
+        return self.backend
+
+    async def step(self, name: str, action: StepAction, *, cleanup: bool = False) -> StepOutcome:
+        """A step whose expected failures (TapeFault, StorageError) are its outcome; only a
+        dead or refusing endpoint skips the steps after it."""
+
+        async def run() -> StepOutcome:
+            try:
+                return await action()
+            except TapeFault as fault:
+                return failed(fault.reason, fault.detail)
+            except StorageError as error:
+                return failed(error.reason, error.outcome.detail)
+
+        return await self.ctx.steps.run(name, run, blocks=_blocks, cleanup=cleanup)
+
+    async def credential(self) -> StepOutcome:
+        (self.token,), outcome = await load_tokens(self.target)
+        return outcome
+
+    # --- connect and locality -------------------------------------------------------
+    async def connect(self) -> StepOutcome:
+        return passed(await self.tape.connect())
+
+    async def locality(self) -> StepOutcome:
+        paths = [f.path for f in self.qos.files]
+        self.localities = await self.tape.locality(paths)
+        for locality, measurement in _COUNTS.items():
+            count = sum(1 for value in self.localities.values() if value is locality)
+            self.measurements[measurement] = float(count)
+        return _locality_outcome(self.localities)
+
+    # --- the request in flight ------------------------------------------------------
+    async def poll(self) -> StepOutcome:
+        request = self.ledger.request
+        assert request is not None
+        now = time.time()
+        if request.age(now) > self.qos.abandon_after:
+            await self.drop(request)
+            return failed(
+                Reason.STAGE_TIMEOUT,
+                f"{request.path}: request {request.request_id} abandoned after "
+                f"{request.age(now):.0f} s: cancelled and released",
+            )
+        if now < request.next_poll_at and not self.params.wait:
+            return self._pending(request, now, f"next poll in {request.next_poll_at - now:.0f} s")
+        answer = await self.tape.poll(request.request_id, [request.path])
+        if answer.unexpected_paths or request.path not in answer.files:
+            await self.drop(request)
+            named = ", ".join(answer.unexpected_paths) or "no path at all"
+            return failed(
+                Reason.PATH_MISMATCH,
+                f"poll of {request.request_id} for {request.path} named {named}: cancelled",
+            )
+        recall = answer.files[request.path]
+        started = recall.started_at or answer.started_at
+        if started is not None and request.started_at is None:
+            request = replace(request, started_at=started)
+        return await self._judge(request, recall, now)
+
+    async def _judge(self, request: Request, recall: FileRecall, now: float) -> StepOutcome:
+        if recall.state is Recall.PENDING:
+            self.ledger.request = request.polled(now, self.qos.poll_max_interval)
+            return self._pending(request, now, "polled")
+        if recall.state is Recall.ONLINE:
+            self.ledger.request = request
+            self.online = (request, recall)
+            return self._online(request, recall, now)
+        await self.drop(request)
+        reason = Reason.LOCALITY_LOST if recall.state is Recall.LOST else Reason.FILE_FAILED
+        why = recall.error or recall.state.value
+        return failed(reason, f"{request.path}: recall {request.request_id} failed: {why}")
+
+    def _pending(self, request: Request, now: float, note: str) -> StepOutcome:
+        age = request.age(now)
+        what = f"{request.path} not online after {age:.0f} s (request {request.request_id}; {note})"
+        return _by_limits(
+            age, self.qos.online_warning, self.qos.online_critical, Reason.STAGE_TIMEOUT, what
+        )
+
+    def _online(self, request: Request, recall: FileRecall, now: float) -> StepOutcome:
+        finished = recall.finished_at
+        plausible = finished is not None and request.submitted_at <= finished <= now + 60
+        seconds = (finished if plausible and finished else now) - request.submitted_at
+        self.measurements[Measurement.TAPE_RECALL] = max(seconds, 0.0)
+        started = request.started_at
+        if started is not None and request.submitted_at <= started <= now + 60:
+            self.measurements[Measurement.TAPE_QUEUE] = started - request.submitted_at
+        what = f"{request.path} online {seconds:.1f} s after the stage"
+        return _by_limits(
+            seconds, self.qos.online_warning, self.qos.online_critical, Reason.STAGE_TIMEOUT, what
+        )
+
+    async def drop(self, request: Request) -> None:
+        """Forget a request after cancelling it on the server (best effort)."""
+        self.ledger.request = None
+        try:
+            await self.tape.cancel(request.request_id, [request.path])
+        except TapeFault as fault:
+            self.ctx.log.info("%s: cancel %s: %s", self.target.describe(), request.path, fault)
+
+    # --- a file online: read, verify, release ---------------------------------------
+    async def read(self) -> StepOutcome:
+        assert self.online is not None
+        path = self.online[0].path
+        size, adler32 = await self.tape.read_adler32(path)
+        expected = next((f.adler32 for f in self.qos.files if f.path == path), None)
+        if expected is None:
+            return passed(f"{size} bytes read, adler32 {adler32} (none configured to check)")
+        if adler32 != expected:
+            return failed(
+                Reason.CHECKSUM_MISMATCH, f"{path}: adler32 {adler32}, expected {expected}"
+            )
+        return passed(f"{size} bytes read, adler32 {adler32} verified")
+
+    async def release(self) -> StepOutcome:
+        request = self.ledger.request
+        assert request is not None
+        try:
+            if self.tape.can_evict and self.qos.may_evict:
+                await self.tape.evict([request.path])
+                done = f"evicted {request.path}"
+            elif self.tape.can_evict:
+                done = f"{request.path} left on disk (may_evict is false)"
+            else:
+                await self.tape.release(request.request_id, [request.path])
+                done = f"released {request.path} (request {request.request_id})"
+        except TapeFault as fault:
+            return failed(Reason.RELEASE_FAILED, f"{request.path}: {fault.detail}")
+        self.ledger.request = None
+        self.recalled = request.path
+        return passed(done)
+
+    # --- the next request -----------------------------------------------------------
+    async def stage(self) -> StepOutcome:
+        files = [f.path for f in self.qos.files]
+        start = self.ledger.next_file % len(files)
+        order = files[start:] + files[:start]
+        offline = [p for p in order if self.localities.get(p) is Locality.TAPE]
+        if offline:
+            path = offline[0]
+            request_id = await self.tape.stage([path])
+            now = time.time()
+            self.ledger.request = Request(request_id, path, now, 0, now + ledgers.FIRST_POLL)
+            self.ledger.next_file = files.index(path) + 1
+            self.ledger.evicted = [p for p in self.ledger.evicted if p != path]
+            return passed(f"staged {path}: request {request_id}")
+        online = [p for p in order if self.localities.get(p) is Locality.DISK_AND_TAPE]
+        if online and self.tape.can_evict and self.qos.may_evict:
+            await self.tape.evict([online[0]])
+            self.ledger.evicted = [*self.ledger.evicted, online[0]][-len(files) :]
+            return passed(f"evicted {online[0]}: staged once it is offline")
+        if self.recalled is not None and online == [self.recalled]:
+            return passed(f"none offline: {self.recalled} leaves the disk after its release")
+        states = ", ".join(f"{p} {self.localities.get(p, '?')}" for p in files)
+        return StepOutcome(
+            Status.WARNING, Reason.NO_OFFLINE_FILE, f"no reference file offline: {states}"
+        )
+
+    # --- archive check --------------------------------------------------------------
+    async def archive(self) -> StepOutcome:
+        canary, now = self.ledger.canary, time.time()
+        if canary is None:
+            return await self._write_canary(now)
+        locality = (await self.tape.locality([canary.path]))[canary.path]
+        age = now - canary.written_at
+        if locality in ON_TAPE:
+            self.measurements[Measurement.TAPE_ARCHIVE_LAG] = age
+            self.measurements[Measurement.TAPE_ARCHIVE_PENDING] = 0.0
+            await self._delete_canary(canary)
+            return _by_limits(
+                age, self.qos.archive_warning, self.qos.archive_critical, Reason.ARCHIVE_TIMEOUT,
+                f"canary on tape {age:.0f} s after it was written; deleted",
+            )  # fmt: skip
+        if locality is not Locality.DISK or age > self.qos.abandon_after:
+            await self._delete_canary(canary)
+            reason = Reason.ARCHIVE_TIMEOUT if locality is Locality.DISK else Reason.LOCALITY_LOST
+            return failed(reason, f"canary {canary.path} {locality} after {age:.0f} s: replaced")
+        self.measurements[Measurement.TAPE_ARCHIVE_PENDING] = age
+        return _by_limits(
+            age, self.qos.archive_warning, self.qos.archive_critical, Reason.ARCHIVE_TIMEOUT,
+            f"canary {canary.path} not on tape after {age:.0f} s",
+        )  # fmt: skip
+
+    async def _write_canary(self, now: float) -> StepOutcome:
+        assert self.qos.archive_dir is not None
+        path = new_test_file(self.qos.archive_dir, self.ctx.probe_host)
+        data = payload(self.params.canary_bytes)
+        async with storage_for(self.target, self.ctx, token=self.token) as storage:
+            await storage.write(path, data, overwrite=False)
+        self.ledger.canary = Canary(path, now)
+        self.measurements[Measurement.TAPE_ARCHIVE_PENDING] = 0.0
+        return passed(f"wrote canary {path} ({len(data)} bytes)")
+
+    async def _delete_canary(self, canary: Canary) -> None:
+        self.ledger.canary = None
+        try:
+            async with storage_for(self.target, self.ctx, token=self.token) as storage:
+                await storage.delete(canary.path)
+        except StorageError as error:
+            self.ctx.log.info("%s: delete %s: %s", self.target.describe(), canary.path, error)
+
+    def finish_measurements(self) -> None:
+        request, now = self.ledger.request, time.time()
+        self.measurements[Measurement.TAPE_OUTSTANDING] = 0.0 if request is None else 1.0
+        age = 0.0 if request is None else request.age(now)
+        self.measurements[Measurement.TAPE_OLDEST_OUTSTANDING] = age
+
+
+def _locality_outcome(localities: dict[str, Locality]) -> StepOutcome:
+    lost = [p for p, v in localities.items() if v is Locality.LOST]
+    if lost:
+        return failed(Reason.LOCALITY_LOST, f"lost: {', '.join(lost)}")
+    missing = [p for p, v in localities.items() if v is Locality.NONE]
+    if missing:
+        return failed(Reason.NOT_FOUND, f"no such file: {', '.join(missing)}")
+    unavailable = [p for p, v in localities.items() if v is Locality.UNAVAILABLE]
+    if unavailable:
+        detail = f"unavailable: {', '.join(unavailable)}"
+        return StepOutcome(Status.WARNING, Reason.LOCALITY_UNAVAILABLE, detail)
+    counts: dict[str, int] = {}
+    for value in localities.values():
+        counts[value.value] = counts.get(value.value, 0) + 1
+    return passed(", ".join(f"{n} {name}" for name, n in sorted(counts.items())))
+
+
+class TapeRecallProbe:
+    async def __call__(
+        self, target: Target, params: TapeRecallParams, ctx: ProbeContext
+    ) -> ProbeResult:
+        qos = target.tape
+        if qos is None:
+            ctx.steps.abort(Status.UNKNOWN, Reason.INTERNAL, f"{target.describe()}: no tape:")
+            return ctx.steps.result()
+        async with ctx.state.lock(f"tape:{ledgers.ledger_key(target)}"):
+            run = RecallRun(target, qos, params, ctx, ledgers.load(ctx.state, target))
+            try:
+                await _steps(run)
+            finally:
+                ledgers.save(ctx.state, target, run.ledger)
+            run.finish_measurements()
+        return ctx.steps.result(run.measurements)
+
+
+async def _steps(run: RecallRun) -> None:
+    if run.target.token is not None:
+        await run.ctx.steps.run("credential", run.credential)
+    async with open_backend(run.target, run.ctx, run.token, run.ctx.step_deadline) as backend:
+        run.backend = backend
+        await run.step("connect", run.connect)
+        if run.qos.files:
+            await run.step("locality", run.locality)
+        await _recall(run)
+        if run.qos.archive_dir is not None:
+            await run.step("archive", run.archive)
+
+
+async def _recall(run: RecallRun) -> None:
+    if run.ledger.request is not None:
+        await run.step("poll", run.poll)
+    if run.params.wait and run.ledger.request is None and run.qos.files:
+        await stage_and_wait(run)
+        return
+    if run.online is not None:
+        await run.step("read", run.read)
+        await run.step("release", run.release, cleanup=True)
+    if run.ledger.request is None and run.qos.files:
+        await run.step("stage", run.stage)
+
+
+PROBE_TYPE = ProbeType(
+    name="tape-recall",
+    description="tape QoS: stage, poll, read and verify, release; archive lag (XRootD, Tape REST)",
+    schemes=frozenset({"root", "roots", "https", "davs"}),
+    params_model=TapeRecallParams,
+    factory=TapeRecallProbe,
+    needs="tape",
+)
