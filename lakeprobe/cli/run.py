@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -75,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--probe-host", default=socket.gethostname(), help="host name used in test-file names"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    tape = parser.add_argument_group("tape-recall (the URL names the tape file)")
+    tape.add_argument("--adler32", help="the file's known adler32, verified after the recall")
+    tape.add_argument("--evict", action="store_true", help="XRootD: evict it first if on disk")
+    tape.add_argument("--tape-api", help="Tape REST API URI (default: discovered)")
+    tape.add_argument(
+        "--tape-discovery", help="where /.well-known/wlcg-tape-rest-api is (default: the URL)"
+    )
 
 
 def _seconds(text: str) -> float:
@@ -168,9 +176,10 @@ def _jobs_from_args(args: argparse.Namespace, resources: ProbeResources) -> list
         return list(pair_jobs(args, pair_type, cli_params(pair_type.params_model, args.param)))
     if args.probe in ENDPOINT_PROBE_TYPES:
         endpoint_type = ENDPOINT_PROBE_TYPES[args.probe]
-        return list(
-            endpoint_jobs(args, endpoint_type, cli_params(endpoint_type.params_model, args.param))
-        )
+        # A tape recall from the command line waits for the file (the daemon's runs do not).
+        waits = ["wait=true"] if endpoint_type.needs == "tape" else []
+        params = cli_params(endpoint_type.params_model, [*waits, *args.param])
+        return list(endpoint_jobs(args, endpoint_type, params))
     raise UsageError(f"unknown probe type {args.probe!r} (known: {', '.join(sorted(PROBE_TYPES))})")
 
 
@@ -195,7 +204,14 @@ def _jobs_from_config(args: argparse.Namespace, resources: ProbeResources) -> li
             f"{args.config}: no target of probe {args.probe!r} matches "
             f"--site {args.site or '*'} --endpoint {args.endpoint or '*'}"
         )
-    return jobs
+    return [_waiting(job) for job in jobs]
+
+
+def _waiting(job: ProbeJob[Any]) -> ProbeJob[Any]:
+    """A configured tape recall run from the command line waits for its file."""
+    if job.probe_type.needs != "tape":
+        return job
+    return dataclasses.replace(job, params=job.params.model_copy(update={"wait": True}))
 
 
 def _not_a_probe_name(path: Path, config: LakeprobeConfig, name: str) -> str:

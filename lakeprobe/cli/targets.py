@@ -109,8 +109,11 @@ def cli_target(args: argparse.Namespace, probe_type: AnyProbeType, url: str, sit
         "auth": _auth(args, url, scheme),
         "insecure_token_transport": args.insecure_token_transport,
         "checksums": args.checksums,
-        **_paths(args, url, grid.path),
     }
+    if probe_type.needs == "tape":
+        fields["tape"] = _tape(args, url, scheme, grid.path)
+    else:
+        fields |= _paths(args, url, grid.path)
     try:
         endpoint = EndpointConfig.model_validate(fields)
     except ValidationError as error:
@@ -120,6 +123,20 @@ def cli_target(args: argparse.Namespace, probe_type: AnyProbeType, url: str, sit
         where = yaml_path(first["loc"]) or "URL"
         raise UsageError(f"{url}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
     return make_target(SiteConfig(name=site, endpoints=[endpoint]), endpoint, args.ca_dir)
+
+
+def _tape(args: argparse.Namespace, url: str, scheme: str, path: str | None) -> dict[str, Any]:
+    """tape-recall: the URL names the tape file, as gfal-bringonline's does; the protocol
+    follows the scheme (root:// prepare, https:// the Tape REST API)."""
+    if path is None:
+        raise UsageError(f"{url}: give the tape file's path in the URL, e.g. root://host//tape/f")
+    return {
+        "protocol": "xrootd" if scheme in _XROOTD else "tape-rest",
+        "files": [{"path": path, "adler32": args.adler32}],
+        "rest_api": args.tape_api,
+        "discovery_url": args.tape_discovery,
+        "may_evict": args.evict,
+    }
 
 
 def _endpoint_name(endpoint_url: str) -> str:

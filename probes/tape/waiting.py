@@ -66,8 +66,10 @@ async def _until_offline(run: RecallRun) -> StepOutcome:
 async def _until_done(run: RecallRun) -> StepOutcome:
     outcome = await run.poll()
     while run.ledger.request is not None and run.online is None:
-        request = run.ledger.request
-        wait = request.next_poll_at - time.time()
+        request, now = run.ledger.request, time.time()
+        # Within the 2 s doubling backoff, at most a tenth of the wait so far: a recall time
+        # the CLI prints is late by at most ~10 % (or 0.5 s), not by up to its double.
+        wait = min(request.next_poll_at - now, max(0.5, 0.1 * request.age(now)))
         if wait > _left(run):
             return _timed_out(run, outcome)
         _progress(f"{request.path}: waiting {request.age(time.time()):.0f} s for the recall")
