@@ -101,11 +101,6 @@ async def _xrd(what: str, call: Awaitable[T]) -> T:
         raise TapeFault(error.reason, f"{what}: {error}") from None
 
 
-async def _rest(call: Awaitable[T]) -> T:
-    try:
-        return await call
-    except TapeRestError as error:
-        raise TapeFault(error.reason, error.detail) from None
 
 
 class XrootdTape:
@@ -202,16 +197,23 @@ class RestTape:
 
     can_evict = False  # the API releases pins; only the site decides what leaves the disk
 
-    def __init__(self, api: TapeRestClient, http: HttpClient, qos: TapeQos) -> None:
+    def __init__(self, api: TapeRestClient, http: HttpClient, qos: TapeQos, where: str) -> None:
         self._api, self._http, self._qos = api, http, qos
+        self._where = where  # named in every fault: which API (or discovery URL) said it
+
+    async def _rest(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except TapeRestError as error:
+            raise TapeFault(error.reason, f"{error.detail} ({self._where})") from None
 
     async def connect(self) -> str:
-        found = await _rest(self._api.discover())
+        found = await self._rest(self._api.discover())
         site = f" ({found.sitename})" if found.sitename else ""
         return f"Tape REST API {found.uri}{site}"
 
     async def locality(self, paths: Sequence[str]) -> dict[str, Locality]:
-        answer = await _rest(self._api.archiveinfo(paths))
+        answer = await self._rest(self._api.archiveinfo(paths))
         missing = [p for p in paths if p not in answer]
         if missing:
             raise TapeFault(Reason.PROTOCOL_ERROR, f"archiveinfo: no answer for {missing[0]}")
@@ -223,10 +225,10 @@ class RestTape:
         return found
 
     async def stage(self, paths: Sequence[str]) -> str:
-        return await _rest(self._api.stage(paths, self._qos.disk_lifetime))
+        return await self._rest(self._api.stage(paths, self._qos.disk_lifetime))
 
     async def poll(self, request_id: str, paths: Sequence[str]) -> Poll:
-        status = await _rest(self._api.poll(request_id, paths))
+        status = await self._rest(self._api.poll(request_id, paths))
         files = {}
         for path, file in status.files.items():
             files[path] = FileRecall(
@@ -238,7 +240,7 @@ class RestTape:
         return Poll(files, status.unexpected_paths, status.started_at)
 
     async def release(self, request_id: str, paths: Sequence[str]) -> None:
-        await _rest(self._api.release(request_id, paths))
+        await self._rest(self._api.release(request_id, paths))
         with contextlib.suppress(TapeRestError):  # the request's record; the pin is released
             await self._api.delete(request_id)
 
@@ -257,7 +259,8 @@ class RestTape:
         try:
             await self._api.delete(request_id)
         except TapeRestError as error:
-            raise TapeFault(error.reason, "; ".join([*problems, error.detail])) from None
+            detail = "; ".join([*problems, error.detail])
+            raise TapeFault(error.reason, f"{detail} ({self._where})") from None
 
     async def read_adler32(self, path: str) -> tuple[int, str]:
         value = zlib.adler32(b"")
@@ -302,4 +305,4 @@ async def open_backend(
         HttpClient(target, ctx) as http,
     ):
         http.token = token
-        yield RestTape(api, http, qos)
+        yield RestTape(api, http, qos, qos.rest_api or qos.discovery_url or target.url)
