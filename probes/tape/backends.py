@@ -216,11 +216,12 @@ class RestTape:
         answer = await self._rest(self._api.archiveinfo(paths))
         missing = [p for p in paths if p not in answer]
         if missing:
-            raise TapeFault(Reason.PROTOCOL_ERROR, f"archiveinfo: no answer for {missing[0]}")
+            detail = f"archiveinfo: no answer for {missing[0]} ({self._where})"
+            raise TapeFault(Reason.PROTOCOL_ERROR, detail)
         found = {}
         for path, value in answer.items():
             if not isinstance(value, Locality):
-                raise TapeFault(Reason.NOT_FOUND, f"archiveinfo {path}: {value}")
+                raise TapeFault(Reason.NOT_FOUND, f"archiveinfo {path}: {value} ({self._where})")
             found[path] = value
         return found
 
