@@ -7,15 +7,19 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from lakeprobe.config import load_config
+from lakeprobe.config.plan import TargetKey, build_plan
 from lakeprobe.lake import LocalLake, SiteStartError, XrootdSite
 
 pytestmark = pytest.mark.lake
+LAKEPROBE = str(Path(sys.executable).with_name("lakeprobe"))  # the installed console script
 
 
 def xrdfs(site: XrootdSite, *args: str) -> subprocess.CompletedProcess[str]:
@@ -229,3 +233,59 @@ def test_token_sites_are_probed_over_tls_only(tmp_path: Path) -> None:
         "CERN": [f"root://127.0.0.1:{cern.root_port}", cern.davs_url],
         "DESY": [f"roots://127.0.0.1:{desy.root_port}", desy.davs_url],
     }
+
+
+@pytest.mark.usefixtures("lake_binaries")
+def test_config_for_a_tape_lake(tmp_path: Path) -> None:
+    """A tape site fronted by the lake's Tape REST double gets two tape endpoints, prepare
+    over root:// (evicting, with an archive directory) and the Tape REST API over davs://
+    (discovered at the double), each with its own reference files, on tape only, with their
+    adler32. Only tape-recall targets them, and `lakeprobe check-config` accepts the config."""
+    with LocalLake(
+        site_names=["CERN", "DESY"],
+        base_dir=tmp_path / "lake",
+        tape_sites=["CERN"],
+        tape_rest="dcache",
+    ) as lake:
+        path = lake.write_config(tmp_path / "c.yaml", interval=15, timeout=15, transfers=True)
+        cern, api = lake.site("CERN"), lake.tape_rest
+        limits = {"online_warning": 60, "online_critical": 300, "archive_warning": 60}
+        limits |= {"archive_critical": 300, "abandon_after": 900, "poll_max_interval": 30}
+        assert cern.tape is not None
+        assert api is not None
+        assert lake.tape_rest_site is cern
+        checked = subprocess.run(
+            [LAKEPROBE, "check-config", str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        config = yaml.safe_load(path.read_text())
+        sites = {site["name"]: site["endpoints"] for site in config["sites"]}
+        assert [e["name"] for e in sites["DESY"]] == ["xrootd", "webdav"]
+        root, rest = sites["CERN"][2:]
+        assert (root["name"], root["url"]) == ("tape-xrootd", cern.root_url)
+        assert root["tape"] | {"files": []} == {
+            "protocol": "xrootd", "files": [], "archive_dir": cern.tape.archive_dir,
+            "may_evict": True, **limits,
+        }  # fmt: skip
+        assert (rest["name"], rest["url"]) == ("tape-rest", cern.davs_url)
+        assert rest["tape"] | {"files": []} == {
+            "protocol": "tape-rest", "files": [], "discovery_url": api.url,
+            "disk_lifetime": 600, **limits,
+        }  # fmt: skip
+        files = [f for endpoint in (root, rest) for f in endpoint["tape"]["files"]]
+        assert len({f["path"] for f in files}) == len(files) == 6  # no file shared
+        for file in files:
+            assert cern.tape.is_on_tape(file["path"])
+            assert not cern.tape.is_online(file["path"])
+            data = cern.tape.tape_dir.joinpath(file["path"].lstrip("/")).read_bytes()
+            assert f"{zlib.adler32(data):08x}" == file["adler32"]
+        targets = {
+            (job.key.probe, job.key.site, job.key.endpoint)
+            for job in build_plan(load_config(path))
+            if isinstance(job.key, TargetKey)
+        }
+        assert {t for t in targets if t[2].startswith("tape-")} == {
+            ("tape-recall", "CERN", "tape-xrootd"),
+            ("tape-recall", "CERN", "tape-rest"),
+        }
+    assert refuses_connections(api.port)  # the double stopped with the lake

@@ -15,6 +15,9 @@ from typing import Any
 
 # The shipped alert rules and example routing (repository checkout: `./dev.sh demo`).
 ALERTING_DIR = Path(__file__).resolve().parents[2] / "alerting"
+TAPE_DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "json" / "lakeprobe-tape.json"
+TAPE_DELAY = 5.0  # s: slow enough to see a recall pending, quick enough to see it complete
+TAPE_DIALECT = "dcache"  # the Tape REST double's wording: dCache's is the most demanding
 # Hosts that can only be placeholders in an example config (RFC 2606 / RFC 6761 names).
 # Loopback URLs count too: a demo has no notification relay on its own machine.
 _PLACEHOLDER_HOST = re.compile(r"(^|\.)(example(\.(com|net|org))?|invalid|test)$", re.IGNORECASE)
@@ -34,6 +37,12 @@ def add_commands(commands: Any) -> None:
             default="last",
             help="sites that need tokens from the lake's issuer: comma-separated names, "
             "'all', 'none' or 'last' (default: the last site)",
+        )
+        parser.add_argument(
+            "--tape-delay",
+            type=float,
+            default=TAPE_DELAY,
+            help="seconds the first open site's emulated tape takes to recall or archive a file",
         )
     lake.add_argument("--config-out", type=Path, help="write a lakeprobe config for the lake")
     demo.add_argument(
@@ -57,17 +66,27 @@ def dispatch(args: argparse.Namespace) -> int:
         return 3
     # Without --dir the lake lives in a temporary directory, removed when it stops.
     protected = _token_sites(args.token_sites, args.sites)
+    taped = _tape_site(protected, args.sites)
     with (
-        LocalLake(args.sites, base_dir=args.dir, token_sites=protected) as lake,
+        LocalLake(
+            args.sites,
+            base_dir=args.dir,
+            token_sites=protected,
+            tape_sites=taped,
+            tape_rest=TAPE_DIALECT if taped else None,
+        ) as lake,
         contextlib.ExitStack() as stack,
     ):
+        for site in lake.sites:
+            if site.tape is not None:
+                site.tape.recall_delay_seconds = site.tape.archive_delay_seconds = args.tape_delay
         config_path = getattr(args, "config_out", None) or lake.base_dir / "lakeprobe.yaml"
         lake.write_config(
             config_path,
             listen=args.listen,
             interval=args.interval,
             timeout=min(args.interval, 20.0),
-            transfers=True,
+            transfers=len(lake.sites) > 1,  # a transfer needs a site pair
         )
         extra = (
             _start_monitoring(stack, lake.base_dir / "monitoring", args.listen)
@@ -90,6 +109,16 @@ def _token_sites(choice: str, count: int) -> list[str] | bool:
     if choice == "last":
         return default_site_names(count)[-1:]
     return [name.strip() for name in choice.split(",") if name.strip()]
+
+
+def _tape_site(protected: list[str] | bool, count: int) -> list[str]:
+    """The first site without tokens gets the tape (the lake's tape endpoints take none)."""
+    from lakeprobe.lake.lake import default_site_names
+
+    if protected is True:
+        return []
+    chosen = [] if protected is False else protected
+    return [name for name in default_site_names(count) if name not in chosen][:1]
 
 
 def _start_monitoring(stack: contextlib.ExitStack, work_dir: Path, listen: str) -> list[str]:
@@ -179,6 +208,7 @@ def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[
         f"config: {config_path}",
         f"CA directory: {lake.pki.ca_dir}",
     ]
+    lines += _tape_lines(lake, args)
     if args.command == "demo":
         lines += [f"metrics: curl http://{args.listen}/metrics", *extra]
     lines += [
@@ -192,6 +222,44 @@ def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[
             if lake.issuer is not None
             else []
         ),
+        *_tape_try(lake),
         "Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _tape_lines(lake: Any, args: argparse.Namespace) -> list[str]:
+    """Where the tape is, and where its recalls show."""
+    from lakeprobe.lake.lakeconfig import TAPE_INTERVAL
+
+    site = lake.tape_rest_site
+    if site is None:
+        return ["tape: none (every site needs tokens; the lake's tape endpoints take none)"]
+    lines = [
+        f"tape on {site.name} (recall and archive take {args.tape_delay:g} s, "
+        f"files under {site.tape.tape_root}): prepare over {site.root_url}",
+    ]
+    if lake.tape_rest is not None:
+        lines.append(
+            f"  WLCG Tape REST API ({lake.tape_rest.dialect} dialect, a test double): "
+            f"{lake.tape_rest.url}/.well-known/wlcg-tape-rest-api"
+        )
+    if args.command == "demo":
+        lines += [
+            f"  recalls: the tape-recall probe every {min(args.interval, TAPE_INTERVAL):g} s; "
+            "lakeprobe_tape_recall_duration_seconds and the other lakeprobe_tape_* series "
+            "in /metrics",
+            f"  tape dashboard (import into Grafana): {TAPE_DASHBOARD}",
+        ]
+    return lines
+
+
+def _tape_try(lake: Any) -> list[str]:
+    """A recall from the command line, of a file the daemon never recalls."""
+    from lakeprobe.lake.lakeconfig import adler32, tape_reference_files
+
+    site = lake.tape_rest_site
+    if site is None:
+        return []
+    path, data = next(iter(tape_reference_files(site.tape, "cli").items()))
+    return [f"  lakeprobe run tape-recall {site.root_url}/{path} --adler32 {adler32(data)} --evict"]

@@ -20,9 +20,11 @@ from typing import Any, Self
 import yaml
 
 from lakeprobe.lake.issuer_process import LocalIssuer
-from lakeprobe.lake.lakeconfig import lake_config
+from lakeprobe.lake.lakeconfig import TAPE_USERS, lake_config, tape_reference_files
 from lakeprobe.lake.pki import TestPki, issue_host_cert, make_test_pki
 from lakeprobe.lake.tape import TapeEmulation
+from lakeprobe.lake.taperest import TapeRestDouble
+from lakeprobe.lake.taperest_dialects import DIALECTS
 from lakeprobe.lake.xrootd_site import SiteStartError, XrootdSite
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,10 @@ class LocalLake:
     OIDC issuer started before the sites and stopped after them. `no_checksum_sites` run
     without `xrootd.chksum` (XrootdSite's `checksums=False`). `wrong_name_sites` serve a host
     certificate from the lake's CA naming only WRONG_HOST_NAME, not the loopback names.
-    `tape_sites` (True: all, or site names) get a TapeEmulation (`lake.site(name).tape`)."""
+    `tape_sites` (True: all, or site names) get a TapeEmulation (`lake.site(name).tape`)
+    holding reference files (lakeconfig.tape_reference_files) from start. With `tape_rest` (a
+    dialect: dcache, eos, storm), `lake.tape_rest` is a Tape REST double in front of the first
+    tape site (`lake.tape_rest_site`), started after the sites (on a new port each start)."""
 
     test_dir = "/lakeprobe"
 
@@ -88,6 +93,7 @@ class LocalLake:
         no_checksum_sites: Sequence[str] = (),
         wrong_name_sites: Sequence[str] = (),
         tape_sites: Sequence[str] | bool = (),
+        tape_rest: str | None = None,
     ) -> None:
         names = list(site_names) if site_names is not None else default_site_names(n_sites)
         if not names or len(set(names)) != len(names) or not all(map(_NAME.fullmatch, names)):
@@ -124,6 +130,13 @@ class LocalLake:
             self.issuer = LocalIssuer(base_dir / "issuer", self.pki, free_ports(1)[0])
             for name in protected:
                 self.site(name).token_issuer = self.issuer
+        self.tape_rest: TapeRestDouble | None = None
+        self._tape_rest_dialect = tape_rest
+        self.tape_rest_site = next((s for s in self.sites if s.tape is not None), None)
+        if tape_rest is not None and tape_rest not in DIALECTS:
+            raise ValueError(f"tape_rest: unknown dialect {tape_rest!r}: one of {DIALECTS}")
+        if tape_rest is not None and self.tape_rest_site is None:
+            raise ValueError("tape_rest: the lake has no tape site (tape_sites) to front")
 
     @staticmethod
     def _site_names(option: str, chosen: Sequence[str] | bool, names: list[str]) -> list[str]:
@@ -154,6 +167,7 @@ class LocalLake:
             for site in self.sites:
                 site.make_dir(self.test_dir, writable=True)
                 self._start_site(site)
+            self._start_tape()
         except BaseException:
             self.stop()
             raise
@@ -171,8 +185,32 @@ class LocalLake:
                 log.info("%s: %s (attempt %d), picking new ports", site.name, why, attempt)
                 site.root_port, site.http_port = free_ports(2)
 
+    def _start_tape(self) -> None:
+        """Reference files on every tape site's tape, then the Tape REST double."""
+        for tape in (site.tape for site in self.sites if site.tape is not None):
+            for user in TAPE_USERS:
+                for path, data in tape_reference_files(tape, user).items():
+                    tape.put_on_tape(path, data)
+        if self._tape_rest_dialect is not None and self.tape_rest_site is not None:
+            # Imported here: only a lake with the double needs the XRootD bindings in-process.
+            from lakeprobe.lake.taperest_xrootd import XrootdPrepareBackend
+
+            backend = XrootdPrepareBackend(self.tape_rest_site.root_url)  # ports are final now
+            self.tape_rest = TapeRestDouble(
+                self.pki, backend, self._tape_rest_dialect, sitename=self.tape_rest_site.name
+            )
+            self.tape_rest.start()
+
     def stop(self) -> None:
-        """Stop every site, then the issuer; keeps the files, so start() works again."""
+        """Stop the Tape REST double, every site, then the issuer; keeps the files, so
+        start() works again."""
+        try:
+            if self.tape_rest is not None:
+                self.tape_rest.stop()
+        finally:
+            self._stop_sites()
+
+    def _stop_sites(self) -> None:
         try:
             for site in self.sites:
                 site.stop()

@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lakeprobe.lake.lake import LocalLake
+    from lakeprobe.lake.tape import TapeEmulation
     from lakeprobe.lake.xrootd_site import XrootdSite
 
 PROBE_CLIENT = "lakeprobe"
+# The tape endpoints of a tape site (the storage and transfer probes keep to the others).
+TAPE_XROOTD, TAPE_REST = "tape-xrootd", "tape-rest"
+# Each user of the reference files has its own: two users recalling and evicting one file
+# would cut each other's recalls short.
+TAPE_USERS = (TAPE_XROOTD, TAPE_REST, "cli")
+TAPE_FILES_PER_USER = 3
+# At most this often (s): the probe polls once per run, so a recall of seconds completes in
+# the run after its stage.
+TAPE_INTERVAL = 10.0
+# The lake's tape answers in seconds: limits of minutes instead of TapeConfig's hours.
+_TAPE_LIMITS: dict[str, float] = {
+    "online_warning": 60,
+    "online_critical": 300,
+    "archive_warning": 60,
+    "archive_critical": 300,
+    "abandon_after": 900,
+    "poll_max_interval": 30,
+}
+_DISK_LIFETIME = 600  # asked for in Tape REST stages: the probe releases long before
 
 
 def lake_config(
     lake: LocalLake, listen: str, interval: float, timeout: float, transfers: bool
 ) -> dict[str, Any]:
     issuer = _issuer_settings(lake)
+    sites = [_site(lake, site, issuer) for site in lake.sites]
     config: dict[str, Any] = {
         "server": {"listen": listen},
         "defaults": {"interval": interval, "timeout": timeout, "ca_dir": str(lake.pki.ca_dir)},
-        "sites": [_site(lake, site, issuer) for site in lake.sites],
+        "sites": sites,
         "probes": [
             {"name": "xrootd", "type": "xrootd"},
             {"name": "webdav", "type": "webdav"},
@@ -29,6 +51,17 @@ def lake_config(
             {"name": "http-tpc", "type": "http-tpc", "params": {"modes": ["pull", "push"]}},
             {"name": "xrootd-tpc", "type": "xrootd-tpc"},
         ]
+    if any(e["name"] == TAPE_XROOTD for site in sites for e in site["endpoints"]):
+        _keep_off_tape(config["probes"])
+        every = min(interval, TAPE_INTERVAL)
+        config["probes"].append(
+            {
+                "name": "tape-recall",
+                "type": "tape-recall",
+                "interval": every,
+                "timeout": min(timeout, every),
+            }
+        )
     protected = [site.name for site in lake.sites if site.protected]
     if issuer is not None and protected:
         config["probes"].append(
@@ -40,6 +73,14 @@ def lake_config(
             }
         )
     return config
+
+
+def _keep_off_tape(probes: list[dict[str, Any]]) -> None:
+    """The storage and transfer probes test the disk endpoints only: a tape endpoint has the
+    same URL scheme (and a pair probe takes one endpoint per site)."""
+    disk = {"xrootd": "xrootd", "xrootd-tpc": "xrootd", "webdav": "webdav", "http-tpc": "webdav"}
+    for probe in probes:
+        probe["targets"] = {"endpoints": [disk[probe["type"]]]}
 
 
 def _issuer_settings(lake: LocalLake) -> dict[str, str] | None:
@@ -68,4 +109,57 @@ def _site(lake: LocalLake, site: XrootdSite, issuer: dict[str, str] | None) -> d
         for endpoint in endpoints:
             endpoint["audience"] = site.audience
             endpoint["auth"] = {"oidc": {**issuer, "scope": scope}}
+    elif site.tape is not None:  # tokens for tape requests are not part of the lake
+        endpoints += _tape_endpoints(lake, site, site.tape)
     return {"name": site.name, "endpoints": endpoints}
+
+
+def _tape_endpoints(lake: LocalLake, site: XrootdSite, tape: TapeEmulation) -> list[dict[str, Any]]:
+    """Prepare over root:// (evicting recalled files, checking archival too) and, once the
+    lake runs its Tape REST double in front of this site, the Tape REST API over davs://."""
+    endpoints = [
+        {
+            "name": TAPE_XROOTD,
+            "url": site.root_url,
+            "test_dir": lake.test_dir,
+            "tape": {
+                "protocol": "xrootd",
+                "files": _reference_entries(tape, TAPE_XROOTD),
+                "archive_dir": tape.archive_dir,
+                "may_evict": True,
+                **_TAPE_LIMITS,
+            },
+        }
+    ]
+    double = lake.tape_rest
+    if double is not None and double.port and lake.tape_rest_site is site:
+        tape_rest = {
+            "protocol": "tape-rest",
+            "files": _reference_entries(tape, TAPE_REST),
+            "discovery_url": double.url,
+            "disk_lifetime": _DISK_LIFETIME,
+            **_TAPE_LIMITS,
+        }
+        endpoints.append(
+            {"name": TAPE_REST, "url": site.davs_url, "test_dir": lake.test_dir, "tape": tape_rest}
+        )
+    return endpoints
+
+
+def _reference_entries(tape: TapeEmulation, user: str) -> list[dict[str, str]]:
+    return [
+        {"path": path, "adler32": adler32(data)}
+        for path, data in tape_reference_files(tape, user).items()
+    ]
+
+
+def tape_reference_files(tape: TapeEmulation, user: str) -> dict[str, bytes]:
+    """The files on tape for one of TAPE_USERS (LocalLake puts them there at start), with
+    contents that depend only on their path: their adler32 is known before the lake runs."""
+    folder = f"{tape.tape_root}/reference/{user}"
+    paths = [f"{folder}/f{i}" for i in range(1, TAPE_FILES_PER_USER + 1)]
+    return {path: f"lakeprobe tape reference {path}\n".encode() * 256 for path in paths}
+
+
+def adler32(data: bytes) -> str:
+    return f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
