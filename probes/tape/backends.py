@@ -76,6 +76,7 @@ class Poll:
 
 class TapeBackend(Protocol):
     can_evict: bool
+    where: str  # named in findings: the API URI, or the endpoint URL
 
     async def connect(self) -> str: ...
     async def locality(self, paths: Sequence[str]) -> dict[str, Locality]: ...
@@ -101,8 +102,6 @@ async def _xrd(what: str, call: Awaitable[T]) -> T:
         raise TapeFault(error.reason, f"{what}: {error}") from None
 
 
-
-
 class XrootdTape:
     """XRootD prepare (stage, query, evict, cancel) over the endpoint's root:// URL."""
 
@@ -110,6 +109,7 @@ class XrootdTape:
 
     def __init__(self, target: Target, token: Secret | None, deadline: float) -> None:
         self._target, self._token, self._deadline = target, token, deadline
+        self.where = target.url
 
     async def connect(self) -> str:
         checked = await check_xrootd(self._target.url, self._deadline, self._target.ca_dir)
@@ -200,6 +200,7 @@ class RestTape:
     def __init__(self, api: TapeRestClient, http: HttpClient, qos: TapeQos, where: str) -> None:
         self._api, self._http, self._qos = api, http, qos
         self._where = where  # named in every fault: which API (or discovery URL) said it
+        self.where = where
 
     async def _rest(self, call: Awaitable[T]) -> T:
         try:

@@ -27,6 +27,7 @@ class Request:
     polls: int = 0
     next_poll_at: float = 0.0
     started_at: float | None = None  # when the server started it, once known
+    pending_at: float | None = None  # the last poll that found it still pending
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.submitted_at)
@@ -34,7 +35,7 @@ class Request:
     def polled(self, now: float, cap: float) -> Request:
         """After a poll that found it pending: the next poll with capped exponential backoff."""
         wait = min(cap, FIRST_POLL * 2.0**self.polls)
-        return replace(self, polls=self.polls + 1, next_poll_at=now + wait)
+        return replace(self, polls=self.polls + 1, next_poll_at=now + wait, pending_at=now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,9 @@ from lakeprobe.probes.tape.ledger import Canary, Ledger, Request
 from lakeprobe.probes.tape.waiting import stage_and_wait
 
 StepAction = Callable[[], Awaitable[StepOutcome]]
+# A run this close before the next poll polls: with the interval near the backoff, the run
+# after a stage would otherwise find it due milliseconds later and wait a whole interval.
+POLL_EARLY = 0.5
 # Failures after which nothing else can be learned this run.
 _BLOCKING = frozenset({Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.AUTH})
 _COUNTS = {
@@ -109,13 +112,21 @@ class RecallRun:
 
         async def run() -> StepOutcome:
             try:
-                return await action()
+                outcome = await action()
             except TapeFault as fault:
-                return failed(fault.reason, fault.detail)
+                outcome = failed(fault.reason, fault.detail)
             except StorageError as error:
-                return failed(error.reason, error.outcome.detail)
+                outcome = failed(error.reason, error.outcome.detail)
+            return self._placed(outcome)
 
         return await self.ctx.steps.run(name, run, blocks=_blocks, cleanup=cleanup)
+
+    def _placed(self, outcome: StepOutcome) -> StepOutcome:
+        """A finding names the tape interface it came from (API URI or endpoint URL)."""
+        where = self.backend.where if self.backend is not None else self.target.url
+        if outcome.status is Status.OK or where in outcome.detail:
+            return outcome
+        return replace(outcome, detail=f"{outcome.detail} ({where})")
 
     async def credential(self) -> StepOutcome:
         (self.token,), outcome = await load_tokens(self.target)
@@ -145,7 +156,7 @@ class RecallRun:
                 f"{request.path}: request {request.request_id} abandoned after "
                 f"{request.age(now):.0f} s: cancelled and released",
             )
-        if now < request.next_poll_at and not self.params.wait:
+        if now < request.next_poll_at - POLL_EARLY and not self.params.wait:
             return self._pending(request, now, f"next poll in {request.next_poll_at - now:.0f} s")
         answer = await self.tape.poll(request.request_id, [request.path])
         if answer.unexpected_paths or request.path not in answer.files:
@@ -182,14 +193,13 @@ class RecallRun:
         )
 
     def _online(self, request: Request, recall: FileRecall, now: float) -> StepOutcome:
-        finished = recall.finished_at
-        plausible = finished is not None and request.submitted_at <= finished <= now + 60
-        seconds = (finished if plausible and finished else now) - request.submitted_at
-        self.measurements[Measurement.TAPE_RECALL] = max(seconds, 0.0)
-        started = request.started_at
-        if started is not None and request.submitted_at <= started <= now + 60:
-            self.measurements[Measurement.TAPE_QUEUE] = started - request.submitted_at
+        seconds = _online_at(request, recall, now) - request.submitted_at
+        self.measurements[Measurement.TAPE_RECALL] = seconds
+        started = _server_time(request.started_at, request.submitted_at, now)
+        if started is not None:
+            self.measurements[Measurement.TAPE_QUEUE] = max(started - request.submitted_at, 0.0)
         what = f"{request.path} online {seconds:.1f} s after the stage"
+        self.ctx.log.info("%s: recall of %s", self.target.describe(), what)
         return _by_limits(
             seconds, self.qos.online_warning, self.qos.online_critical, Reason.STAGE_TIMEOUT, what
         )
@@ -242,19 +252,21 @@ class RecallRun:
         offline = [p for p in order if self.localities.get(p) is Locality.TAPE]
         if offline:
             path = offline[0]
+            submitted = time.time()  # before the request: the server stamps it while handling
             request_id = await self.tape.stage([path])
-            now = time.time()
-            self.ledger.request = Request(request_id, path, now, 0, now + ledgers.FIRST_POLL)
+            first_poll = submitted + ledgers.FIRST_POLL
+            self.ledger.request = Request(request_id, path, submitted, 0, first_poll)
             self.ledger.next_file = files.index(path) + 1
             self.ledger.evicted = [p for p in self.ledger.evicted if p != path]
             return passed(f"staged {path}: request {request_id}")
         online = [p for p in order if self.localities.get(p) is Locality.DISK_AND_TAPE]
-        if online and self.tape.can_evict and self.qos.may_evict:
-            await self.tape.evict([online[0]])
-            self.ledger.evicted = [*self.ledger.evicted, online[0]][-len(files) :]
-            return passed(f"evicted {online[0]}: staged once it is offline")
+        evictable = [p for p in online if p != self.recalled]  # that one was just released
+        if evictable and self.tape.can_evict and self.qos.may_evict:
+            await self.tape.evict([evictable[0]])
+            self.ledger.evicted = [*self.ledger.evicted, evictable[0]][-len(files) :]
+            return passed(f"evicted {evictable[0]}: staged once it is offline")
         if self.recalled is not None and online == [self.recalled]:
-            return passed(f"none offline: {self.recalled} leaves the disk after its release")
+            return passed(f"none offline: {self.recalled} was recalled in this run")
         states = ", ".join(f"{p} {self.localities.get(p, '?')}" for p in files)
         return StepOutcome(
             Status.WARNING, Reason.NO_OFFLINE_FILE, f"no reference file offline: {states}"
@@ -310,6 +322,30 @@ class RecallRun:
         self.measurements[Measurement.TAPE_OLDEST_OUTSTANDING] = age
 
 
+# Server timestamps are compared with our clock: whole seconds (EOS, StoRM) and a little skew.
+SERVER_CLOCK_SLACK = 2.0
+
+
+def _server_time(value: float | None, submitted: float, now: float) -> float | None:
+    """A server's timestamp of this request, if plausible: not before the stage was sent
+    (less the slack), not after this poll (plus the slack); None otherwise."""
+    if value is None or not submitted - SERVER_CLOCK_SLACK <= value <= now + SERVER_CLOCK_SLACK:
+        return None
+    return value
+
+
+def _online_at(request: Request, recall: FileRecall, now: float) -> float:
+    """When the file came online: the server's time if it gives one, else this poll's; never
+    before the last poll that found it pending, never after this one. A whole-second
+    timestamp (EOS, StoRM) stands for its whole second: its end is taken."""
+    finished = _server_time(recall.finished_at, request.submitted_at, now)
+    if finished is None:
+        return now
+    if finished == int(finished):
+        finished += 1.0
+    return min(max(finished, request.pending_at or request.submitted_at), now)
+
+
 def _locality_outcome(localities: dict[str, Locality]) -> StepOutcome:
     lost = [p for p, v in localities.items() if v is Locality.LOST]
     if lost:
@@ -337,10 +373,12 @@ class TapeRecallProbe:
             return ctx.steps.result()
         async with ctx.state.lock(f"tape:{ledgers.ledger_key(target)}"):
             run = RecallRun(target, qos, params, ctx, ledgers.load(ctx.state, target))
+            before = run.ledger.to_json()
             try:
                 await _steps(run)
             finally:
-                ledgers.save(ctx.state, target, run.ledger)
+                if run.ledger.to_json() != before:  # most runs of a long recall change nothing
+                    ledgers.save(ctx.state, target, run.ledger)
             run.finish_measurements()
         return ctx.steps.result(run.measurements)
 
