@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 _START_BOUND_SECONDS = 10.0
 _STOP_BOUND_SECONDS = 5.0
+_CLOSE_SETTLE_SECONDS = 0.2
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -218,11 +219,19 @@ class TapeRestDouble:
         if loop is None or thread is None:
             return
         if self._runner is not None:
-            future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
+            future = asyncio.run_coroutine_threadsafe(self._close(self._runner), loop)
             future.result(_STOP_BOUND_SECONDS)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(_STOP_BOUND_SECONDS)
         self._loop = self._thread = self._runner = None
+
+    @staticmethod
+    async def _close(runner: web.AppRunner) -> None:
+        """Close the server and its connections, and let their TLS transports finish closing
+        (close_notify, then the socket) before the loop stops: a transport the stopped loop
+        never closed is an unclosed socket when the garbage collector finds it."""
+        await runner.cleanup()
+        await asyncio.sleep(_CLOSE_SETTLE_SECONDS)
 
     def _serve(self, ready: threading.Event) -> None:
         assert self._loop is not None
