@@ -4,6 +4,7 @@ the xrdfs CLI and Debian's gfal2 over root://."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -137,7 +138,12 @@ def test_archive_migration_and_cleanup(
 
 @pytest.fixture
 def gfal2_context() -> Any:
-    gfal2 = pytest.importorskip("gfal2", reason="Debian's python3-gfal2 is not installed")
+    try:
+        import gfal2  # Debian's python3-gfal2, seen through the venv's system site packages
+    except ImportError:
+        if os.environ.get("CI") == "true":  # in CI a missing client fails, never skips
+            pytest.fail("python3-gfal2 is missing", pytrace=False)
+        pytest.skip("python3-gfal2 is missing")
     if shutil.which("xrootd") is None:
         need_binaries()
     return gfal2.creat_context()
