@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import Field
 
-from lakeprobe.probes.common.storage import StorageError, storage_for
+from lakeprobe.probes.common.storage import StorageError
 from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
 from lakeprobe.probes.core.outcome import (
@@ -37,9 +37,9 @@ from lakeprobe.probes.core.outcome import (
     passed,
 )
 from lakeprobe.probes.core.target import TapeQos, Target
-from lakeprobe.probes.core.testfiles import new_test_file, payload
 from lakeprobe.probes.credentials.secrets import Secret
 from lakeprobe.probes.tape import ledger as ledgers
+from lakeprobe.probes.tape.archive import archive_check
 from lakeprobe.probes.tape.backends import (
     FileRecall,
     Locality,
@@ -48,7 +48,14 @@ from lakeprobe.probes.tape.backends import (
     TapeFault,
     open_backend,
 )
-from lakeprobe.probes.tape.ledger import Canary, Ledger, Request
+from lakeprobe.probes.tape.ledger import Ledger, Request
+from lakeprobe.probes.tape.verdicts import (
+    LOCALITY_COUNTS,
+    by_limits,
+    locality_outcome,
+    online_at,
+    server_time,
+)
 from lakeprobe.probes.tape.waiting import stage_and_wait
 
 StepAction = Callable[[], Awaitable[StepOutcome]]
@@ -57,15 +64,6 @@ StepAction = Callable[[], Awaitable[StepOutcome]]
 POLL_EARLY = 0.5
 # Failures after which nothing else can be learned this run.
 _BLOCKING = frozenset({Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.AUTH})
-_COUNTS = {
-    Locality.DISK: Measurement.TAPE_FILES_DISK,
-    Locality.TAPE: Measurement.TAPE_FILES_TAPE,
-    Locality.DISK_AND_TAPE: Measurement.TAPE_FILES_DISK_AND_TAPE,
-    Locality.LOST: Measurement.TAPE_FILES_LOST,
-    Locality.NONE: Measurement.TAPE_FILES_NONE,
-    Locality.UNAVAILABLE: Measurement.TAPE_FILES_UNAVAILABLE,
-}
-ON_TAPE = frozenset({Locality.TAPE, Locality.DISK_AND_TAPE})
 
 
 class TapeRecallParams(ProbeParams):
@@ -76,15 +74,6 @@ class TapeRecallParams(ProbeParams):
 
 def _blocks(outcome: StepOutcome) -> bool:
     return outcome.reason in _BLOCKING or outcome.status is Status.UNKNOWN
-
-
-def _by_limits(age: float, warning: float, critical: float, reason: Reason, what: str
-               ) -> StepOutcome:  # fmt: skip
-    if age > critical:
-        return failed(reason, f"{what} (critical above {critical:g} s)")
-    if age > warning:
-        return StepOutcome(Status.WARNING, reason, f"{what} (warning above {warning:g} s)")
-    return passed(what)
 
 
 @dataclass(slots=True)
@@ -139,10 +128,10 @@ class RecallRun:
     async def locality(self) -> StepOutcome:
         paths = [f.path for f in self.qos.files]
         self.localities = await self.tape.locality(paths)
-        for locality, measurement in _COUNTS.items():
+        for locality, measurement in LOCALITY_COUNTS.items():
             count = sum(1 for value in self.localities.values() if value is locality)
             self.measurements[measurement] = float(count)
-        return _locality_outcome(self.localities)
+        return locality_outcome(self.localities)
 
     # --- the request in flight ------------------------------------------------------
     async def poll(self) -> StepOutcome:
@@ -188,19 +177,19 @@ class RecallRun:
     def _pending(self, request: Request, now: float, note: str) -> StepOutcome:
         age = request.age(now)
         what = f"{request.path} not online after {age:.0f} s (request {request.request_id}; {note})"
-        return _by_limits(
+        return by_limits(
             age, self.qos.online_warning, self.qos.online_critical, Reason.STAGE_TIMEOUT, what
         )
 
     def _online(self, request: Request, recall: FileRecall, now: float) -> StepOutcome:
-        seconds = _online_at(request, recall, now) - request.submitted_at
+        seconds = online_at(request, recall, now) - request.submitted_at
         self.measurements[Measurement.TAPE_RECALL] = seconds
-        started = _server_time(request.started_at, request.submitted_at, now)
+        started = server_time(request.started_at, request.submitted_at, now)
         if started is not None:
             self.measurements[Measurement.TAPE_QUEUE] = max(started - request.submitted_at, 0.0)
         what = f"{request.path} online {seconds:.1f} s after the stage"
         self.ctx.log.info("%s: recall of %s", self.target.describe(), what)
-        return _by_limits(
+        return by_limits(
             seconds, self.qos.online_warning, self.qos.online_critical, Reason.STAGE_TIMEOUT, what
         )
 
@@ -272,95 +261,11 @@ class RecallRun:
             Status.WARNING, Reason.NO_OFFLINE_FILE, f"no reference file offline: {states}"
         )
 
-    # --- archive check --------------------------------------------------------------
-    async def archive(self) -> StepOutcome:
-        canary, now = self.ledger.canary, time.time()
-        if canary is None:
-            return await self._write_canary(now)
-        locality = (await self.tape.locality([canary.path]))[canary.path]
-        age = now - canary.written_at
-        if locality in ON_TAPE:
-            self.measurements[Measurement.TAPE_ARCHIVE_LAG] = age
-            self.measurements[Measurement.TAPE_ARCHIVE_PENDING] = 0.0
-            await self._delete_canary(canary)
-            return _by_limits(
-                age, self.qos.archive_warning, self.qos.archive_critical, Reason.ARCHIVE_TIMEOUT,
-                f"canary on tape {age:.0f} s after it was written; deleted",
-            )  # fmt: skip
-        if locality is not Locality.DISK or age > self.qos.abandon_after:
-            await self._delete_canary(canary)
-            reason = Reason.ARCHIVE_TIMEOUT if locality is Locality.DISK else Reason.LOCALITY_LOST
-            return failed(reason, f"canary {canary.path} {locality} after {age:.0f} s: replaced")
-        self.measurements[Measurement.TAPE_ARCHIVE_PENDING] = age
-        return _by_limits(
-            age, self.qos.archive_warning, self.qos.archive_critical, Reason.ARCHIVE_TIMEOUT,
-            f"canary {canary.path} not on tape after {age:.0f} s",
-        )  # fmt: skip
-
-    async def _write_canary(self, now: float) -> StepOutcome:
-        assert self.qos.archive_dir is not None
-        path = new_test_file(self.qos.archive_dir, self.ctx.probe_host)
-        data = payload(self.params.canary_bytes)
-        async with storage_for(self.target, self.ctx, token=self.token) as storage:
-            await storage.write(path, data, overwrite=False)
-        self.ledger.canary = Canary(path, now)
-        self.measurements[Measurement.TAPE_ARCHIVE_PENDING] = 0.0
-        return passed(f"wrote canary {path} ({len(data)} bytes)")
-
-    async def _delete_canary(self, canary: Canary) -> None:
-        self.ledger.canary = None
-        try:
-            async with storage_for(self.target, self.ctx, token=self.token) as storage:
-                await storage.delete(canary.path)
-        except StorageError as error:
-            self.ctx.log.info("%s: delete %s: %s", self.target.describe(), canary.path, error)
-
     def finish_measurements(self) -> None:
         request, now = self.ledger.request, time.time()
         self.measurements[Measurement.TAPE_OUTSTANDING] = 0.0 if request is None else 1.0
         age = 0.0 if request is None else request.age(now)
         self.measurements[Measurement.TAPE_OLDEST_OUTSTANDING] = age
-
-
-# Server timestamps are compared with our clock: whole seconds (EOS, StoRM) and a little skew.
-SERVER_CLOCK_SLACK = 2.0
-
-
-def _server_time(value: float | None, submitted: float, now: float) -> float | None:
-    """A server's timestamp of this request, if plausible: not before the stage was sent
-    (less the slack), not after this poll (plus the slack); None otherwise."""
-    if value is None or not submitted - SERVER_CLOCK_SLACK <= value <= now + SERVER_CLOCK_SLACK:
-        return None
-    return value
-
-
-def _online_at(request: Request, recall: FileRecall, now: float) -> float:
-    """When the file came online: the server's time if it gives one, else this poll's; never
-    before the last poll that found it pending, never after this one. A whole-second
-    timestamp (EOS, StoRM) stands for its whole second: its end is taken."""
-    finished = _server_time(recall.finished_at, request.submitted_at, now)
-    if finished is None:
-        return now
-    if finished == int(finished):
-        finished += 1.0
-    return min(max(finished, request.pending_at or request.submitted_at), now)
-
-
-def _locality_outcome(localities: dict[str, Locality]) -> StepOutcome:
-    lost = [p for p, v in localities.items() if v is Locality.LOST]
-    if lost:
-        return failed(Reason.LOCALITY_LOST, f"lost: {', '.join(lost)}")
-    missing = [p for p, v in localities.items() if v is Locality.NONE]
-    if missing:
-        return failed(Reason.NOT_FOUND, f"no such file: {', '.join(missing)}")
-    unavailable = [p for p, v in localities.items() if v is Locality.UNAVAILABLE]
-    if unavailable:
-        detail = f"unavailable: {', '.join(unavailable)}"
-        return StepOutcome(Status.WARNING, Reason.LOCALITY_UNAVAILABLE, detail)
-    counts: dict[str, int] = {}
-    for value in localities.values():
-        counts[value.value] = counts.get(value.value, 0) + 1
-    return passed(", ".join(f"{n} {name}" for name, n in sorted(counts.items())))
 
 
 class TapeRecallProbe:
@@ -393,7 +298,7 @@ async def _steps(run: RecallRun) -> None:
             await run.step("locality", run.locality)
         await _recall(run)
         if run.qos.archive_dir is not None:
-            await run.step("archive", run.archive)
+            await run.step("archive", lambda: archive_check(run))
 
 
 async def _recall(run: RecallRun) -> None:
