@@ -24,6 +24,7 @@ import fnmatch
 import socket
 import ssl
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -388,6 +389,13 @@ class HttpClient:
 class _SlicedBytes(aiohttp.payload.BytesPayload):
     """A bytes body written in UPLOAD_CHUNK memoryview slices (no copy), each awaited for
     the transport to drain, so no layer below holds more than a slice or two of it."""
+
+    def __init__(self, value: bytes) -> None:
+        # BytesPayload warns (ResourceWarning) that a body over 1 MiB written at once may
+        # block the loop; this one never is, so that warning does not apply here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Sending a large body", ResourceWarning)
+            super().__init__(value)
 
     async def write_with_length(
         self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
