@@ -340,6 +340,41 @@ TAPE_FAMILIES: tuple[Family[TargetState], ...] = (
 )
 
 
+_CANARY_STATES = (
+    ("ok", Measurement.FIXITY_CANARIES_OK),
+    ("corrupted", Measurement.FIXITY_CANARIES_CORRUPTED),
+    ("stale", Measurement.FIXITY_CANARIES_STALE),
+    ("lost", Measurement.FIXITY_CANARIES_LOST),
+    ("unverified", Measurement.FIXITY_CANARIES_UNVERIFIED),
+)
+
+
+def _canaries_by_state(state: TargetState) -> Samples:
+    found = state.last.measurements if state.last is not None else None
+    if not found:
+        return NONE
+    return tuple((label, found[m]) for label, m in _CANARY_STATES if m in found)
+
+
+# The fixity probe's own series (probes/integrity/fixity.py). Per endpoint, not per canary:
+# measurements are a closed set, so the oldest verification stands for all the canaries.
+FIXITY_FAMILIES: tuple[Family[TargetState], ...] = (
+    Family(
+        "lakeprobe_fixity_canaries",
+        "gauge",
+        "Fixity canaries by the state their last verification found",
+        _canaries_by_state,
+        "state",
+    ),
+    Family(
+        "lakeprobe_fixity_oldest_verification_timestamp_seconds",
+        "gauge",
+        "Last verification of the least recently verified canary (its writing, if never)",
+        _measurement(Measurement.FIXITY_OLDEST_VERIFIED),
+    ),
+)
+
+
 def _token_expiry(source: TokenSource) -> Samples:
     left = seconds_left(source)
     return NONE if left is None else ((source.kind, left),)
@@ -363,7 +398,10 @@ class Row:
 ENDPOINT_ROW = Row(ENDPOINT_FAMILIES)
 PAIR_ROW = Row(PAIR_FAMILIES)
 # Probe types with families of their own.
-OWN_ROWS: dict[str, Row] = {"tape-recall": Row((*ENDPOINT_FAMILIES, *TAPE_FAMILIES))}
+OWN_ROWS: dict[str, Row] = {
+    "tape-recall": Row((*ENDPOINT_FAMILIES, *TAPE_FAMILIES)),
+    "fixity": Row((*ENDPOINT_FAMILIES, *FIXITY_FAMILIES)),
+}
 
 # The one table: probe type name -> its row. Built from the registry, so a new probe type
 # gets its kind's default; one with families of its own overrides it from OWN_ROWS (for

@@ -18,6 +18,7 @@ from lakeprobe.probes.core.target import PairTarget, Target
 
 if TYPE_CHECKING:  # mypy checks that each module's PROBE_TYPE is of its registry's kind
     from lakeprobe.probes.authz import token_authz
+    from lakeprobe.probes.integrity import fixity, injection
     from lakeprobe.probes.storage import webdav, xrootd
     from lakeprobe.probes.tape import recall
     from lakeprobe.probes.transfer import http_tpc, xrootd_tpc
@@ -27,6 +28,8 @@ if TYPE_CHECKING:  # mypy checks that each module's PROBE_TYPE is of its registr
         webdav.PROBE_TYPE,
         token_authz.PROBE_TYPE,
         recall.PROBE_TYPE,
+        fixity.PROBE_TYPE,
+        injection.PROBE_TYPE,
     )
     _PAIR_CHECKED: tuple[PairProbeType, ...] = (http_tpc.PROBE_TYPE, xrootd_tpc.PROBE_TYPE)
 
@@ -91,6 +94,8 @@ ENDPOINT_PROBE_TYPES: LazyProbeTypes[Target] = LazyProbeTypes(
         "webdav": "storage.webdav",
         "token-authz": "authz.token_authz",
         "tape-recall": "tape.recall",
+        "fixity": "integrity.fixity",
+        "corruption": "integrity.injection",
     },
     pair=False,
 )

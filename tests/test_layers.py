@@ -19,6 +19,7 @@ ALLOWED = {
     "transfer": {"transfer", "common", "clients", "core", "credentials"},
     "authz": {"authz", "common", "clients", "core", "credentials"},
     "tape": {"tape", "common", "clients", "core", "credentials"},
+    "integrity": {"integrity", "common", "clients", "core", "credentials"},
 }
 
 

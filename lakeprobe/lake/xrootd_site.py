@@ -340,3 +340,17 @@ class XrootdSite:
             handle.write(bytes([first[0] ^ 0xFF]))
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
         return stale
+
+    def truncate_silently(self, remote_path: str, size: int) -> None:
+        """Cut a file to `size` bytes behind the server's back, keeping its mtime (a dying
+        disk, an interrupted copy): a checksum the server cached stays, now stale."""
+        path = self.local_path(remote_path)
+        before = path.stat()
+        if size >= before.st_size:
+            raise ValueError(f"{remote_path}: {before.st_size} bytes, cannot truncate to {size}")
+        os.truncate(path, size)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    def delete_behind(self, remote_path: str) -> None:
+        """Remove a file from the data directory behind the server's back (a lost file)."""
+        self.local_path(remote_path).unlink()

@@ -74,6 +74,13 @@ class Reason(enum.StrEnum):
     RELEASE_FAILED = "release_failed"
     ARCHIVE_TIMEOUT = "archive_timeout"
     NO_OFFLINE_FILE = "no_offline_file"
+    # Fixity canaries (probes/integrity/fixity.py).
+    CANARY_CORRUPTED = "canary_corrupted"
+    CHECKSUM_STALE = "checksum_stale"
+    CANARY_LOST = "canary_lost"
+    # Corruption injection (probes/integrity/injection.py).
+    CORRUPTION_UNDETECTED = "corruption_undetected"
+    CORRUPT_LEFT_BEHIND = "corrupt_left_behind"
     INTERNAL = "internal"
 
 
@@ -122,13 +129,18 @@ HINTS: dict[Reason, str] = {
     Reason.RELEASE_FAILED: "release or evict of the recalled file failed: disk stays pinned",
     Reason.ARCHIVE_TIMEOUT: "a file written to the tape class is not on tape within the promise",
     Reason.NO_OFFLINE_FILE: "every reference file is on disk and eviction is not allowed",
+    Reason.CANARY_CORRUPTED: "a fixity canary's bytes changed at rest: silent corruption",
+    Reason.CHECKSUM_STALE: "the server's stored checksum disagrees with the file's bytes",
+    Reason.CANARY_LOST: "a fixity canary is gone: lost at rest (re-created on the next run)",
+    Reason.CORRUPTION_UNDETECTED: "an upload with a wrong declared checksum was stored as intact",
+    Reason.CORRUPT_LEFT_BEHIND: "a corrupt upload was rejected, yet the file was left behind",
     Reason.INTERNAL: "a bug in lakeprobe: see the daemon log",
 }
 
 # Capability findings: the server lacks a feature, nothing is broken. They never name a run
 # whose steps also found a fault (StepRecorder.result); every other reason is a fault.
 CAPABILITY_REASONS: frozenset[Reason] = frozenset(
-    {Reason.CHECKSUM_UNAVAILABLE, Reason.NO_OFFLINE_FILE}
+    {Reason.CHECKSUM_UNAVAILABLE, Reason.NO_OFFLINE_FILE, Reason.CORRUPTION_UNDETECTED}
 )
 
 
@@ -156,6 +168,21 @@ class Measurement(enum.StrEnum):
     TAPE_FILES_LOST = "tape_files_lost"
     TAPE_FILES_NONE = "tape_files_none"
     TAPE_FILES_UNAVAILABLE = "tape_files_unavailable"
+    # Fixity canaries by the state their last verification found (probes/integrity).
+    FIXITY_CANARIES_OK = "fixity_canaries_ok"
+    FIXITY_CANARIES_CORRUPTED = "fixity_canaries_corrupted"
+    FIXITY_CANARIES_STALE = "fixity_canaries_stale"
+    FIXITY_CANARIES_LOST = "fixity_canaries_lost"
+    FIXITY_CANARIES_UNVERIFIED = "fixity_canaries_unverified"
+    # Unix time of the least recently verified canary: time() minus it grows while no run
+    # verifies anything, even when runs stop.
+    FIXITY_OLDEST_VERIFIED = "fixity_oldest_verification_timestamp_seconds"
+    # Corruption injection, per layer: the Verdict's value (0 detected, 1 undetected,
+    # 2 left behind, 3 error), only for the layers a run got to.
+    INJECTION_CONTENT_MD5 = "injection_content_md5"
+    INJECTION_DIGEST = "injection_digest"
+    INJECTION_CONTENT_DIGEST = "injection_content_digest"
+    INJECTION_XRDCP_CKSUM = "injection_xrdcp_cksum"
 
 
 @dataclass(frozen=True, slots=True)

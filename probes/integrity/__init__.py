@@ -1,0 +1,1 @@
+"""The integrity family: fixity canaries (fixity) and corruption injection."""
