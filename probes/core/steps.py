@@ -133,3 +133,16 @@ def _rank(step: StepResult) -> tuple[int, bool]:
 def cleanup_reserve(timeout: float) -> float:
     """The share of a run's deadline kept back so cleanup can still delete the test file."""
     return min(5.0, timeout * 0.2)
+
+
+# Failures after which a run can learn nothing more from the endpoint (it is down, cut off
+# or refuses us): a family whose steps are independent checks blocks only on these.
+ENDPOINT_UNREACHABLE = frozenset(
+    {Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.AUTH}
+)
+
+
+def blocks_on_unreachable(outcome: StepOutcome) -> bool:
+    """For StepRecorder.run(blocks=...): skip the later steps only when the endpoint is
+    unreachable (ENDPOINT_UNREACHABLE) or the run cannot judge it (UNKNOWN)."""
+    return outcome.reason in ENDPOINT_UNREACHABLE or outcome.status is Status.UNKNOWN

@@ -15,7 +15,7 @@ someone deletes it. Read-only endpoints verify their `reference_file` instead (a
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import Field, field_validator
@@ -33,17 +33,15 @@ from lakeprobe.probes.core.outcome import (
     failed,
     passed,
 )
+from lakeprobe.probes.core.steps import StepAction, blocks_on_unreachable
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex, payload
 from lakeprobe.probes.credentials.secrets import Secret
 from lakeprobe.probes.integrity import canaries as ledgers
 from lakeprobe.probes.integrity.canaries import Canary, CanaryState, Ledger
 
-StepAction = Callable[[], Awaitable[StepOutcome]]
 MIB = 1024 * 1024
 MAX_CANARY_BYTES = 64 * MIB  # a canary is held in memory while it is checked
-# Failures after which nothing else can be learned this run.
-_BLOCKING = frozenset({Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.AUTH})
 _COUNTS = {
     CanaryState.OK: Measurement.FIXITY_CANARIES_OK,
     CanaryState.CORRUPTED: Measurement.FIXITY_CANARIES_CORRUPTED,
@@ -70,10 +68,6 @@ class FixityParams(ProbeParams):
         return sizes
 
 
-def _blocks(outcome: StepOutcome) -> bool:
-    return outcome.reason in _BLOCKING or outcome.status is Status.UNKNOWN
-
-
 @dataclass(slots=True)
 class FixityRun:
     target: Target
@@ -91,7 +85,10 @@ class FixityRun:
         return self.storage
 
     async def step(
-        self, name: str, action: StepAction, blocks: Callable[[StepOutcome], bool] = _blocks
+        self,
+        name: str,
+        action: StepAction,
+        blocks: Callable[[StepOutcome], bool] = blocks_on_unreachable,
     ) -> StepOutcome:
         """A step whose StorageError is its outcome; only a dead or refusing endpoint skips
         the steps after it."""

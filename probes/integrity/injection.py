@@ -55,6 +55,7 @@ from lakeprobe.probes.core.outcome import (
     failed,
     passed,
 )
+from lakeprobe.probes.core.steps import blocks_on_unreachable
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex, is_own_file, new_test_file, payload
 from lakeprobe.probes.credentials.secrets import Secret
@@ -109,7 +110,6 @@ MEASUREMENTS = {
     ROOT_LAYER: Measurement.INJECTION_XRDCP_CKSUM,
 }
 REJECTED = frozenset({400, 409, 412, 422})
-_BLOCKING = frozenset({Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.AUTH})
 _STATUS = {"ok": Status.OK, "warning": Status.WARNING, "critical": Status.CRITICAL}
 
 
@@ -136,10 +136,6 @@ class Answer:
 
     accepted: bool
     said: str
-
-
-def _blocks(outcome: StepOutcome) -> bool:
-    return outcome.reason in _BLOCKING or outcome.status is Status.UNKNOWN
 
 
 @dataclass(slots=True)
@@ -281,7 +277,8 @@ async def _done(outcome: StepOutcome) -> StepOutcome:
 async def _run(run: InjectionRun, token: Secret | None) -> None:
     run.token = token
     for name in _layers(run.target, run.params):
-        await run.ctx.steps.run(name, functools.partial(run.layer, name), blocks=_blocks)
+        layer = functools.partial(run.layer, name)
+        await run.ctx.steps.run(name, layer, blocks=blocks_on_unreachable)
     await run.ctx.steps.run("cleanup", run.cleanup, cleanup=True)
 
 

@@ -19,7 +19,6 @@ timeout comes first: the CLI leaves nothing pinned.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from pydantic import Field
@@ -36,6 +35,7 @@ from lakeprobe.probes.core.outcome import (
     failed,
     passed,
 )
+from lakeprobe.probes.core.steps import StepAction, blocks_on_unreachable
 from lakeprobe.probes.core.target import TapeQos, Target
 from lakeprobe.probes.credentials.secrets import Secret
 from lakeprobe.probes.tape import ledger as ledgers
@@ -58,22 +58,15 @@ from lakeprobe.probes.tape.verdicts import (
 )
 from lakeprobe.probes.tape.waiting import stage_and_wait
 
-StepAction = Callable[[], Awaitable[StepOutcome]]
 # A run this close before the next poll polls: with the interval near the backoff, the run
 # after a stage would otherwise find it due milliseconds later and wait a whole interval.
 POLL_EARLY = 0.5
-# Failures after which nothing else can be learned this run.
-_BLOCKING = frozenset({Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.AUTH})
 
 
 class TapeRecallParams(ProbeParams):
     wait: bool = Field(False, description="wait in the run for the recall (the CLI does)")
     canary_bytes: int = Field(64 * 1024, gt=0, le=64 * 1024**2, description="archive canary")
     slow_step_seconds: float = Field(60.0, gt=0, description="a slower step gives WARNING")
-
-
-def _blocks(outcome: StepOutcome) -> bool:
-    return outcome.reason in _BLOCKING or outcome.status is Status.UNKNOWN
 
 
 @dataclass(slots=True)
@@ -108,7 +101,7 @@ class RecallRun:
                 outcome = failed(error.reason, error.outcome.detail)
             return self._placed(outcome)
 
-        return await self.ctx.steps.run(name, run, blocks=_blocks, cleanup=cleanup)
+        return await self.ctx.steps.run(name, run, blocks=blocks_on_unreachable, cleanup=cleanup)
 
     def _placed(self, outcome: StepOutcome) -> StepOutcome:
         """A finding names the tape interface it came from (API URI or endpoint URL)."""
