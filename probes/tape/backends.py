@@ -199,14 +199,13 @@ class RestTape:
 
     def __init__(self, api: TapeRestClient, http: HttpClient, qos: TapeQos, where: str) -> None:
         self._api, self._http, self._qos = api, http, qos
-        self._where = where  # named in every fault: which API (or discovery URL) said it
-        self.where = where
+        self.where = where  # the recall probe names it in every finding (RecallRun._placed)
 
     async def _rest(self, call: Awaitable[T]) -> T:
         try:
             return await call
         except TapeRestError as error:
-            raise TapeFault(error.reason, f"{error.detail} ({self._where})") from None
+            raise TapeFault(error.reason, error.detail) from None
 
     async def connect(self) -> str:
         found = await self._rest(self._api.discover())
@@ -217,12 +216,11 @@ class RestTape:
         answer = await self._rest(self._api.archiveinfo(paths))
         missing = [p for p in paths if p not in answer]
         if missing:
-            detail = f"archiveinfo: no answer for {missing[0]} ({self._where})"
-            raise TapeFault(Reason.PROTOCOL_ERROR, detail)
+            raise TapeFault(Reason.PROTOCOL_ERROR, f"archiveinfo: no answer for {missing[0]}")
         found = {}
         for path, value in answer.items():
             if not isinstance(value, Locality):
-                raise TapeFault(Reason.NOT_FOUND, f"archiveinfo {path}: {value} ({self._where})")
+                raise TapeFault(Reason.NOT_FOUND, f"archiveinfo {path}: {value}")
             found[path] = value
         return found
 
@@ -261,8 +259,7 @@ class RestTape:
         try:
             await self._api.delete(request_id)
         except TapeRestError as error:
-            detail = "; ".join([*problems, error.detail])
-            raise TapeFault(error.reason, f"{detail} ({self._where})") from None
+            raise TapeFault(error.reason, "; ".join([*problems, error.detail])) from None
 
     async def read_adler32(self, path: str) -> tuple[int, str]:
         value = zlib.adler32(b"")
