@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from soak import slope
 
 from lakeprobe.lake import LocalLake, TapeEmulation, free_ports
 from lakeprobe.lake.taperest import TapeRestDouble
@@ -228,14 +229,6 @@ def daemons(
         for daemon in started:
             daemon.process.terminate()
             daemon.process.wait(30)
-
-
-def slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of y over x."""
-    n = len(points)
-    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
 
 
 def quantile(values: list[float], q: float) -> float:
