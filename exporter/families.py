@@ -349,21 +349,38 @@ _CANARY_STATES = (
 )
 
 
-def _canaries_by_state(state: TargetState) -> Samples:
-    found = state.last.measurements if state.last is not None else None
-    if not found:
-        return NONE
-    return tuple((label, found[m]) for label, m in _CANARY_STATES if m in found)
+def _by_label(
+    labels: tuple[tuple[str, Measurement], ...],
+) -> Callable[[TargetState], Samples]:
+    """The last result's measurements among `labels`, each labelled by its own value."""
+
+    def samples(state: TargetState) -> Samples:
+        found = state.last.measurements if state.last is not None else None
+        if not found:
+            return NONE
+        return tuple((label, found[m]) for label, m in labels if m in found)
+
+    return samples
 
 
-# The fixity probe's own series (probes/integrity/fixity.py). Per endpoint, not per canary:
-# measurements are a closed set, so the oldest verification stands for all the canaries.
+def _labelled(measurement: Measurement) -> Callable[[TargetState], Samples]:
+    """The last result's per-label values of `measurement` (ProbeResult.labelled), as kept."""
+
+    def samples(state: TargetState) -> Samples:
+        found = state.last.labelled if state.last is not None else None
+        return found.get(measurement, NONE) if found else NONE
+
+    return samples
+
+
+# The fixity probe's own series (probes/integrity/fixity.py): counts per endpoint, and each
+# canary's last verification, so a canary no run reaches shows.
 FIXITY_FAMILIES: tuple[Family[TargetState], ...] = (
     Family(
         "lakeprobe_fixity_canaries",
         "gauge",
         "Fixity canaries by the state their last verification found",
-        _canaries_by_state,
+        _by_label(_CANARY_STATES),
         "state",
     ),
     Family(
@@ -371,6 +388,34 @@ FIXITY_FAMILIES: tuple[Family[TargetState], ...] = (
         "gauge",
         "Last verification of the least recently verified canary (its writing, if never)",
         _measurement(Measurement.FIXITY_OLDEST_VERIFIED),
+    ),
+    Family(
+        "lakeprobe_fixity_canary_verification_timestamp_seconds",
+        "gauge",
+        "Last verification of each canary, by <index>-<size> (its writing, if never)",
+        _labelled(Measurement.FIXITY_CANARY_VERIFIED),
+        "canary",
+    ),
+)
+
+# Corruption injection layers (probes/integrity/injection.py) and their measurements.
+_LAYERS = (
+    ("content-md5", Measurement.INJECTION_CONTENT_MD5),
+    ("digest", Measurement.INJECTION_DIGEST),
+    ("content-digest", Measurement.INJECTION_CONTENT_DIGEST),
+    ("xrdcp-cksum", Measurement.INJECTION_XRDCP_CKSUM),
+    ("tpc-cksum", Measurement.INJECTION_TPC_CKSUM),
+    ("copy-digest", Measurement.INJECTION_COPY_DIGEST),
+)
+
+# The corruption probe's own series: one verdict per layer the last run got to.
+CORRUPTION_FAMILIES: tuple[Family[TargetState], ...] = (
+    Family(
+        "lakeprobe_corruption_verdict",
+        "gauge",
+        "Last verdict per layer: 0 detected, 1 undetected, 2 left behind, 3 error",
+        _by_label(_LAYERS),
+        "layer",
     ),
 )
 
@@ -401,6 +446,7 @@ PAIR_ROW = Row(PAIR_FAMILIES)
 OWN_ROWS: dict[str, Row] = {
     "tape-recall": Row((*ENDPOINT_FAMILIES, *TAPE_FAMILIES)),
     "fixity": Row((*ENDPOINT_FAMILIES, *FIXITY_FAMILIES)),
+    "corruption": Row((*ENDPOINT_FAMILIES, *CORRUPTION_FAMILIES)),
 }
 
 # The one table: probe type name -> its row. Built from the registry, so a new probe type

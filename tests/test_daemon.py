@@ -16,15 +16,24 @@ pytestmark = pytest.mark.lake
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.txt"
 PROBES = ("xrootd", "webdav")
+UPLOAD_LAYERS = ("content-md5", "digest", "content-digest", "xrdcp-cksum")
 
 
 def write_config(
-    lake: LocalLake, path: Path, interval: float = 2, timeout: float = 2, **defaults: object
+    lake: LocalLake,
+    path: Path,
+    interval: float = 2,
+    timeout: float = 2,
+    integrity: bool = False,
+    **defaults: object,
 ) -> Path:
     listen = f"127.0.0.1:{free_ports(1)[0]}"
-    config = lake.config_dict(listen, interval=interval, timeout=timeout)
+    config = lake.config_dict(listen, interval=interval, timeout=timeout, integrity=integrity)
     config["defaults"].update(defaults)
     config["server"]["enable_reload"] = True  # POST /-/reload is off by default
+    for probe in config["probes"]:  # the upload layers: gfal2 needs X509_CERT_DIR for davs://
+        if probe["type"] == "corruption":
+            probe["params"] = {"layers": list(UPLOAD_LAYERS)}
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -48,20 +57,31 @@ def shape(samples: Samples) -> list[str]:
 
 
 async def test_metrics_hold_every_probe_and_site(lake: LocalLake, tmp_path: Path) -> None:
-    """Both probes succeed on both sites, and the /metrics names and labels match the golden
-    file (regenerate with LAKEPROBE_UPDATE_GOLDEN=1 after a deliberate change)."""
-    config = write_config(lake, tmp_path / "lakeprobe.yaml")
-    sites = [s.name for s in lake.sites]
+    """Every probe succeeds on both sites (fixity and corruption on both endpoints, the
+    corruption probe with a WARNING: XRootD accepts wrong HTTP digests; the storage probes
+    on one endpoint each), and the
+    /metrics names and labels match the golden file (regenerate with
+    LAKEPROBE_UPDATE_GOLDEN=1 after a deliberate change)."""
+    config = write_config(lake, tmp_path / "lakeprobe.yaml", integrity=True)
     async with running_daemon(config) as (_, base):
-        await wait_for(lambda: _ran(base, sites), timeout=30, what="a run of every target")
+        await wait_for(lambda: _all_targets_ran(base), timeout=30, what="a run of every target")
         samples = await scrape(base)
     success = pick(samples, "lakeprobe_probe_success")
-    assert len(success) == 4
+    assert len(success) == EVERY_TARGET
     assert all(v == 1 for v in success.values()), success
     assert pick(samples, "lakeprobe_config_last_reload_successful") == {frozenset(): 1.0}
     if os.environ.get("LAKEPROBE_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text("\n".join(shape(samples)) + "\n")
     assert shape(samples) == GOLDEN.read_text().splitlines()
+
+
+# Two sites: xrootd and webdav one endpoint each, fixity and corruption both endpoints.
+EVERY_TARGET = 2 * (1 + 1 + 2 + 2)
+
+
+async def _all_targets_ran(base: str) -> bool:
+    runs = pick(await scrape(base), "lakeprobe_probe_last_run_timestamp_seconds")
+    return len(runs) == EVERY_TARGET
 
 
 async def _ran(base: str, sites: list[str]) -> bool:

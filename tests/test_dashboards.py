@@ -29,7 +29,7 @@ from dashboard_queries import (
     substitute,
     variable_selectors,
 )
-from lakeprobe.exporter.families import ENDPOINT_FAMILIES, PAIR_FAMILIES, TAPE_FAMILIES
+from lakeprobe.exporter.families import FAMILIES_BY_PROBE_TYPE
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.tokenexpiry import NAME as TOKEN_EXPIRY
 from lakeprobe.probes.core.target import MODES
@@ -45,6 +45,7 @@ UIDS = {
     "lakeprobe-endpoint",
     "lakeprobe-tokens",
     "lakeprobe-tape",
+    "lakeprobe-integrity",
 }
 # Prometheus' own scrape health.
 NOT_YET_EXPORTED = {"up"}
@@ -82,13 +83,13 @@ def _self_metric_names() -> set[str]:
 
 
 def exported_metric_names() -> set[str]:
-    """Every metric name lakeprobe exports: the golden /metrics names, the endpoint, pair and
-    tape families (a histogram as its three series), the token expiry gauge and the daemon's
-    own metrics."""
+    """Every metric name lakeprobe exports: the golden /metrics names, the families of every
+    probe type (exporter/families.py's table; a histogram as its three series), the token
+    expiry gauge and the daemon's own metrics."""
     golden = {line.split("{", 1)[0] for line in GOLDEN.read_text().splitlines() if line}
     families = {
         family.name + suffix
-        for family in (*ENDPOINT_FAMILIES, *PAIR_FAMILIES, *TAPE_FAMILIES)
+        for family in {f for row in FAMILIES_BY_PROBE_TYPE.values() for f in row.results}
         for suffix in (("_bucket", "_sum", "_count") if family.kind == "histogram" else ("",))
     }
     return golden | families | {TOKEN_EXPIRY} | _self_metric_names()

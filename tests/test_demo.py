@@ -79,3 +79,59 @@ def test_demo_shows_a_recall_completing(tmp_path: Path) -> None:
     assert "/.well-known/wlcg-tape-rest-api" in banner
     assert "lakeprobe_tape_recall_duration_seconds" in banner
     assert "lakeprobe run tape-recall root://" in banner
+
+
+def fixity_reason(listen: str) -> str | None:
+    """The fixity probe's last reason on SITE-A/xrootd, None while it has not run."""
+    try:
+        with urllib.request.urlopen(f"http://{listen}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return None
+    for family, labels, _ in SERIES.findall(text):
+        if family == "lakeprobe_probe_reason" and 'probe="fixity"' in labels:
+            found = re.search(r'reason="([^"]*)"', labels)
+            return found[1] if found else None
+    return None
+
+
+def test_demo_corrupts_a_canary_and_fixity_finds_it(tmp_path: Path) -> None:
+    """`--corrupt-canary-after` flips bytes of one canary at rest once it is written, says
+    which in one line, and the fixity probe's next run reports canary_corrupted."""
+    need_binaries()
+    listen = f"127.0.0.1:{free_ports(1)[0]}"
+    output = tmp_path / "demo.log"
+    command = [LAKEPROBE, "demo", "--sites", "1", "--token-sites", "none", "--interval", "2"]
+    command += ["--corrupt-canary-after", "1", "--listen", listen, "--dir", str(tmp_path / "l")]
+    with output.open("w") as log:
+        demo = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + RECALL_BOUND
+        while fixity_reason(listen) != "canary_corrupted":
+            assert demo.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()[-3000:]
+            time.sleep(0.5)
+    finally:
+        demo.send_signal(signal.SIGINT)
+        try:
+            demo.wait(STOP_BOUND)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait(10)
+    assert demo.returncode == 0, output.read_text()
+    said = [line for line in output.read_text().splitlines() if "corrupted fixity canary" in line]
+    assert len(said) == 1, said
+    assert re.search(r"lakeprobe-canary-\S+-1-1024 on SITE-A", said[0]), said
+
+
+def test_corrupt_canary_after_must_be_seconds() -> None:
+    """A negative or non-numeric delay is a usage error (exit 3) naming the option."""
+    for value in ("-1", "soon"):
+        done = subprocess.run(
+            [LAKEPROBE, "demo", "--corrupt-canary-after", value],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert done.returncode == 3
+        assert f"argument --corrupt-canary-after: not a number of seconds >= 0: '{value}'" in (
+            done.stderr
+        )

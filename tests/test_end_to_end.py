@@ -59,6 +59,7 @@ EMPTY_PANELS = {
     ("lakeprobe-tokens", "Soonest token expiry"): "token files only: the lake's are OIDC",
     ("lakeprobe-tokens", "Token expiry"): "token files only: the lake's are OIDC (renewed)",
     ("lakeprobe-tape", "Failures by reason"): "the tape endpoints never fail in this run",
+    ("lakeprobe-integrity", "Integrity failures by reason"): "no integrity fault happens here",
 }
 
 
@@ -114,12 +115,16 @@ def monitoring(
 
 
 def lake_config(lake: LocalLake, listen: str, path: Path) -> Path:
-    config = lake.config_dict(listen, interval=INTERVAL, timeout=TIMEOUT, transfers=True)
+    config = lake.config_dict(
+        listen, interval=INTERVAL, timeout=TIMEOUT, transfers=True, integrity=True
+    )
     config["defaults"]["recheck_after"] = RECHECK
     for probe in config["probes"]:
         if probe["type"] in ("http-tpc", "xrootd-tpc"):
             probe["interval"] = probe["timeout"] = COPY_INTERVAL
             probe.setdefault("params", {})["file_size_bytes"] = 65536
+        if probe["type"] == "corruption":  # XRootD stores corrupt uploads: known, no ticket
+            probe["params"]["undetected_status"] = "ok"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -158,11 +163,14 @@ async def all_broken(prometheus: PrometheusServer) -> bool:
 
 
 async def all_healthy(prometheus: PrometheusServer) -> bool:
-    """Prometheus holds a success for 4 endpoint targets and 6 transfer cells (the tape
-    endpoints aside)."""
+    """Prometheus holds a success for the 4 disk endpoints' storage probe (xrootd or webdav),
+    fixity and corruption targets, and 6 transfer cells (the tape endpoints aside)."""
     endpoints = await query(prometheus, 'lakeprobe_probe_success{endpoint=~"xrootd|webdav"} == 1')
     transfers = await query(prometheus, "lakeprobe_transfer_success == 1")
-    return len(endpoints) == 4 and len(transfers) == 6
+    probes = {
+        (e["metric"]["probe"], e["metric"]["site"], e["metric"]["endpoint"]) for e in endpoints
+    }
+    return len(probes) == 4 * 3 and len(transfers) == 6
 
 
 Selection = dict[str, str | list[str]]

@@ -102,7 +102,7 @@ def counts(result: ProbeResult) -> dict[str, float]:
 
 
 def canary(where: Target, index: int) -> str:
-    return canaries.canary_path(where.test_dir, HOST, index, SIZES[index])
+    return canaries.canary_path(where.test_dir, HOST, where.endpoint, index, SIZES[index])
 
 
 # Over davs:// at most 1 MiB: a larger PUT body makes aiohttp warn (ResourceWarning, an error
@@ -126,7 +126,11 @@ async def test_healthy_endpoint_is_ok(lake: LocalLake, protocol: str, largest: i
     assert second.status is Status.OK
     assert "2 canaries read" in step(second, "read")[2]
     assert second.measurements[Measurement.FIXITY_OLDEST_VERIFIED] >= started - 1
-    name = f"{where.test_dir}/lakeprobe-canary-{HOST}-3-{largest}"
+    verified = dict(second.labelled[Measurement.FIXITY_CANARY_VERIFIED])
+    assert set(verified) == {f"{i}-{size}" for i, size in enumerate(sizes)}
+    assert min(verified.values()) == second.measurements[Measurement.FIXITY_OLDEST_VERIFIED]
+    assert all(started - 1 <= t <= time.time() for t in verified.values())
+    name = f"{where.test_dir}/lakeprobe-canary-{HOST}-{where.endpoint}-3-{largest}"
     assert site.local_path(name).stat().st_size == largest
     assert intact(site, placed)
 
@@ -249,6 +253,9 @@ async def test_read_only_endpoint_verifies_its_reference_file(lake: LocalLake) -
     first = await run(where, state)
     assert (first.status, [s.name for s in first.steps]) == (Status.OK, ["read", "checksum"])
     assert counts(first) == {"ok": 1.0}
+    assert [label for label, _ in first.labelled[Measurement.FIXITY_CANARY_VERIFIED]] == [
+        "0-reference"
+    ]
     site.corrupt_silently(path)
     assert (await run(where, state)).reason is Reason.CANARY_CORRUPTED
     assert list(site.local_path(where.test_dir).iterdir()) == []

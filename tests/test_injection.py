@@ -4,7 +4,12 @@ What they really do with a wrong declared checksum (WIRE-FORMATS.md 7.2): XRootD
 XrdHttp stores every PUT whatever Content-MD5, Digest or Content-Digest say (undetected on
 each HTTP layer); over root:// only the XRootD client's own check catches it, and with
 rmBadCksum the client removes the file (detected). nginx's dav module ignores the headers
-too. The probe leaves none of its files behind and never touches anyone else's.
+too. The third-party-copy layers (XRootD 5.5.3, measured): gfal2's target-mode check of a
+wrong user adler32 fails the copy on both protocols (tpc-cksum detected; over root:// the
+xrootd plugin removes the copy, over davs:// the probe deletes it as FTS does); a COPY with
+a wrong Content-Digest succeeds (copy-digest undetected). nginx refuses a pull COPY (400):
+both TPC layers are errors. The probe leaves none of its files behind and never touches
+anyone else's.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from http_helpers import serve_handler
 from state_helpers import loop_state
 
 from lakeprobe.lake import LocalLake
@@ -31,6 +38,8 @@ LOG = logging.getLogger("test.injection")
 HOST = "testhost"
 TEST_DIR = LocalLake.test_dir
 HTTP_LAYERS = ("content-md5", "digest", "content-digest")
+TPC_LAYERS = ("tpc-cksum", "copy-digest")
+LAYERS = (*HTTP_LAYERS, "xrdcp-cksum", *TPC_LAYERS)
 DECOYS = ("decoy.txt", "lakeprobe-decoy", "lakeprobe-otherhost-1700000000-" + "0" * 32)
 
 
@@ -38,6 +47,12 @@ DECOYS = ("decoy.txt", "lakeprobe-decoy", "lakeprobe-otherhost-1700000000-" + "0
 def lake(lake_binaries: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLake]:
     with LocalLake(1, base_dir=tmp_path_factory.mktemp("injection") / "lake") as started:
         yield started
+
+
+@pytest.fixture
+def lake_ca(lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gfal2's HTTP plugin (davix) reads its CA directory from X509_CERT_DIR only."""
+    monkeypatch.setenv("X509_CERT_DIR", str(lake.pki.ca_dir))
 
 
 def plant_decoys(directory: Path) -> dict[str, bytes]:
@@ -81,7 +96,7 @@ async def test_xrootd_http_accepts_every_wrong_digest(lake: LocalLake) -> None:
     directory = lake.sites[0].local_path(TEST_DIR)
     decoys = plant_decoys(directory)
     try:
-        result = await run(lake_target(lake, "davs"))
+        result = await run(lake_target(lake, "davs"), layers=HTTP_LAYERS)
         by_name = steps(result)
         assert list(by_name) == ["credential", *HTTP_LAYERS, "cleanup"]
         for layer in HTTP_LAYERS:
@@ -109,7 +124,7 @@ async def test_xrootd_client_detects_and_removes(lake: LocalLake) -> None:
     directory = lake.sites[0].local_path(TEST_DIR)
     decoys = plant_decoys(directory)
     try:
-        result = await run(lake_target(lake, "root"))
+        result = await run(lake_target(lake, "root"), layers=("xrdcp-cksum",))
         by_name = steps(result)
         assert list(by_name) == ["credential", "xrdcp-cksum", "cleanup"]
         step = by_name["xrdcp-cksum"]
@@ -162,7 +177,7 @@ async def test_nginx_dav_ignores_digests(nginx_dav: NginxDav) -> None:
     decoys = plant_decoys(directory)
     target = Target("NGINX", "webdav", nginx_dav.davs_url, "/lakeprobe",
                     ca_dir=nginx_dav.pki.ca_dir)  # fmt: skip
-    result = await run(target)
+    result = await run(target, layers=HTTP_LAYERS)
     for layer in HTTP_LAYERS:
         step = steps(result)[layer]
         assert (step.status, step.reason) == (Status.WARNING, Reason.CORRUPTION_UNDETECTED)
@@ -194,9 +209,160 @@ async def test_root_without_server_checksum_is_undetected(nochecksum_lake: Local
     so the corrupt upload stands: undetected (WARNING), and the probe deletes it."""
     site = nochecksum_lake.site("SITE-A")
     target = Target("SITE-A", "root", site.root_url, TEST_DIR, ca_dir=nochecksum_lake.pki.ca_dir)
-    result = await run(target)
+    result = await run(target, layers=("xrdcp-cksum",))
     step = steps(result)["xrdcp-cksum"]
     assert (step.status, step.reason) == (Status.WARNING, Reason.CORRUPTION_UNDETECTED)
     assert step.detail.startswith("corrupt upload accepted and stored: the server reports no")
     assert result.measurements == {Measurement.INJECTION_XRDCP_CKSUM: Verdict.UNDETECTED}
     assert list(site.local_path(TEST_DIR).iterdir()) == []
+
+
+@pytest.mark.lake
+async def test_xrootd_davs_tpc_layers(lake: LocalLake, lake_ca: None) -> None:
+    """davs:// on XRootD 5.5.3, every layer: after the three PUT layers, gfal2's
+    target-mode check rejects the copy with the wrong user adler32 (errno 5, DESTINATION
+    CHECKSUM MISMATCH) and leaves it, so the probe deletes it as FTS does: tpc-cksum OK,
+    detected (0). XrdHttp ignores the COPY's wrong Content-Digest and the copy succeeds:
+    copy-digest WARNING corruption_undetected (1). Sources and copies are all gone after
+    the run; the decoys survive."""
+    directory = lake.sites[0].local_path(TEST_DIR)
+    decoys = plant_decoys(directory)
+    try:
+        result = await run(lake_target(lake, "davs"), layers=LAYERS)
+        by_name = steps(result)
+        assert list(by_name) == ["credential", *HTTP_LAYERS, *TPC_LAYERS, "cleanup"]
+        cksum = by_name["tpc-cksum"]
+        assert (cksum.status, cksum.reason) == (Status.OK, Reason.NONE)
+        assert cksum.detail.startswith("detected: gfal2 expected adler32:")
+        assert "(errno 5," in cksum.detail
+        assert "DESTINATION CHECKSUM MISMATCH" in cksum.detail
+        assert "(only the client checked); gfal2 left the copy, deleted as FTS does" in cksum.detail
+        digest = by_name["copy-digest"]
+        assert (digest.status, digest.reason) == (Status.WARNING, Reason.CORRUPTION_UNDETECTED)
+        assert digest.detail.startswith(
+            "corrupt copy accepted and stored: COPY with a wrong Content-Digest (adler=:"
+        )
+        assert "success: Created" in digest.detail
+        assert by_name["cleanup"].status is Status.OK
+        assert result.measurements[Measurement.INJECTION_TPC_CKSUM] == Verdict.DETECTED
+        assert result.measurements[Measurement.INJECTION_COPY_DIGEST] == Verdict.UNDETECTED
+        assert_clean(directory, decoys)
+    finally:
+        for name in decoys:
+            (directory / name).unlink(missing_ok=True)
+
+
+@pytest.mark.lake
+async def test_xrootd_root_tpc_cksum(lake: LocalLake) -> None:
+    """root:// on XRootD 5.5.3, every layer (xrdcp-cksum, tpc-cksum; copy-digest is HTTP
+    only): gfal2's xrootd plugin fails the copy with XrdCl's `CheckSum error` and removes
+    the copy itself: tpc-cksum OK, detected (0); nothing is left, the decoys survive."""
+    directory = lake.sites[0].local_path(TEST_DIR)
+    decoys = plant_decoys(directory)
+    try:
+        result = await run(lake_target(lake, "root"), layers=LAYERS)
+        by_name = steps(result)
+        assert list(by_name) == ["credential", "xrdcp-cksum", "tpc-cksum", "cleanup"]
+        step = by_name["tpc-cksum"]
+        assert (step.status, step.reason) == (Status.OK, Reason.NONE)
+        assert "[ERROR] CheckSum error (only the client checked); gfal2 removed it" in step.detail
+        assert result.status is Status.OK
+        assert result.measurements == {
+            Measurement.INJECTION_XRDCP_CKSUM: Verdict.DETECTED,
+            Measurement.INJECTION_TPC_CKSUM: Verdict.DETECTED,
+        }
+        assert_clean(directory, decoys)
+    finally:
+        for name in decoys:
+            (directory / name).unlink(missing_ok=True)
+
+
+@pytest.mark.lake
+@pytest.mark.parametrize("protocol", ["davs", "root"])
+async def test_tpc_cksum_without_server_checksum_is_undetected(
+    nochecksum_lake: LocalLake, monkeypatch: pytest.MonkeyPatch, protocol: str
+) -> None:
+    """A destination without `xrootd.chksum` gives gfal2 nothing to compare (davs: the
+    checksum HEAD is 405; root: gfal_copy copies again without the check): the copy with
+    the wrong expected value stands, undetected (WARNING), and the probe deletes it."""
+    monkeypatch.setenv("X509_CERT_DIR", str(nochecksum_lake.pki.ca_dir))
+    site = nochecksum_lake.site("SITE-A")
+    url = site.root_url if protocol == "root" else site.davs_url
+    target = Target("SITE-A", protocol, url, TEST_DIR, ca_dir=nochecksum_lake.pki.ca_dir)
+    result = await run(target, layers=("tpc-cksum",))
+    step = steps(result)["tpc-cksum"]
+    assert (step.status, step.reason) == (Status.WARNING, Reason.CORRUPTION_UNDETECTED)
+    assert step.detail.startswith("corrupt copy accepted and stored: gfal2 expected adler32:")
+    assert result.measurements == {Measurement.INJECTION_TPC_CKSUM: Verdict.UNDETECTED}
+    assert list(site.local_path(TEST_DIR).iterdir()) == []
+
+
+@pytest.mark.lake
+async def test_nginx_dav_refuses_tpc(nginx_dav: NginxDav, monkeypatch: pytest.MonkeyPatch
+                                     ) -> None:  # fmt: skip
+    """nginx's dav module copies only within itself (by `Destination:`): a pull COPY with
+    `Source:` is 400, through gfal2 and natively. Both TPC layers are errors (verdict 3,
+    CRITICAL unexpected_status) whose detail asks whether the endpoint does HTTP TPC; the
+    uploaded sources are deleted and the decoys survive."""
+    monkeypatch.setenv("X509_CERT_DIR", str(nginx_dav.pki.ca_dir))
+    directory = nginx_dav.local_path("/lakeprobe")
+    decoys = plant_decoys(directory)
+    target = Target("NGINX", "webdav", nginx_dav.davs_url, "/lakeprobe",
+                    ca_dir=nginx_dav.pki.ca_dir)  # fmt: skip
+    result = await run(target, layers=TPC_LAYERS)
+    by_name = steps(result)
+    assert "copy HTTP 400" in by_name["tpc-cksum"].detail
+    assert by_name["copy-digest"].detail.startswith("COPY: 400 Bad Request")
+    for layer in TPC_LAYERS:
+        step = by_name[layer]
+        assert (step.status, step.reason) == (Status.CRITICAL, Reason.UNEXPECTED_STATUS)
+        assert step.detail.endswith("does the endpoint do HTTP third-party copy? if not, "
+                                    "leave the TPC layers out")  # fmt: skip
+    assert result.measurements == {
+        Measurement.INJECTION_TPC_CKSUM: Verdict.ERROR,
+        Measurement.INJECTION_COPY_DIGEST: Verdict.ERROR,
+    }
+    assert by_name["cleanup"].status is Status.OK
+    assert_clean(directory, decoys)
+
+
+@pytest.mark.parametrize("status", [405, 501])
+async def test_copy_not_supported_is_skipped(status: int) -> None:
+    """A server that answers every COPY with 405 or 501 does no third-party copy: both TPC
+    layers are SKIPPED with that reason, no verdict is recorded, and the run is OK; the
+    uploaded sources are deleted (a stand-in WebDAV server on loopback, over http://)."""
+    files: dict[str, bytes] = {}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if request.method == "PUT":
+            files[path] = await request.read()
+            return web.Response(status=201)
+        if request.method == "COPY":
+            return web.Response(status=status)
+        if path not in files:
+            return web.Response(status=404)
+        if request.method == "DELETE":
+            del files[path]
+            return web.Response(status=204)
+        return web.Response(status=200, headers={"Content-Length": str(len(files[path]))})
+
+    async with serve_handler(handle) as url:
+        result = await run(Target("STUB", "http", url, "/lakeprobe"), layers=TPC_LAYERS)
+    by_name = steps(result)
+    for layer in TPC_LAYERS:
+        step = by_name[layer]
+        assert (step.status, step.reason) == (Status.SKIPPED, Reason.NONE)
+        assert step.detail == (
+            f"COPY {status}: the endpoint does no third-party copy, nothing to test"
+        )
+    assert result.status is Status.OK
+    assert result.measurements == {}
+    assert files == {}
+
+
+def test_tpc_layers_are_opt_in() -> None:
+    """By default only the upload layers run: a plain WebDAV server without third-party
+    copy must not fail every run; the TPC layers are named to be run."""
+    assert CorruptionParams().layers == (*HTTP_LAYERS, "xrdcp-cksum")
+    assert set(TPC_LAYERS) <= set(CorruptionParams(layers=LAYERS).layers)

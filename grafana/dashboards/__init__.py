@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from grafana_foundation_sdk.builders import dashboard as db
 
-from . import endpoint, matrix, overview, pair, tape, tokens
+from . import endpoint, integrity, matrix, overview, pair, tape, tokens
 
 # uid -> builder. The uids are stable: links between the dashboards and bookmarks use them.
 DASHBOARDS: dict[str, Callable[[], db.Dashboard]] = {
@@ -16,4 +16,5 @@ DASHBOARDS: dict[str, Callable[[], db.Dashboard]] = {
     endpoint.UID: endpoint.build,
     tokens.UID: tokens.build,
     tape.UID: tape.build,
+    integrity.UID: integrity.build,
 }

@@ -9,7 +9,9 @@ import ipaddress
 import os
 import re
 import signal
+import threading
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from typing import Any
 ALERTING_DIR = Path(__file__).resolve().parents[2] / "alerting"
 TAPE_DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "json" / "lakeprobe-tape.json"
 TAPE_DELAY = 5.0  # s: slow enough to see a recall pending, quick enough to see it complete
+CANARY_WAIT = 35.0  # s: a corruption in progress (its checksum query) may finish
 TAPE_DIALECT = "dcache"  # the Tape REST double's wording: dCache's is the most demanding
 # Hosts that can only be placeholders in an example config (RFC 2606 / RFC 6761 names).
 # Loopback URLs count too: a demo has no notification relay on its own machine.
@@ -46,10 +49,27 @@ def add_commands(commands: Any) -> None:
         )
     lake.add_argument("--config-out", type=Path, help="write a lakeprobe config for the lake")
     demo.add_argument(
+        "--corrupt-canary-after",
+        type=_seconds,
+        metavar="SECONDS",
+        help="then flip bytes of one fixity canary at rest (mtime kept): the next fixity run "
+        "reports canary_corrupted",
+    )
+    demo.add_argument(
         "--monitoring",
         action="store_true",
         help="also run Prometheus (with alerting/lakeprobe-rules.yaml) and Alertmanager",
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds >= 0: {text!r}")
+    return value
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -87,6 +107,7 @@ def dispatch(args: argparse.Namespace) -> int:
             interval=args.interval,
             timeout=min(args.interval, 20.0),
             transfers=len(lake.sites) > 1,  # a transfer needs a site pair
+            integrity=True,
         )
         extra = (
             _start_monitoring(stack, lake.base_dir / "monitoring", args.listen)
@@ -97,8 +118,52 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.command == "lake":
             asyncio.run(_wait_for_signal())
         else:
+            delay = getattr(args, "corrupt_canary_after", None)
+            if delay is not None:
+                stack.enter_context(_corrupting(lake, delay))
             _serve(config_path, lake.pki.ca_dir)
     return 0
+
+
+@contextlib.contextmanager
+def _corrupting(lake: Any, delay: float) -> Iterator[None]:
+    """In the background, `delay` s from now, corrupt one canary (once one is written)."""
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=_corrupt_canary, args=(lake, delay, stop), name="corrupt-canary", daemon=True
+    )
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(CANARY_WAIT)
+
+
+def _corrupt_canary(lake: Any, delay: float, stop: threading.Event) -> None:
+    """Flip a byte of the smallest non-empty canary on the first open site (its checksum is
+    queried over root://, open sites only) behind the server's back, keeping its mtime:
+    the server keeps its stale checksum, only a full read finds it. One line says which."""
+    site = next((s for s in lake.sites if not s.protected), lake.sites[0])
+    if stop.wait(delay):
+        return
+    folder = site.local_path(lake.test_dir)
+    while not stop.is_set():
+        written = [p for p in folder.glob("lakeprobe-canary-*") if p.stat().st_size > 0]
+        if written:
+            canary = min(written, key=lambda p: (p.stat().st_size, p.name))
+            try:
+                site.corrupt_silently(f"{lake.test_dir}/{canary.name}")
+            except (OSError, RuntimeError) as error:
+                print(f"could not corrupt canary {canary.name} on {site.name}: {error}")
+                return
+            print(
+                f"corrupted fixity canary {canary.name} on {site.name} at rest (bytes flipped, "
+                "mtime kept): the next fixity run reports canary_corrupted",
+                flush=True,
+            )
+            return
+        stop.wait(1.0)
 
 
 def _token_sites(choice: str, count: int) -> list[str] | bool:
@@ -210,7 +275,7 @@ def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[
     ]
     lines += _tape_lines(lake, args)
     if args.command == "demo":
-        lines += [f"metrics: curl http://{args.listen}/metrics", *extra]
+        lines += [f"metrics: curl http://{args.listen}/metrics", *extra, _integrity_line(args)]
     lines += [
         "try, in another shell (.venv/bin/lakeprobe if not on PATH):",
         f"  lakeprobe run xrootd {first.root_url} --test-dir {lake.test_dir}",
@@ -226,6 +291,21 @@ def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[
         "Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _integrity_line(args: argparse.Namespace) -> str:
+    from lakeprobe.lake.lakeconfig import (
+        CORRUPTION_INTERVAL,
+        CORRUPTION_SLOWER,
+        FIXITY_INTERVAL,
+    )
+
+    fixity = min(args.interval, FIXITY_INTERVAL)
+    corruption = min(args.interval * CORRUPTION_SLOWER, CORRUPTION_INTERVAL)
+    return (
+        f"integrity: fixity canaries every {fixity:g} s, corrupt uploads every {corruption:g} s"
+        " (lakeprobe_fixity_* and lakeprobe_corruption_verdict in /metrics)"
+    )
 
 
 def _tape_lines(lake: Any, args: argparse.Namespace) -> list[str]:

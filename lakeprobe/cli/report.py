@@ -51,6 +51,7 @@ def json_record(job: ProbeJob, result: ProbeResult) -> dict[str, Any]:
         "started_at": result.started_at,
         "duration_seconds": round(result.duration_seconds, 6),
         "measurements": {m.value: v for m, v in result.measurements.items()},
+        "labelled": {m.value: dict(pairs) for m, pairs in result.labelled.items()},
         "steps": [
             {
                 "name": s.name,

@@ -259,12 +259,14 @@ class LocalLake:
         interval: float = 30,
         timeout: float = 20,
         transfers: bool = False,
+        integrity: bool = False,
     ) -> dict[str, Any]:
         """A lakeprobe configuration probing every site over root:// and davs://; with
-        `transfers`, also the transfer matrix (HTTP-TPC pull and push, XRootD TPC). Sites that
-        need tokens get them from the lake's issuer (client `lakeprobe`), and the
-        `token-authz` probe checks them."""
-        return lake_config(self, listen, interval, timeout, transfers)
+        `transfers`, also the transfer matrix (HTTP-TPC pull and push, XRootD TPC); with
+        `integrity`, also fixity canaries and corruption injection. Sites that need tokens
+        get them from the lake's issuer (client `lakeprobe`), and the `token-authz` probe
+        checks them."""
+        return lake_config(self, listen, interval, timeout, transfers, integrity)
 
     def write_config(
         self,
@@ -273,8 +275,9 @@ class LocalLake:
         interval: float = 30,
         timeout: float = 20,
         transfers: bool = False,
+        integrity: bool = False,
     ) -> Path:
         """Write config_dict(...) as YAML to `path`."""
-        config = self.config_dict(listen, interval, timeout, transfers)
+        config = self.config_dict(listen, interval, timeout, transfers, integrity)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path

@@ -30,10 +30,29 @@ _TAPE_LIMITS: dict[str, float] = {
     "poll_max_interval": 30,
 }
 _DISK_LIFETIME = 600  # asked for in Tape REST stages: the probe releases long before
+# The integrity probes, on the disk endpoints. Fixity: at the lake's interval, at least every
+# minute, all canaries each run (a canary corrupted at rest is found by the next one), at
+# most 1 MiB each (a larger PUT body makes aiohttp warn). Corrupt uploads write files: a
+# quarter of that pace, at least every 10 min.
+FIXITY_INTERVAL = 60.0
+CORRUPTION_INTERVAL = 600.0
+CORRUPTION_SLOWER = 4
+CORRUPTION_TIMEOUT = 60.0
+FIXITY_SIZES = (0, 1024, 64 * 1024, 1024 * 1024)
+_DISK_ENDPOINTS = ["xrootd", "webdav"]
+# Every layer: the third-party-copy ones are opt-in, and XRootD does TPC.
+CORRUPTION_LAYERS = (
+    "content-md5", "digest", "content-digest", "xrdcp-cksum", "tpc-cksum", "copy-digest",
+)  # fmt: skip
 
 
 def lake_config(
-    lake: LocalLake, listen: str, interval: float, timeout: float, transfers: bool
+    lake: LocalLake,
+    listen: str,
+    interval: float,
+    timeout: float,
+    transfers: bool,
+    integrity: bool = False,
 ) -> dict[str, Any]:
     issuer = _issuer_settings(lake)
     sites = [_site(lake, site, issuer) for site in lake.sites]
@@ -62,6 +81,8 @@ def lake_config(
                 "timeout": min(timeout, every),
             }
         )
+    if integrity:
+        config["probes"] += _integrity_probes(interval, timeout)
     protected = [site.name for site in lake.sites if site.protected]
     if issuer is not None and protected:
         config["probes"].append(
@@ -73,6 +94,33 @@ def lake_config(
             }
         )
     return config
+
+
+def _integrity_probes(interval: float, timeout: float) -> list[dict[str, Any]]:
+    """Fixity canaries and corruption injection on every site's disk endpoints (root:// and
+    davs:// share one namespace: canary names tell the endpoints apart), all layers: XRootD
+    does third-party copies."""
+    fixity = min(interval, FIXITY_INTERVAL)
+    corruption = min(interval * CORRUPTION_SLOWER, CORRUPTION_INTERVAL)
+    sizes = list(FIXITY_SIZES)
+    return [
+        {
+            "name": "fixity",
+            "type": "fixity",
+            "interval": fixity,
+            "timeout": min(timeout, fixity),
+            "targets": {"endpoints": _DISK_ENDPOINTS},
+            "params": {"sizes": sizes, "per_run": len(sizes)},
+        },
+        {
+            "name": "corruption",
+            "type": "corruption",
+            "interval": corruption,
+            "timeout": min(corruption, CORRUPTION_TIMEOUT),  # a gfal2 TPC alone takes ~2 s
+            "targets": {"endpoints": _DISK_ENDPOINTS},
+            "params": {"layers": list(CORRUPTION_LAYERS)},
+        },
+    ]
 
 
 def _keep_off_tape(probes: list[dict[str, Any]]) -> None:

@@ -7,7 +7,8 @@ What each copy sets (gfal2 2.21.3, gfal2-python 1.12.0, davix 0.8.4):
   1.12; the option takes gfal2's transfer-type names, "pull" alone is ignored), no fallback to
   the other mode and no streamed copy through this host: a TPC probe tests TPC only.
   `OPERATION_TIMEOUT` = time left; `RETRIEVE_BEARER_TOKEN` off (no macaroon requests).
-- Transfer parameters: checksum mode both, adler32, the expected value; overwrite; timeout =
+- Transfer parameters: checksum mode both (or the one asked for: FTS's `verify_checksum`),
+  adler32, the expected value; overwrite; timeout =
   time left; no proxy delegation (on root://, with delegation a missing source is reported
   as "Destination does not support delegation").
 - Tokens: davs/https via `ctx.cred_set(<endpoint URL>, BEARER)` for both URL spellings of the
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 ROOT_SCHEMES = frozenset({"root", "roots"})
 HTTP_SCHEMES = frozenset({"davs", "https", "dav", "http"})
 COPY_MODES = {"pull": "3rd pull", "push": "3rd push"}
+CHECKSUM_MODES = ("both", "source", "target")  # gfal2's GFALT_CHECKSUM_*, FTS's b/s/t
 PLACEHOLDER_TOKEN = "lakeprobe-no-token"  # not a secret: sent when no token is configured
 XRDCL_COPY_INIT_TIMEOUT = 30  # seconds; XrdCl's CPInitTimeout for gfal2's root:// copies
 _CHECKSUM = ("CHECKSUM MISMATCH", "CHECKSUM ERROR", "DO NOT MATCH")
@@ -159,9 +161,11 @@ class _GfalJob:
     """One copy. run() is called on a copy thread, cancel() from the event loop."""
 
     def __init__(self, source: CopyEnd, destination: CopyEnd, mode: str, adler32: str | None,
-                 overwrite: bool, watch: CopyWatch) -> None:  # fmt: skip
+                 overwrite: bool, watch: CopyWatch, checksum_mode: str = "both"
+                 ) -> None:  # fmt: skip
         self.source, self.destination, self.mode = source, destination, mode
         self.adler32, self.overwrite, self.watch = adler32, overwrite, watch
+        self.checksum_mode = checksum_mode
         self.stage = "PREPARE"  # the last gfal2 event, for the detail
         self._ctx: Any = None
         self._lock = threading.Lock()
@@ -211,7 +215,8 @@ class _GfalJob:
         params.proxy_delegation = False
         params.create_parent = False
         if self.adler32:
-            params.set_checksum(gfal2.checksum_mode.both, "adler32", self.adler32)
+            checksum_mode = getattr(gfal2.checksum_mode, self.checksum_mode)
+            params.set_checksum(checksum_mode, "adler32", self.adler32)
         params.event_callback = suppress_callback_errors(self._on_event)
         params.monitor_callback = suppress_callback_errors(self._on_progress)
         return params
@@ -242,19 +247,23 @@ async def gfal_copy(
     adler32: str | None = None,
     size: int | None = None,
     overwrite: bool = True,
+    checksum_mode: str = "both",
 ) -> CopyStats:
     """Copy source -> destination with gfal2 before `deadline` (event-loop time), checking
-    `adler32` at both ends when given. `size` (the source's, if known) is reported as
+    `adler32` at both ends when given (`checksum_mode` "source" or "target": at that end
+    only, as FTS's `verify_checksum`). `size` (the source's, if known) is reported as
     transferred on success when gfal2 reported fewer bytes. The copy runs on
     `resources.threads`. Raises CopyError."""
     if mode not in COPY_MODES:
         raise ValueError(f"copy mode must be one of {', '.join(COPY_MODES)}: {mode!r}")
+    if checksum_mode not in CHECKSUM_MODES:
+        raise ValueError(f"checksum mode must be one of {', '.join(CHECKSUM_MODES)}")
     for end in (source, destination):
         warn_unapplied_ca_dir(end.target, log, "gfal2", resources.notices)
         if end.target.protocol in ROOT_SCHEMES:
             _bound_xrdcl_copy_init()
     watch = CopyWatch(deadline)
-    job = _GfalJob(source, destination, mode, adler32, overwrite, watch)
+    job = _GfalJob(source, destination, mode, adler32, overwrite, watch, checksum_mode)
     failure = await run_copy(resources.threads, job.run, watch, stall_seconds, job.cancel)
     note = ""
     if failure is not None and adler32 is not None and _checksum_unsupported(*failure):

@@ -40,6 +40,7 @@ class CopyOutcome:
     first_marker_seconds: float | None = None  # COPY sent -> first complete perf marker
     seconds: float = 0.0  # COPY sent -> verdict (or stall)
     markers: int = 0
+    status: int = 0  # the active side's status, kept when it refused the COPY (0: answered)
 
 
 async def stream_copy(
@@ -72,7 +73,8 @@ async def stream_copy(
         return _stalled(parser, stall_seconds, min_rate, loop.time())
     if reply.status not in COPY_STARTED:
         refused = dataclasses.replace(reply, body=bytes(head))
-        return CopyOutcome(status_failure(refused, refused_reason(reply, bytes(head), mode)))
+        step = status_failure(refused, refused_reason(reply, bytes(head), mode))
+        return CopyOutcome(step, status=reply.status)
     now = loop.time()
     verdict, seconds = parser.finish(now), now - parser.started
     if verdict is None:

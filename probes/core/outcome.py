@@ -177,12 +177,17 @@ class Measurement(enum.StrEnum):
     # Unix time of the least recently verified canary: time() minus it grows while no run
     # verifies anything, even when runs stop.
     FIXITY_OLDEST_VERIFIED = "fixity_oldest_verification_timestamp_seconds"
+    # Per canary (ProbeResult.labelled, label "<index>-<size>"): its last verification's
+    # unix time, its writing if never verified.
+    FIXITY_CANARY_VERIFIED = "fixity_canary_verification_timestamp_seconds"
     # Corruption injection, per layer: the Verdict's value (0 detected, 1 undetected,
     # 2 left behind, 3 error), only for the layers a run got to.
     INJECTION_CONTENT_MD5 = "injection_content_md5"
     INJECTION_DIGEST = "injection_digest"
     INJECTION_CONTENT_DIGEST = "injection_content_digest"
     INJECTION_XRDCP_CKSUM = "injection_xrdcp_cksum"
+    INJECTION_TPC_CKSUM = "injection_tpc_cksum"
+    INJECTION_COPY_DIGEST = "injection_copy_digest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,8 @@ class ProbeResult:
     started_at: float  # unix time
     measurements: dict[Measurement, float] = field(default_factory=dict)
     detail: str = ""
+    # Measurements with one value per bounded label value (e.g. per canary): label, value.
+    labelled: dict[Measurement, tuple[tuple[str, float], ...]] = field(default_factory=dict)
 
     @property
     def success(self) -> bool:

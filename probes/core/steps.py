@@ -108,7 +108,11 @@ class StepRecorder:
         else:
             self._record("run", outcome, 0.0, True, True)
 
-    def result(self, measurements: dict[Measurement, float] | None = None) -> ProbeResult:
+    def result(
+        self,
+        measurements: dict[Measurement, float] | None = None,
+        labelled: dict[Measurement, tuple[tuple[str, float], ...]] | None = None,
+    ) -> ProbeResult:
         ran = [s for s in self._steps if s.ran]
         worst = max(ran, key=_rank, default=None)
         status = worst.status if worst is not None else Status.UNKNOWN
@@ -120,6 +124,7 @@ class StepRecorder:
             duration_seconds=time.monotonic() - self._started,
             started_at=self._started_wall,
             measurements=dict(measurements or {}),
+            labelled=dict(labelled or {}),
         )
 
 

@@ -3,7 +3,9 @@
 Kept in the daemon's state store, so a restart neither rewrites the canaries nor forgets a
 loss it reported. Times are unix seconds; no secrets (the file is plain).
 
-Canary names: <test_dir>/lakeprobe-canary-<host>-<index>-<size>. The sweep deletes only names
+Canary names: <test_dir>/lakeprobe-canary-<host>-<endpoint>-<index>-<size>. The endpoint is in
+the name because a site's root:// and davs:// endpoints often share one namespace: without it,
+each endpoint's canaries would overwrite the other's. The sweep deletes only names
 ending in -<epoch>-<32 hex digits> (probes/core/testfiles.py), which a size of at most 8
 digits never is, so no probe's sweep ever deletes a canary, and the fixity probe deletes
 nothing at all."""
@@ -77,8 +79,9 @@ class Ledger:
         return {state: sum(c.state is state for c in self.canaries) for state in CanaryState}
 
 
-def canary_path(test_dir: str, probe_host: str, index: int, size: int) -> str:
-    return posixpath.join(test_dir, f"{PREFIX}canary-{safe_host(probe_host)}-{index}-{size}")
+def canary_path(test_dir: str, probe_host: str, endpoint: str, index: int, size: int) -> str:
+    owner = f"{safe_host(probe_host)}-{safe_host(endpoint)}"
+    return posixpath.join(test_dir, f"{PREFIX}canary-{owner}-{index}-{size}")
 
 
 def ledger_key(target: Target) -> str:

@@ -195,6 +195,19 @@ class FixityRun:
             numbers[Measurement.FIXITY_OLDEST_VERIFIED] = oldest
         return numbers
 
+    def labelled(self) -> dict[Measurement, tuple[tuple[str, float], ...]]:
+        """Each canary's last verification (its writing, if never), labelled by its index
+        and size ("<index>-reference" for a reference file, whose size is learned)."""
+        times = tuple(
+            (_label(index, c), c.verified_at or c.written_at)
+            for index, c in enumerate(self.ledger.canaries)
+        )
+        return {Measurement.FIXITY_CANARY_VERIFIED: times} if times else {}
+
+
+def _label(index: int, canary: Canary) -> str:
+    return f"{index}-{'reference' if canary.reference else canary.size}"
+
 
 def _needs_write(canary: Canary) -> bool:
     """Never written, or reported lost by an earlier run: (re-)create it."""
@@ -223,7 +236,12 @@ def _wanted(target: Target, params: FixityParams, probe_host: str, now: float) -
         adler32 = target.reference_adler32
         return [Canary(target.reference_file, None, adler32, now, reference=True)]
     return [
-        Canary(ledgers.canary_path(target.test_dir, probe_host, index, size), size, None, now)
+        Canary(
+            ledgers.canary_path(target.test_dir, probe_host, target.endpoint, index, size),
+            size,
+            None,
+            now,
+        )
         for index, size in enumerate(params.sizes)
     ]
 
@@ -241,7 +259,7 @@ class FixityProbe:
                 await _steps(run)
             finally:
                 ledgers.save(ctx.state, target, run.ledger)
-        return ctx.steps.result(run.measurements())
+        return ctx.steps.result(run.measurements(), run.labelled())
 
 
 async def _steps(run: FixityRun) -> None:

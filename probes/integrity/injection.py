@@ -1,7 +1,8 @@
-"""The `corruption` probe: does the endpoint catch a corrupt upload, and clean it up?
+"""The `corruption` probe: does the endpoint catch a corrupt upload or copy, and clean up?
 
-Each layer uploads a new small test file declaring a deliberately wrong checksum, stats the
-path, and deletes the file. One step per layer:
+Each layer writes a new small test file declaring a deliberately wrong checksum (by upload,
+or by a third-party copy of an uploaded source), stats the path, and deletes the files. One
+step per layer:
 
 - `content-md5`, `digest`, `content-digest` (HTTP): a PUT with a wrong `Content-MD5`, a wrong
   `Digest: adler32=...` (RFC 3230), a wrong `Content-Digest` and `Repr-Digest` (RFC 9530,
@@ -10,15 +11,21 @@ path, and deletes the file. One step per layer:
 - `xrdcp-cksum` (root://): XrdCl's CopyProcess expecting a wrong adler32, as FTS and
   `xrdcp --cksum adler32:<v> --rm-bad-cksum` do (probes/clients/xrdupload.py). The server
   never checks on its own: the client compares the server's adler32 of the stored bytes.
+- `tpc-cksum` (every protocol): gfal2 copies the source to a new file on the same endpoint
+  expecting a wrong adler32, checksum mode target, as FTS (probes/integrity/tpclayers.py).
+  Only the client checks; a copy it rejects is deleted before the stat, as FTS does.
+- `copy-digest` (HTTP): a pull COPY carrying a wrong RFC 9530 `Content-Digest: adler=:...:`
+  (the WLCG TPC digest proposal). An endpoint answering the COPY 405/501 does no TPC: the
+  TPC layers are then SKIPPED, without a verdict.
 
 Verdict per layer, also a measurement (`injection_<layer>`, the Verdict's value): detected
 (rejected, nothing left: OK), undetected (stored as if intact: `corruption_undetected`, a
 capability finding, WARNING unless `undetected_status` says otherwise), left behind
 (rejected, yet the file is there: CRITICAL `corrupt_left_behind`), error (the request
 failed: its own reason). XRootD 5.5.3 accepts every wrong HTTP digest (undetected on all
-three) and is detected only by the XRootD client's own check (WIRE-FORMATS.md 7.2).
-A file a layer could not delete is retried by the `cleanup` step; only files named by
-new_test_file in the test directory are ever deleted.
+three, and on copy-digest) and is detected only by the clients' own checks (xrdcp-cksum,
+tpc-cksum; WIRE-FORMATS.md 7.2). A file a layer could not delete is retried by the
+`cleanup` step; only files named by new_test_file in the test directory are ever deleted.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from lakeprobe.probes.clients.httpclient import (
     RequestFailed,
     status_failure,
 )
-from lakeprobe.probes.clients.xrdasync import KXR_UNSUPPORTED, reason_for
+from lakeprobe.probes.clients.xrdasync import KXR_NOT_AUTHORIZED, KXR_UNSUPPORTED, reason_for
 from lakeprobe.probes.clients.xrdhandshake import check_xrootd
 from lakeprobe.probes.clients.xrdupload import upload_expecting
 from lakeprobe.probes.common.storage import HttpStorage, Storage, StorageError, XrdStorage
@@ -59,6 +66,15 @@ from lakeprobe.probes.core.steps import blocks_on_unreachable
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex, is_own_file, new_test_file, payload
 from lakeprobe.probes.credentials.secrets import Secret
+from lakeprobe.probes.integrity.tpclayers import (
+    COPY_DIGEST,
+    TPC_CKSUM,
+    TPC_LAYERS,
+    Answer,
+    Untestable,
+    copy_digest,
+    tpc_cksum,
+)
 
 
 class Verdict(enum.IntEnum):
@@ -102,12 +118,17 @@ HTTP_LAYERS: dict[str, Callable[[bytes], dict[str, str]]] = {
     "content-digest": _content_digest,
 }
 ROOT_LAYER = "xrdcp-cksum"
-LAYERS = (*HTTP_LAYERS, ROOT_LAYER)
+LAYERS = (*HTTP_LAYERS, ROOT_LAYER, *TPC_LAYERS)
+# The TPC layers are opt-in: a plain WebDAV server without third-party copy (nginx answers
+# the pull COPY 400) would otherwise fail every run, though nothing is broken.
+DEFAULT_LAYERS = (*HTTP_LAYERS, ROOT_LAYER)
 MEASUREMENTS = {
     "content-md5": Measurement.INJECTION_CONTENT_MD5,
     "digest": Measurement.INJECTION_DIGEST,
     "content-digest": Measurement.INJECTION_CONTENT_DIGEST,
     ROOT_LAYER: Measurement.INJECTION_XRDCP_CKSUM,
+    TPC_CKSUM: Measurement.INJECTION_TPC_CKSUM,
+    COPY_DIGEST: Measurement.INJECTION_COPY_DIGEST,
 }
 REJECTED = frozenset({400, 409, 412, 422})
 _STATUS = {"ok": Status.OK, "warning": Status.WARNING, "critical": Status.CRITICAL}
@@ -115,7 +136,10 @@ _STATUS = {"ok": Status.OK, "warning": Status.WARNING, "critical": Status.CRITIC
 
 class CorruptionParams(ProbeParams):
     layers: tuple[str, ...] = Field(
-        LAYERS, min_length=1, description="layers to inject; those of another protocol are left out"
+        DEFAULT_LAYERS,
+        min_length=1,
+        description="layers to inject (tpc-cksum and copy-digest: opt-in, for endpoints that do "
+        "third-party copy); those of another protocol are left out",
     )
     undetected_status: Literal["ok", "warning", "critical"] = Field(
         "warning", description="the status of a corrupt upload the endpoint accepted"
@@ -130,14 +154,6 @@ class CorruptionParams(ProbeParams):
         return layers
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the endpoint said to the corrupt upload: accepted or rejected, in short."""
-
-    accepted: bool
-    said: str
-
-
 @dataclass(slots=True)
 class InjectionRun:
     target: Target
@@ -150,20 +166,50 @@ class InjectionRun:
     measurements: dict[Measurement, float] = field(default_factory=dict)
 
     async def layer(self, name: str) -> StepOutcome:
+        path = self._new_file()
+        source = self._new_file() if name in TPC_LAYERS else None  # what the copy reads
+        verdict, outcome = await self._verdict(name, path, source)
+        if verdict is not None:
+            self.measurements[MEASUREMENTS[name]] = float(verdict)
+        outcome = await self._removed(path, outcome)
+        return outcome if source is None else await self._removed(source, outcome)
+
+    def _new_file(self) -> str:
         path = new_test_file(self.target.test_dir, self.ctx.probe_host)
         self.pending.append(path)
-        try:
-            answer = await self._inject(name, path, payload(self.params.file_size_bytes))
-        except StorageError as error:
-            self.measurements[MEASUREMENTS[name]] = float(Verdict.ERROR)
-            return await self._removed(path, error.outcome)
-        verdict, outcome = await self._judge(path, answer)
-        self.measurements[MEASUREMENTS[name]] = float(verdict)
-        return await self._removed(path, outcome)
+        return path
 
-    async def _inject(self, name: str, path: str, data: bytes) -> Answer:
+    async def _verdict(self, name: str, path: str, source: str | None
+                       ) -> tuple[Verdict | None, StepOutcome]:  # fmt: skip
+        """The layer's verdict (None: nothing could be tested) and its step outcome."""
+        try:
+            answer = await self._inject(name, path, source, payload(self.params.file_size_bytes))
+        except Untestable as unsupported:
+            return None, StepOutcome(Status.SKIPPED, Reason.NONE, str(unsupported))
+        except StorageError as error:
+            return Verdict.ERROR, error.outcome
+        if answer.client_rejected:
+            answer = await self._delete_as_fts(path, answer)
+        return await self._judge(path, answer, "copy" if source is not None else "upload")
+
+    async def _delete_as_fts(self, path: str, answer: Answer) -> Answer:
+        """FTS deletes a copy that failed the client's check: the probe too, before the stat
+        that judges it (a failed delete then shows as left behind)."""
+        present = await self._exists(path)
+        await self._delete(path)
+        done = "gfal2 left the copy, deleted as FTS does" if present is True else "gfal2 removed it"
+        return Answer(answer.accepted, f"{answer.said}; {done}")
+
+    async def _inject(self, name: str, path: str, source: str | None, data: bytes) -> Answer:
         if name == ROOT_LAYER:
             return await self._xrdcp(path, data)
+        if source is not None:
+            await self.storage.write(source, data)
+            wrong = _wrong_adler32(data).hex()
+            if name == TPC_CKSUM:
+                return await tpc_cksum(self.target, self.ctx, self.token, (source, path), wrong)
+            assert self.http is not None
+            return await copy_digest(self.http, self.token, (source, path), wrong)
         assert self.http is not None
         headers = HTTP_LAYERS[name](data)
         try:
@@ -193,16 +239,35 @@ class InjectionRun:
             return Answer(True, f"{compared}: copy succeeded")
         if done.status.errno == KXR_UNSUPPORTED:  # no checksum to compare: nothing can tell
             return Answer(True, f"the server reports no checksum: {done.status.message}")
+        if done.status.errno == KXR_NOT_AUTHORIZED and "checksum" in done.status.message:
+            return await self._compare_for_xrdcl(path, expected, done.status.message)
         raise StorageError(failed(reason_for(done.status), f"upload: {done.status.message}"))
 
-    async def _judge(self, path: str, answer: Answer) -> tuple[Verdict, StepOutcome]:
+    async def _compare_for_xrdcl(self, path: str, expected: str, refusal: str) -> Answer:
+        """XrdCl 5.5 asks for the target's checksum without the URL's `authz`, so a token
+        endpoint refuses it ([3010] Unable to checksum) though the upload went through. Do
+        the comparison XrdCl could not, with the token, and remove a bad copy as
+        `--rm-bad-cksum` would."""
+        stored = await self.storage.checksum(path)
+        said = f"XrdCl's checksum query was refused ({refusal.strip()}); compared with the token"
+        if stored is None:
+            return Answer(True, f"{said}: the server reports no checksum")
+        if stored == expected:
+            return Answer(True, f"{said}: server adler32:{stored} matches the wrong value")
+        problem = await self._delete(path)
+        removed = f"; removing it: {problem}" if problem else ", removed"
+        return Answer(False, f"{said}: expected adler32:{expected}, server adler32:{stored}: "
+                             f"checksum error (only the client checked){removed}")  # fmt: skip
+
+    async def _judge(self, path: str, answer: Answer, what: str
+                     ) -> tuple[Verdict, StepOutcome]:  # fmt: skip
         present = await self._exists(path)
         if isinstance(present, StepOutcome):
             return Verdict.ERROR, present
         name = posixpath.basename(path)
         if answer.accepted and present:
             status = _STATUS[self.params.undetected_status]
-            detail = f"corrupt upload accepted and stored: {answer.said}"
+            detail = f"corrupt {what} accepted and stored: {answer.said}"
             return Verdict.UNDETECTED, StepOutcome(status, Reason.CORRUPTION_UNDETECTED, detail)
         if answer.accepted:
             detail = f"{answer.said}, but {name} is not there"
@@ -229,6 +294,8 @@ class InjectionRun:
 
     async def _delete(self, path: str) -> str | None:
         """None when `path` is gone (deleted, or never there), else what went wrong."""
+        if path not in self.pending:  # already seen deleted
+            return None
         if not is_own_file(path, self.target.test_dir):
             return f"refusing to delete {path}: not our own file"
         try:
@@ -250,7 +317,8 @@ class InjectionRun:
 
 def _layers(target: Target, params: CorruptionParams) -> list[str]:
     root = target.protocol in ("root", "roots")
-    return [name for name in params.layers if (name == ROOT_LAYER) == root]
+    own = {ROOT_LAYER, TPC_CKSUM} if root else {*HTTP_LAYERS, *TPC_LAYERS}
+    return [name for name in params.layers if name in own]
 
 
 class CorruptionProbe:
@@ -284,7 +352,7 @@ async def _run(run: InjectionRun, token: Secret | None) -> None:
 
 PROBE_TYPE = ProbeType(
     name="corruption",
-    description="corruption injection: uploads with a wrong declared checksum, per layer",
+    description="corruption injection: uploads and copies with a wrong checksum, per layer",
     schemes=frozenset({"root", "roots", "davs", "https", "http"}),
     params_model=CorruptionParams,
     factory=CorruptionProbe,
