@@ -1,7 +1,11 @@
 """Benchmark: render /metrics for a synthetic 150-site lake (22,350 ordered pairs, every
 matrix series populated) and report the daemon's resident memory.
 
-    .venv/bin/python benchmarks/matrix_metrics.py [--sites 150] [--repeat 5]
+    .venv/bin/python benchmarks/matrix_metrics.py [--sites 150] [--repeat 5] [--network]
+
+With --network every site also has a perfSONAR archive and the perfsonar probe runs over
+IPv4 and IPv6: 2 x 22,350 network series sets beside the transfer matrix. With
+--shard i/N, one replica of a sharded central install (the Helm chart's StatefulSet).
 
 The daemon object is built for real (config validation, plan, scheduler, results store);
 only the probe runs are synthetic. Times are the process's CPU time (user + sys): the machine
@@ -27,10 +31,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import lake_config, tpc_result
+from synthetic import lake_config, network_result, tpc_result
 
 from lakeprobe.config import load_config
+from lakeprobe.config.pairs import NetworkKey
 from lakeprobe.lake import free_ports
+from lakeprobe.probes.core.outcome import ProbeResult
 from lakeprobe.service.daemon import Daemon
 from lakeprobe.service.server import serve
 
@@ -55,7 +61,11 @@ def renew(daemon: Daemon, rng: random.Random, share: float = 1.0) -> None:
     """A new result for `share` of the pairs, as if they ran since the last scrape."""
     keys = [key for key, _ in daemon.store.items()]
     for key in rng.sample(keys, int(len(keys) * share)):
-        daemon.store.record(key, tpc_result(rng))
+        daemon.store.record(key, _result(key, rng))
+
+
+def _result(key: object, rng: random.Random) -> ProbeResult:
+    return network_result(rng) if isinstance(key, NetworkKey) else tpc_result(rng)
 
 
 async def http_scrape(daemon: Daemon) -> tuple[float, float, int]:
@@ -77,13 +87,13 @@ async def http_scrape(daemon: Daemon) -> tuple[float, float, int]:
     return cpu, wall, int(out or 0)
 
 
-async def main(sites: int, repeat: int, workdir: Path) -> None:
+async def main(sites: int, repeat: int, workdir: Path, network: bool, shard: str | None) -> None:
     config_path = workdir / "lake.yaml"
-    config = lake_config(sites)
+    config = lake_config(sites, network=network)
     config["server"]["listen"] = f"127.0.0.1:{free_ports(1)[0]}"
     config_path.write_text(yaml.safe_dump(config))
     started = time.perf_counter()
-    daemon = Daemon(config_path, load_config(config_path))
+    daemon = Daemon(config_path, load_config(config_path), shard=shard)
     daemon.start()  # validates, plans and schedules every pair (first runs are far ahead)
     print(f"sites={sites} targets={len(daemon.store)} start={time.perf_counter() - started:.2f}s")
 
@@ -93,7 +103,7 @@ async def main(sites: int, repeat: int, workdir: Path) -> None:
 
     rng = random.Random(1)
     for key, _ in daemon.store.items():
-        daemon.store.record(key, tpc_result(rng))
+        daemon.store.record(key, _result(key, rng))
     gc.collect()
     first = timed(scrape, 1)  # empty cache: every target rendered
     size = scrape()
@@ -126,7 +136,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sites", type=int, default=150)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--network", action="store_true", help="add the perfsonar matrix")
+    parser.add_argument("--shard", help="'i/N': one replica of a sharded central install")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the few runs that fall due fail at once
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(main(args.sites, args.repeat, Path(tmp)))
+        asyncio.run(main(args.sites, args.repeat, Path(tmp), args.network, args.shard))

@@ -419,6 +419,23 @@ CORRUPTION_FAMILIES: tuple[Family[TargetState], ...] = (
     ),
 )
 
+_NETWORK_HELP = (
+    (Measurement.NETWORK_THROUGHPUT, "Throughput of the newest measurement in the window"),
+    (Measurement.NETWORK_RETRANSMITS, "TCP retransmits of the newest throughput measurement"),
+    (Measurement.NETWORK_LOSS, "Packet loss ratio of the newest latency measurement"),
+    (Measurement.NETWORK_LATENCY, "Median latency of the newest latency measurement"),
+    (Measurement.NETWORK_HOPS, "Hops of the newest traceroute"),
+    (Measurement.NETWORK_MEASURED_AT, "Unix time of the newest measurement used"),
+)
+
+# Per site pair and IP version (probes/network): the network path under the transfer matrix.
+# A measurement comes from the last run only: a pair with none in the window (stale) has no
+# throughput, never a zero or a value kept from an older run.
+NETWORK_FAMILIES: tuple[Family[TargetState], ...] = (
+    *_common("lakeprobe_network_"),
+    *(Family(f"lakeprobe_{m.value}", "gauge", text, _measurement(m)) for m, text in _NETWORK_HELP),
+)
+
 
 def _token_expiry(source: TokenSource) -> Samples:
     left = seconds_left(source)
@@ -442,11 +459,14 @@ class Row:
 
 ENDPOINT_ROW = Row(ENDPOINT_FAMILIES)
 PAIR_ROW = Row(PAIR_FAMILIES)
+NETWORK_ROW = Row(NETWORK_FAMILIES)  # the network types (ProbeType.family NETWORK)
 # Probe types with families of their own.
 OWN_ROWS: dict[str, Row] = {
     "tape-recall": Row((*ENDPOINT_FAMILIES, *TAPE_FAMILIES)),
     "fixity": Row((*ENDPOINT_FAMILIES, *FIXITY_FAMILIES)),
     "corruption": Row((*ENDPOINT_FAMILIES, *CORRUPTION_FAMILIES)),
+    "perfsonar": NETWORK_ROW,
+    "iperf3": NETWORK_ROW,
 }
 
 # The one table: probe type name -> its row. Built from the registry, so a new probe type

@@ -19,6 +19,7 @@ from lakeprobe.probes.core.target import PairTarget, Target
 if TYPE_CHECKING:  # mypy checks that each module's PROBE_TYPE is of its registry's kind
     from lakeprobe.probes.authz import token_authz
     from lakeprobe.probes.integrity import fixity, injection
+    from lakeprobe.probes.network import iperf3, perfsonar
     from lakeprobe.probes.storage import webdav, xrootd
     from lakeprobe.probes.tape import recall
     from lakeprobe.probes.transfer import http_tpc, xrootd_tpc
@@ -31,7 +32,12 @@ if TYPE_CHECKING:  # mypy checks that each module's PROBE_TYPE is of its registr
         fixity.PROBE_TYPE,
         injection.PROBE_TYPE,
     )
-    _PAIR_CHECKED: tuple[PairProbeType, ...] = (http_tpc.PROBE_TYPE, xrootd_tpc.PROBE_TYPE)
+    _PAIR_CHECKED: tuple[PairProbeType, ...] = (
+        http_tpc.PROBE_TYPE,
+        xrootd_tpc.PROBE_TYPE,
+        perfsonar.PROBE_TYPE,
+        iperf3.PROBE_TYPE,
+    )
 
 T = TypeVar("T", Target, PairTarget)
 _PACKAGE = "lakeprobe.probes"
@@ -100,6 +106,12 @@ ENDPOINT_PROBE_TYPES: LazyProbeTypes[Target] = LazyProbeTypes(
     pair=False,
 )
 PAIR_PROBE_TYPES: LazyProbeTypes[PairTarget] = LazyProbeTypes(
-    {"http-tpc": "transfer.http_tpc", "xrootd-tpc": "transfer.xrootd_tpc"}, pair=True
+    {
+        "http-tpc": "transfer.http_tpc",
+        "xrootd-tpc": "transfer.xrootd_tpc",
+        "perfsonar": "network.perfsonar",
+        "iperf3": "network.iperf3",
+    },
+    pair=True,
 )
 PROBE_TYPES: Mapping[str, AnyProbeType] = _AnyProbeTypes()

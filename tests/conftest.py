@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,9 +16,10 @@ from lakeprobe.lake import LocalLake, TestPki, require_binaries
 from lakeprobe.lake.nginxdav import NginxDav, missing_nginx
 
 
-def need_binaries() -> None:
-    """Skip when the lake's binaries are missing; in CI a missing server fails, never skips."""
-    missing = require_binaries()
+def need_binaries(*extra: str) -> None:
+    """Skip when the lake's binaries (and `extra` ones, e.g. iperf3) are missing; in CI a
+    missing server fails, never skips."""
+    missing = require_binaries() + [name for name in extra if shutil.which(name) is None]
     if not missing:
         return
     message = f"local lake needs binaries not on PATH: {', '.join(missing)}"
@@ -36,7 +39,7 @@ def _root_logging_restored() -> Iterator[None]:
     root.handlers[:], root.level = saved
 
 
-LakeFactory = Callable[[int], LocalLake]
+LakeFactory = Callable[..., LocalLake]
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +55,11 @@ def lake_factory(tmp_path: Path) -> Iterator[LakeFactory]:
     with contextlib.ExitStack() as stack:  # closes every lake even if one close() fails
         count = 0
 
-        def start(n_sites: int = 2) -> LocalLake:
+        def start(n_sites: int = 2, **options: Any) -> LocalLake:
             nonlocal count
-            lake = LocalLake(n_sites, base_dir=tmp_path / f"lake{count}")
+            if options.get("iperf3"):
+                need_binaries("iperf3")
+            lake = LocalLake(n_sites, base_dir=tmp_path / f"lake{count}", **options)
             count += 1
             stack.callback(lake.close)
             lake.start()

@@ -29,7 +29,7 @@ def test_check_config_accepts_the_example() -> None:
     """A valid config exits 0 and summarises what it schedules."""
     done = lakeprobe("check-config", EXAMPLE)
     assert done.returncode == 0, done.stderr
-    assert "OK: 6 sites, 8 endpoints, 6 probes, 55 targets" in done.stdout
+    assert "OK: 6 sites, 12 endpoints, 8 probes, 61 targets" in done.stdout
 
 
 def test_check_config_rejects_with_the_path() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from lakeprobe.cli import run
-from lakeprobe.cli.targets import GridUrl, cli_target, parse_grid_url
+from lakeprobe.cli.targets import GridUrl, cli_params, cli_target, pair_jobs, parse_grid_url
+from lakeprobe.config.pairs import NetworkKey
 from lakeprobe.lake import LocalLake
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES, PROBE_TYPES
@@ -76,9 +77,9 @@ def test_checksums_option_sets_the_policy() -> None:
 
 
 def test_registries_split_by_target_kind() -> None:
-    """Every probe type is in exactly one registry; only pair types have copy modes."""
+    """Every probe type is in exactly one registry; only pair types have modes."""
     assert not ENDPOINT_PROBE_TYPES.keys() & PAIR_PROBE_TYPES.keys()
-    assert set(PAIR_PROBE_TYPES) == {"http-tpc", "xrootd-tpc"}
+    assert set(PAIR_PROBE_TYPES) == {"http-tpc", "xrootd-tpc", "perfsonar", "iperf3"}
     assert set(PROBE_TYPES) == ENDPOINT_PROBE_TYPES.keys() | PAIR_PROBE_TYPES.keys()
     assert all(t.modes for t in PAIR_PROBE_TYPES.values())
     assert not any(t.modes for t in ENDPOINT_PROBE_TYPES.values())
@@ -103,6 +104,8 @@ def test_registries_split_by_target_kind() -> None:
         (["xrootd-tpc", "root://a:1//x", "root://b:1//y", "--param", "modes=pull,push"],
          "--param modes:"),
         (["webdav", "https://[::1/x"], "https://[::1/x: Invalid IPv6 URL"),
+        (["perfsonar", "https://a", "https://b"], "probe 'perfsonar' needs a 'perfsonar:' "
+         "block on its endpoints: run a configured probe with --config"),
     ],
 )  # fmt: skip
 def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
@@ -114,6 +117,21 @@ def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
     assert done.stderr.startswith("UNKNOWN: ")
     assert message in done.stderr
     assert done.stdout == ""
+
+
+def test_network_pairs_from_urls_are_keyed_by_ip_version() -> None:
+    """`lakeprobe run iperf3 SRC DST`: one job per IP version, keyed as the daemon keys
+    network series (src/dst sites `src`, `dst`; ip_version the bare number)."""
+    parser = argparse.ArgumentParser()
+    run.add_arguments(parser)
+    args = parser.parse_args(["iperf3", "iperf3://127.0.0.1:5201", "iperf3://[::1]:5202"])
+    iperf3 = PAIR_PROBE_TYPES["iperf3"]
+    jobs = pair_jobs(args, iperf3, cli_params(iperf3.params_model, []))
+    assert [job.key for job in jobs] == [
+        NetworkKey("iperf3", "src", "dst", "4"),
+        NetworkKey("iperf3", "src", "dst", "6"),
+    ]
+    assert jobs[1].target.destination.url == "iperf3://[::1]:5202"
 
 
 def test_config_selects_by_probe_name_not_type(tmp_path: Path) -> None:

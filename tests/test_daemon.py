@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,12 +57,15 @@ def shape(samples: Samples) -> list[str]:
     return sorted(lines)
 
 
-async def test_metrics_hold_every_probe_and_site(lake: LocalLake, tmp_path: Path) -> None:
+async def test_metrics_hold_every_probe_and_site(
+    lake_factory: Callable[..., LocalLake], tmp_path: Path
+) -> None:
     """Every probe succeeds on both sites (fixity and corruption on both endpoints, the
     corruption probe with a WARNING: XRootD accepts wrong HTTP digests; the storage probes
-    on one endpoint each), and the
+    on one endpoint each; the network probes on every pair), and the
     /metrics names and labels match the golden file (regenerate with
     LAKEPROBE_UPDATE_GOLDEN=1 after a deliberate change)."""
+    lake = lake_factory(2, perfsonar=True, iperf3=True)
     config = write_config(lake, tmp_path / "lakeprobe.yaml", integrity=True)
     async with running_daemon(config) as (_, base):
         await wait_for(lambda: _all_targets_ran(base), timeout=30, what="a run of every target")
@@ -69,6 +73,9 @@ async def test_metrics_hold_every_probe_and_site(lake: LocalLake, tmp_path: Path
     success = pick(samples, "lakeprobe_probe_success")
     assert len(success) == EVERY_TARGET
     assert all(v == 1 for v in success.values()), success
+    network = pick(samples, "lakeprobe_network_success")
+    assert len(network) == EVERY_NETWORK_CELL
+    assert all(v == 1 for v in network.values()), network
     assert pick(samples, "lakeprobe_config_last_reload_successful") == {frozenset(): 1.0}
     if os.environ.get("LAKEPROBE_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text("\n".join(shape(samples)) + "\n")
@@ -79,9 +86,15 @@ async def test_metrics_hold_every_probe_and_site(lake: LocalLake, tmp_path: Path
 EVERY_TARGET = 2 * (1 + 1 + 2 + 2)
 
 
+# perfsonar: 2 pairs x IPv4, IPv6; iperf3: 2 pairs x IPv4.
+EVERY_NETWORK_CELL = 2 * 2 + 2
+
+
 async def _all_targets_ran(base: str) -> bool:
-    runs = pick(await scrape(base), "lakeprobe_probe_last_run_timestamp_seconds")
-    return len(runs) == EVERY_TARGET
+    samples = await scrape(base)
+    runs = pick(samples, "lakeprobe_probe_last_run_timestamp_seconds")
+    cells = pick(samples, "lakeprobe_network_last_run_timestamp_seconds")
+    return len(runs) == EVERY_TARGET and len(cells) == EVERY_NETWORK_CELL
 
 
 async def _ran(base: str, sites: list[str]) -> bool:

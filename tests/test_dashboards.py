@@ -32,6 +32,7 @@ from dashboard_queries import (
 from lakeprobe.exporter.families import FAMILIES_BY_PROBE_TYPE
 from lakeprobe.exporter.selfmetrics import DaemonMetrics
 from lakeprobe.exporter.tokenexpiry import NAME as TOKEN_EXPIRY
+from lakeprobe.probes.core.context import NETWORK
 from lakeprobe.probes.core.target import MODES
 from lakeprobe.probes.registry import PAIR_PROBE_TYPES
 
@@ -62,6 +63,8 @@ SAMPLE_VALUES = {
     "mode": "pull",
     "pull_probe": "http-tpc",
     "push_probe": "http-tpc",
+    "network_probe": "perfsonar",
+    "ip_version": "4",
     "job": "lakeprobe",
 }
 
@@ -265,11 +268,12 @@ def test_matrix_is_source_by_destination_for_every_pair_probe_mode() -> None:
     """One repeated row per mode, three src_site x dst_site matrices in it, cells linking to
     the pair detail with the source, destination, probe and mode set."""
     board = BOARDS["lakeprobe-matrix"]
-    pairwise_modes = {mode for t in PAIR_PROBE_TYPES.values() for mode in t.modes}
+    transfers = [t for t in PAIR_PROBE_TYPES.values() if t.family != NETWORK]  # IP versions
+    pairwise_modes = {mode for t in transfers for mode in t.modes}
     rows = [p for p in panels(board) if p["type"] == "row"]
-    assert {row["repeat"] for row in rows} == {f"{mode}_probe" for mode in MODES}
+    assert {row["repeat"] for row in rows} == {f"{mode}_probe" for mode in MODES} | {"ip_version"}
     assert pairwise_modes <= set(MODES)
-    matrices = [p for p in panels(board) if p["type"] == "table"]
+    matrices = [p for p in panels(board) if p["type"] == "table" and not _network(p)]
     assert len(matrices) == 3 * len(MODES)
     for panel in matrices:
         (grouping,) = [t for t in panel["transformations"] if t["id"] == "groupingToMatrix"]
@@ -285,6 +289,50 @@ def test_matrix_is_source_by_destination_for_every_pair_probe_mode() -> None:
         assert query["var-src_site"] == "${__data.fields[0]}"
         assert query["var-dst_site"] == "${__field.name}"
         assert {"var-probe", "var-mode"} <= query.keys()
+
+
+def _network(panel: dict[str, Any]) -> bool:
+    return any("lakeprobe_network_" in target["expr"] for target in panel.get("targets", []))
+
+
+def test_network_matrix_beside_the_transfer_matrix() -> None:
+    """Three network matrices (throughput, loss, measurement age) in a row repeated per IP
+    version, src_site x dst_site over the transfer matrix's pairs too (same sites), a stale
+    pair shown as "stale" (-1 mapped), never as 0, cells linking to the pair detail."""
+    board = BOARDS["lakeprobe-matrix"]
+    matrices = [p for p in panels(board) if p["type"] == "table" and _network(p)]
+    assert [p["title"].split(":")[0] for p in matrices] == [
+        "Network throughput",
+        "Network packet loss",
+        "Network measurement age",
+    ]
+    for panel in matrices:
+        (grouping,) = [t for t in panel["transformations"] if t["id"] == "groupingToMatrix"]
+        assert (grouping["options"]["rowField"], grouping["options"]["columnField"]) == (
+            "src_site",
+            "dst_site",
+        )
+        (target,) = panel["targets"]
+        assert "lakeprobe_transfer_status" in target["expr"]  # the transfer matrix's sites
+        assert 'reason="measurement_stale"' in target["expr"]
+        mapped = {
+            option["text"]
+            for mapping in panel["fieldConfig"]["defaults"]["mappings"]
+            for option in (
+                [mapping["options"]["result"]]
+                if mapping["type"] == "special"
+                else mapping["options"].values()
+            )
+        }
+        assert "no network data" in mapped
+        assert mapped & {"stale", "none in window"}
+        (link,) = panel["fieldConfig"]["defaults"]["links"]
+        query = dict(parse_qsl(urlsplit(link["url"]).query))
+        assert query["var-src_site"] == "${__data.fields[0]}"
+        assert query["var-ip_version"] == "${ip_version}"
+    throughput = matrices[0]
+    assert throughput["fieldConfig"]["defaults"]["unit"] == "bps"
+    assert "unless on(probe, src_site, dst_site, ip_version)" in throughput["targets"][0]["expr"]
 
 
 def test_provisioning_points_at_prometheus_and_the_json() -> None:

@@ -72,7 +72,7 @@ def lake(
     makes the pytest process's first one), as a daemon started with it would."""
     with LocalLake(
         2, base_dir=tmp_path / "lake", token_sites=[BROKEN], tape_sites=[HEALTHY],
-        tape_rest="dcache",
+        tape_rest="dcache", iperf3=True, perfsonar=True,
     ) as started:  # fmt: skip
         for site in started.sites:  # every dashboard's queries, the tape one's too, see data
             if site.tape is not None:
@@ -164,13 +164,15 @@ async def all_broken(prometheus: PrometheusServer) -> bool:
 
 async def all_healthy(prometheus: PrometheusServer) -> bool:
     """Prometheus holds a success for the 4 disk endpoints' storage probe (xrootd or webdav),
-    fixity and corruption targets, and 6 transfer cells (the tape endpoints aside)."""
+    fixity and corruption targets, 6 transfer cells (the tape endpoints aside), and 6 network
+    cells (perfsonar: 2 pairs x IPv4, IPv6; iperf3: 2 pairs x IPv4)."""
     endpoints = await query(prometheus, 'lakeprobe_probe_success{endpoint=~"xrootd|webdav"} == 1')
     transfers = await query(prometheus, "lakeprobe_transfer_success == 1")
     probes = {
         (e["metric"]["probe"], e["metric"]["site"], e["metric"]["endpoint"]) for e in endpoints
     }
-    return len(probes) == 4 * 3 and len(transfers) == 6
+    network = await query(prometheus, "lakeprobe_network_success == 1")
+    return len(probes) == 4 * 3 and len(transfers) == 6 and len(network) == 6
 
 
 Selection = dict[str, str | list[str]]

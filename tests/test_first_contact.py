@@ -100,3 +100,29 @@ async def test_a_healthy_site_is_not_queued_behind_new_hung_endpoints(
     assert ran >= 9, f"healthy ran {ran} times in 2.5 s at a 0.2 s interval"
     assert sample(registry, "lakeprobe_scheduler_missed_runs_total", probe="scripted",
                   cause="no_slot") > 0  # fmt: skip
+
+
+async def test_iperf3_servers_are_not_greeted() -> None:
+    """An iperf3 server takes any connection for a test client (a bare connect is a failed
+    test there, and can reset another target's test): its endpoint gets no greeting."""
+    connections = 0
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(count, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    greeter = FirstContact(timeout=1.0)
+    try:
+        target = Target("SITE-A", "iperf3", f"iperf3://127.0.0.1:{port}", "/")
+        assert await greeter.hangs((target,)) is False
+        http = Target("SITE-A", "web", f"http://127.0.0.1:{port}", "/")
+        assert await greeter.hangs((http,)) is False  # the same port over http is greeted
+        await asyncio.sleep(0.05)
+        assert connections == 1
+    finally:
+        await greeter.aclose()
+        server.close()
+        await server.wait_closed()

@@ -20,6 +20,7 @@ ALLOWED = {
     "authz": {"authz", "common", "clients", "core", "credentials"},
     "tape": {"tape", "common", "clients", "core", "credentials"},
     "integrity": {"integrity", "common", "clients", "core", "credentials"},
+    "network": {"network", "common", "clients", "core", "credentials"},
 }
 
 

@@ -156,12 +156,13 @@ def test_free_text_never_becomes_a_label() -> None:
 
 def test_every_probe_type_has_the_row_of_its_kind() -> None:
     """The table has a row per registered probe type: endpoint types export the endpoint
-    families, pair types the pair families, and both the token expiry."""
+    families, pair types the pair families (the network types the network families), and
+    all the token expiry."""
     assert set(FAMILIES_BY_PROBE_TYPE) == set(PROBE_TYPES)
     for name in ENDPOINT_PROBE_TYPES:
         assert FAMILIES_BY_PROBE_TYPE[name] is OWN_ROWS.get(name, ENDPOINT_ROW)
     for name in PAIR_PROBE_TYPES:
-        assert FAMILIES_BY_PROBE_TYPE[name] is PAIR_ROW
+        assert FAMILIES_BY_PROBE_TYPE[name] is OWN_ROWS.get(name, PAIR_ROW)
     assert ENDPOINT_ROW.tokens == PAIR_ROW.tokens != ()
 
 

@@ -5,6 +5,10 @@ probes that run in that mode (a hidden variable per mode, so xrootd-tpc gets no 
 Each row holds three matrices (Grafana tables with the groupingToMatrix transformation):
 status now, FTS-style success rate over the range, throughput of the last copy. Clicking a cell
 opens the pair detail for that source, destination, probe and mode.
+
+Below them, the network matrix (the perfsonar and iperf3 probes, lakeprobe_network_*), one row
+per IP version: throughput, packet loss and the age of the newest measurement, over the same
+sites (every pair the transfer matrix has is a cell, "no network data" when nothing measures it).
 """
 
 from __future__ import annotations
@@ -70,15 +74,21 @@ def cell_link(mode: str) -> db.DashboardLink:
 
 
 def matrix(title: str, mode: str, expr: str, description: str) -> table.Panel:
+    return site_matrix(
+        f"{title}: ${probe_variable(mode)} {mode}", expr, description, cell_link(mode)
+    )
+
+
+def site_matrix(title: str, expr: str, description: str, link: db.DashboardLink) -> table.Panel:
     panel = (
         table.Panel()
-        .title(f"{title}: ${probe_variable(mode)} {mode}")
+        .title(title)
         .description(description)
         .height(12)
         .span(8)
         .with_transformation(grouping_to_matrix(ROW_FIELD, COLUMN_FIELD))
         .cell_options(common.TableColoredBackgroundCellOptions())
-        .data_links([cell_link(mode)])
+        .data_links([link])
         .overrides(
             [
                 override(
@@ -139,6 +149,108 @@ def throughput_matrix(mode: str) -> table.Panel:
     return panel.unit("Bps").decimals(1).color_scheme(colour)
 
 
+# --- The network matrix (lakeprobe_network_*: the perfsonar and iperf3 probes) -------------
+# A cell is -1 when the pair's newest result found no measurement in its look-back window
+# (reason measurement_stale: shown "stale", never as 0), NaN for a pair only the transfer
+# matrix has ("no network data"), so both matrices list the same sites.
+NETWORK = ('probe=~"$network_probe"', 'ip_version=~"$ip_version"')
+NETWORK_KEY = "probe, src_site, dst_site, ip_version"
+STALE, MISSING = "stale", "no network data"
+
+
+def network_selection(metric: str, *matchers: str) -> str:
+    """Network series with either end in $site (as pair_selection)."""
+    src, dst = (
+        sel(metric, *NETWORK, *matchers, f'{end}=~"$site"') for end in ("src_site", "dst_site")
+    )
+    return f"({src} or {dst})"
+
+
+def _transfer_pairs() -> str:
+    """The transfer matrix's pairs as NaN cells: same sites in both matrices."""
+    status = (
+        sel("lakeprobe_transfer_status", f'{end}=~"$site"') for end in ("src_site", "dst_site")
+    )
+    return "NaN * group by ({}, {}) ({} or {})".format(ROW_FIELD, COLUMN_FIELD, *status)
+
+
+def _stale_pairs() -> str:
+    stale = network_selection("lakeprobe_network_reason", 'reason="measurement_stale"')
+    return f"-1 * group by ({ROW_FIELD}, {COLUMN_FIELD}) ({stale} == 1)"
+
+
+def network_cells(metric: str, newest: str = "max") -> str:
+    """`newest` of the pair's measured values over the selected probes, else stale, else NaN.
+    A stale result's series are left out even if one lingered: stale never shows a number."""
+    stale = network_selection("lakeprobe_network_reason", 'reason="measurement_stale"')
+    fresh = f"{network_selection(metric)} unless on({NETWORK_KEY}) ({stale} == 1)"
+    value = f"{newest} by ({ROW_FIELD}, {COLUMN_FIELD}) ({fresh})"
+    return f"{value}\nor\n{_stale_pairs()}\nor\n{_transfer_pairs()}"
+
+
+def network_link() -> db.DashboardLink:
+    url = dashboard_url(
+        "lakeprobe-pair",
+        "var-src_site=${__data.fields[0]}",
+        "var-dst_site=${__field.name}",
+        "${network_probe:queryparam}",
+        "var-ip_version=${ip_version}",
+    )
+    return data_link("Pair detail: ${__data.fields[0]} -> ${__field.name}", url)
+
+
+def network_mappings(stale: str = STALE) -> list[dm.ValueMapping]:
+    grey = dm.ValueMappingResult(text=stale, color="#8e8e8e", index=0)
+    return [dm.ValueMap(options={"-1": grey}), nan_mapping(MISSING)]
+
+
+def network_throughput_matrix() -> table.Panel:
+    panel = site_matrix(
+        "Network throughput: $network_probe IPv$ip_version",
+        network_cells("lakeprobe_network_throughput_bits_per_second"),
+        "Bits per second (not bytes: the copy matrix above is in bytes/s) of the newest "
+        "measurement src_site -> dst_site in the probe's look-back window (the best of the "
+        "selected probes). 'stale': no measurement in the window.",
+        network_link(),
+    )
+    colour = db.FieldColor().mode(dm.FieldColorModeId.CONTINUOUS_BL_PU)
+    return panel.unit("bps").decimals(1).color_scheme(colour).mappings(network_mappings())
+
+
+def network_loss_matrix() -> table.Panel:
+    panel = site_matrix(
+        "Network packet loss: $network_probe IPv$ip_version",
+        network_cells("lakeprobe_network_packet_loss_ratio"),
+        "Packet loss ratio of the newest measurement (perfSONAR latency tests), "
+        "the worst of the selected probes. Colours at the default thresholds (0.1 %, 1 %).",
+        network_link(),
+    )
+    colours = thresholds("green", (0.001, "yellow"), (0.01, "red"))
+    return panel.unit("percentunit").decimals(2).thresholds(colours).mappings(network_mappings())
+
+
+def network_age_matrix() -> table.Panel:
+    measured = network_selection("lakeprobe_network_measurement_timestamp_seconds")
+    newest = f"time() - max by ({ROW_FIELD}, {COLUMN_FIELD}) ({measured})"
+    panel = site_matrix(
+        "Network measurement age: $network_probe IPv$ip_version",
+        f"{newest}\nor\n{_stale_pairs()}\nor\n{_transfer_pairs()}",
+        "Time since the newest measurement of the pair (the freshest of the selected "
+        "probes). 'none in window': the last run found none in its look-back window (reason "
+        "measurement_stale). Yellow past 6 h (the default window), red past 24 h.",
+        network_link(),
+    )
+    colours = thresholds("green", (6 * 3600, "yellow"), (24 * 3600, "red"))
+    return panel.unit("s").thresholds(colours).mappings(network_mappings("none in window"))
+
+
+def network_variables() -> list[db.QueryVariable]:
+    return [
+        label_variable("network_probe", "lakeprobe_network_status", "probe", text="network probe"),
+        label_variable("ip_version", "lakeprobe_network_status", text="IP version", all_value=None),
+    ]
+
+
 def build() -> db.Dashboard:
     board = new_dashboard(
         UID,
@@ -162,4 +274,9 @@ def build() -> db.Dashboard:
         board = board.with_row(row)
         for panel in (status_matrix(mode), success_matrix(mode), throughput_matrix(mode)):
             board = board.with_panel(panel)
+    for variable in network_variables():
+        board = board.with_variable(variable)
+    board = board.with_row(db.Row("network: IPv$ip_version, $network_probe").repeat("ip_version"))
+    for panel in (network_throughput_matrix(), network_loss_matrix(), network_age_matrix()):
+        board = board.with_panel(panel)
     return board

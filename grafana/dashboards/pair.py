@@ -1,4 +1,9 @@
-"""Pair detail: one ordered site pair (src_site -> dst_site) over time, per probe and mode."""
+"""Pair detail: one ordered site pair (src_site -> dst_site) over time, per probe and mode.
+
+The network between the two sites (the perfsonar and iperf3 probes, lakeprobe_network_*) sits
+next to the copies: throughput and loss now, and the copy's throughput (converted to bits/s)
+on one graph with the network's, so a slow copy on a slow network and a slow copy on a fine
+network look different at a glance."""
 
 from __future__ import annotations
 
@@ -26,6 +31,13 @@ PAIR = (
 )
 BY = "probe, protocol, mode"
 LEGEND = "{{probe}} {{protocol}} {{mode}}"
+NETWORK = (
+    'probe=~"$network_probe"',
+    'src_site=~"$src_site"',
+    'dst_site=~"$dst_site"',
+    'ip_version=~"$ip_version"',
+)
+NETWORK_LEGEND = "network {{probe}} IPv{{ip_version}}"
 
 
 def _increase(metric: str, window: str) -> str:
@@ -62,6 +74,61 @@ def _now_panels() -> list[PanelBuilder]:
     ]
 
 
+def _network_now_panels() -> list[PanelBuilder]:
+    """The network's last verdict and newest measurement, under the copy's stats."""
+    measured = sel("lakeprobe_network_measurement_timestamp_seconds", *NETWORK)
+    return [
+        status_stat(
+            "Network status", [Q(sel("lakeprobe_network_status", *NETWORK), NETWORK_LEGEND)]
+        ),
+        number_stat(
+            "Network throughput (bits/s)",
+            [Q(sel("lakeprobe_network_throughput_bits_per_second", *NETWORK), NETWORK_LEGEND)],
+            "bps",
+            thresholds("text"),
+            description="Newest measurement in the look-back window; none when it is stale.",
+        ),
+        number_stat(
+            "Network packet loss",
+            [Q(sel("lakeprobe_network_packet_loss_ratio", *NETWORK), NETWORK_LEGEND)],
+            "percentunit",
+            thresholds("green", (0.001, "yellow"), (0.01, "red")),
+        ),
+        number_stat(
+            "Age of the newest network measurement",
+            [Q(f"time() - {measured}", NETWORK_LEGEND)],
+            "s",
+            thresholds("green", (6 * 3600, "yellow"), (24 * 3600, "red")),
+            description="Yellow past 6 h, the default look-back window of the network probes.",
+        ),
+    ]
+
+
+def _network_panels() -> list[PanelBuilder]:
+    """Copy and network throughput on one axis (bits/s), and the network's loss."""
+    copy = sel("lakeprobe_transfer_throughput_bytes_per_second", *PAIR)
+    return [
+        graph(
+            "Copy vs network throughput (bits/s)",
+            "bps",
+            [
+                Q(f"8 * {copy}", f"copy {LEGEND} (bytes/s x 8)"),
+                Q(sel("lakeprobe_network_throughput_bits_per_second", *NETWORK), NETWORK_LEGEND),
+            ],
+            description=(
+                "The copy's throughput (lakeprobe_transfer_throughput_bytes_per_second, times 8) "
+                "and the network's between the same sites, in bits per second. A copy far "
+                "below a fine network is the storage; both low is the network."
+            ),
+        ),
+        graph(
+            "Network packet loss over time",
+            "percentunit",
+            [Q(sel("lakeprobe_network_packet_loss_ratio", *NETWORK), NETWORK_LEGEND)],
+        ),
+    ]
+
+
 def _history_panels() -> list[PanelBuilder]:
     reason = sel("lakeprobe_transfer_reason", *PAIR, 'reason!="none"')
     return [
@@ -72,7 +139,7 @@ def _history_panels() -> list[PanelBuilder]:
             [Q(sel("lakeprobe_transfer_duration_seconds", *PAIR), LEGEND)],
         ),
         graph(
-            "Throughput",
+            "Copy throughput (bytes/s)",
             "Bps",
             [Q(sel("lakeprobe_transfer_throughput_bytes_per_second", *PAIR), LEGEND)],
         ),
@@ -110,7 +177,8 @@ def build() -> db.Dashboard:
         UID,
         "lakeprobe: site pair",
         "Third-party copies from src_site to dst_site: status, success rate, duration, throughput "
-        "and failure reasons over time.",
+        "and failure reasons over time, beside the network between the two sites (perfSONAR, "
+        "iperf3): throughput and packet loss.",
     )
     for variable in (
         datasource_variable(),
@@ -129,11 +197,21 @@ def build() -> db.Dashboard:
         ),
         label_variable("protocol", 'lakeprobe_transfer_status{probe=~"$probe"}'),
         label_variable("mode", 'lakeprobe_transfer_status{probe=~"$probe"}'),
+        label_variable(
+            "network_probe",
+            'lakeprobe_network_status{src_site=~"$src_site", dst_site=~"$dst_site"}',
+            "probe",
+            text="network probe",
+        ),
+        label_variable("ip_version", "lakeprobe_network_status", text="IP version"),
     ):
         board = board.with_variable(variable)
     board = board.with_row(db.Row("Now"))
-    for panel in _now_panels():
+    for panel in _now_panels() + _network_now_panels():
         board = board.with_panel(panel)
+    board = board.with_row(db.Row("Copy and network"))
+    for network in _network_panels():
+        board = board.with_panel(network)
     board = board.with_row(db.Row("Over time"))
     for history in _history_panels():
         board = board.with_panel(history)

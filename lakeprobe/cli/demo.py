@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import os
 import re
+import shutil
 import signal
 import threading
 import urllib.parse
@@ -18,6 +19,7 @@ from typing import Any
 # The shipped alert rules and example routing (repository checkout: `./dev.sh demo`).
 ALERTING_DIR = Path(__file__).resolve().parents[2] / "alerting"
 TAPE_DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "json" / "lakeprobe-tape.json"
+
 TAPE_DELAY = 5.0  # s: slow enough to see a recall pending, quick enough to see it complete
 CANARY_WAIT = 35.0  # s: a corruption in progress (its checksum query) may finish
 TAPE_DIALECT = "dcache"  # the Tape REST double's wording: dCache's is the most demanding
@@ -77,6 +79,9 @@ def dispatch(args: argparse.Namespace) -> int:
 
     monitoring = getattr(args, "monitoring", False)
     missing = require_binaries()
+    paired = args.sites > 1  # transfers and network tests need a site pair
+    if paired and shutil.which("iperf3") is None:
+        missing.append("iperf3")
     if monitoring:
         from lakeprobe.lake.monitoring import require_monitoring_binaries
 
@@ -94,6 +99,8 @@ def dispatch(args: argparse.Namespace) -> int:
             token_sites=protected,
             tape_sites=taped,
             tape_rest=TAPE_DIALECT if taped else None,
+            iperf3=paired,
+            perfsonar=paired,
         ) as lake,
         contextlib.ExitStack() as stack,
     ):
@@ -106,7 +113,7 @@ def dispatch(args: argparse.Namespace) -> int:
             listen=args.listen,
             interval=args.interval,
             timeout=min(args.interval, 20.0),
-            transfers=len(lake.sites) > 1,  # a transfer needs a site pair
+            transfers=paired,
             integrity=True,
         )
         extra = (
@@ -276,6 +283,7 @@ def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[
     lines += _tape_lines(lake, args)
     if args.command == "demo":
         lines += [f"metrics: curl http://{args.listen}/metrics", *extra, _integrity_line(args)]
+        lines += _network_lines(lake)
     lines += [
         "try, in another shell (.venv/bin/lakeprobe if not on PATH):",
         f"  lakeprobe run xrootd {first.root_url} --test-dir {lake.test_dir}",
@@ -291,6 +299,17 @@ def _banner(lake: Any, config_path: Path, args: argparse.Namespace, extra: list[
         "Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _network_lines(lake: Any) -> list[str]:
+    if lake.psarchive is None:
+        return []
+    first, second = (lake.iperf3_url(site.name) for site in lake.sites[:2])
+    return [
+        "network: iperf3 between the sites (real, on loopback) and perfsonar reading an archive",
+        f"  DOUBLE at {lake.psarchive.url} fed with synthetic results (lakeprobe_network_*);",
+        f"  try: lakeprobe run iperf3 {first} {second}",
+    ]
 
 
 def _integrity_line(args: argparse.Namespace) -> str:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from lakeprobe.config.model import EndpointConfig, SiteConfig
-from lakeprobe.config.pairs import PairKey
+from lakeprobe.config.pairs import pair_key
 from lakeprobe.config.plan import ProbeJob, TargetKey, make_target
 from lakeprobe.probes.core.context import (
     AnyProbeType,
@@ -73,6 +73,11 @@ def pair_jobs(
 ) -> list[ProbeJob[PairTarget]]:
     """One job per mode for the pair SOURCE_URL DESTINATION_URL; both ends take the same
     token and CA options."""
+    if probe_type.needs is not None:  # e.g. perfsonar: the site's node names, from a config
+        raise UsageError(
+            f"probe {probe_type.name!r} needs a '{probe_type.needs}:' block on its endpoints: "
+            "run a configured probe with --config"
+        )
     if len(args.urls) != 2:
         raise UsageError(
             f"probe {probe_type.name!r} takes two URLs, SOURCE and DESTINATION "
@@ -89,7 +94,7 @@ def pair_jobs(
     jobs = []
     for mode in params.modes:
         pair = PairTarget(source, destination, mode)
-        key = PairKey(probe_type.name, source.site, destination.site, pair.protocol, mode)
+        key = pair_key(probe_type.name, probe_type, pair)
         jobs.append(ProbeJob(key, probe_type, pair, params, args.timeout, args.timeout))
     return jobs
 

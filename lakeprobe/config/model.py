@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from lakeprobe.config.network import PerfsonarConfig
 from lakeprobe.config.tape import TapeConfig
 from lakeprobe.config.types import Duration, HostPattern, ListenAddress, Name, Shard
 from lakeprobe.probes.core.checksums import DEFAULT_POLICY, ChecksumPolicy
@@ -109,6 +110,7 @@ class AuthConfig(Strict):
 
 
 XROOTD = ("root", "roots")
+ARCHIVE_SCHEMES = ("https", "http")
 
 
 class EndpointConfig(Strict):
@@ -135,6 +137,9 @@ class EndpointConfig(Strict):
         description="other hosts HTTP redirects may lead to, e.g. '*.desy.de' (fnmatch)",
     )
     tape: TapeConfig | None = Field(None, description="a tape QoS class (the tape-recall probe)")
+    perfsonar: PerfsonarConfig | None = Field(
+        None, description="the URL is the site's perfSONAR archive (the perfsonar probe)"
+    )
 
     @field_validator("url")
     @classmethod
@@ -168,6 +173,17 @@ class EndpointConfig(Strict):
         if value is not None and not re.fullmatch(r"[0-9a-fA-F]{1,8}", value):
             raise ValueError(f"expected up to 8 hex digits, got {value!r}")
         return None if value is None else value.lower().rjust(8, "0")
+
+    @field_validator("perfsonar")
+    @classmethod
+    def _archive_over_http(
+        cls, value: PerfsonarConfig | None, info: ValidationInfo
+    ) -> PerfsonarConfig | None:
+        url = info.data.get("url")  # absent when the URL itself was invalid
+        scheme = urlsplit(url).scheme if url is not None else None
+        if value is not None and scheme is not None and scheme not in ARCHIVE_SCHEMES:
+            raise ValueError(f"a perfSONAR archive is read over https:// or http://, not {scheme}")
+        return value
 
     @model_validator(mode="after")
     def _read_only_needs_reference(self) -> Self:

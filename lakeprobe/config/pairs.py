@@ -1,4 +1,5 @@
-"""Pair probes (third-party copies): ordered site pairs, their keys and their validation."""
+"""Pair probes (third-party copies, network paths): ordered site pairs, their keys and their
+validation."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from itertools import permutations
 
 from lakeprobe.config.model import EndpointConfig, LakeprobeConfig, ProbeConfig
 from lakeprobe.config.select import select_endpoints
-from lakeprobe.probes.core.context import PairParams, PairProbeType
+from lakeprobe.probes.core.context import NETWORK, PairParams, PairProbeType
+from lakeprobe.probes.core.target import PairTarget
 
 PAIR_SEPARATOR = "->"
 
@@ -47,12 +49,59 @@ class PairKey:
         }
 
 
+# A network probe's modes are IP versions; the series label carries the bare number.
+IP_VERSIONS = {"ipv4": "4", "ipv6": "6"}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class NetworkKey:
+    """The identity of a site pair's network series (the network family's probe types, whose
+    modes are IP versions): exactly its bounded metric labels. No protocol label: perfSONAR
+    and iperf3 measure the same path, told apart by `probe`."""
+
+    probe: str
+    src_site: str
+    dst_site: str
+    ip_version: str  # "4" or "6"
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.probe}|{self.src_site}{PAIR_SEPARATOR}{self.dst_site}|ipv{self.ip_version}"
+
+    @property
+    def owner(self) -> str:
+        """The source site: a per-site install measures the paths its site sends on."""
+        return self.src_site
+
+    def involves(self, site: str) -> bool:
+        return site in (self.src_site, self.dst_site)
+
+    def describe(self) -> str:
+        return f"{self.probe} {self.src_site}{PAIR_SEPARATOR}{self.dst_site} (IPv{self.ip_version})"
+
+    def labels(self) -> dict[str, str]:
+        return {
+            "probe": self.probe,
+            "src_site": self.src_site,
+            "dst_site": self.dst_site,
+            "ip_version": self.ip_version,
+        }
+
+
+def pair_key(probe: str, probe_type: PairProbeType, pair: PairTarget) -> PairKey | NetworkKey:
+    """The series identity of `pair` run by probe `probe` of type `probe_type`."""
+    src, dst = pair.source.site, pair.destination.site
+    if probe_type.family == NETWORK:
+        return NetworkKey(probe, src, dst, IP_VERSIONS[pair.mode])
+    return PairKey(probe, src, dst, pair.protocol, pair.mode)
+
+
 def site_endpoints(
     config: LakeprobeConfig, probe: ProbeConfig, probe_type: PairProbeType
 ) -> dict[str, EndpointConfig]:
     """The one selected endpoint of each site (validation rejects sites with several)."""
     chosen: dict[str, EndpointConfig] = {}
-    for site, endpoint in select_endpoints(config, probe, probe_type.schemes):
+    for site, endpoint in select_endpoints(config, probe, probe_type.schemes, probe_type.needs):
         chosen.setdefault(site.name, endpoint)
     return chosen
 
@@ -83,7 +132,7 @@ def check_pairs(
             f"{', '.join(probe_type.modes)}, not {', '.join(unsupported)}"
         )
     per_site: dict[str, list[str]] = {}
-    for site, endpoint in select_endpoints(config, probe, probe_type.schemes):
+    for site, endpoint in select_endpoints(config, probe, probe_type.schemes, probe_type.needs):
         per_site.setdefault(site.name, []).append(endpoint.name)
     for site_name, names in per_site.items():
         if len(names) > 1:

@@ -16,7 +16,7 @@ from lakeprobe.config.model import (
     ProbeConfig,
     SiteConfig,
 )
-from lakeprobe.config.pairs import PairKey, selected_pairs, site_endpoints
+from lakeprobe.config.pairs import NetworkKey, PairKey, pair_key, selected_pairs, site_endpoints
 from lakeprobe.config.select import select_endpoints
 from lakeprobe.probes.core.checksums import ChecksumPolicy
 from lakeprobe.probes.core.context import EndpointProbeType, PairProbeType, ProbeParams, ProbeType
@@ -58,7 +58,7 @@ class TargetKey:
         }
 
 
-SeriesKey = TargetKey | PairKey
+SeriesKey = TargetKey | PairKey | NetworkKey
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -182,6 +182,7 @@ def make_target(
         insecure_token_transport=endpoint.insecure_token_transport,
         checksums=endpoint.checksums or default_checksums,
         tape=endpoint.tape.qos() if endpoint.tape is not None else None,
+        perfsonar=endpoint.perfsonar.archive() if endpoint.perfsonar is not None else None,
     )
 
 
@@ -249,7 +250,7 @@ def _pair_jobs(
     for src, dst in selected_pairs(config, probe, probe_type):
         for mode in params.modes:
             pair = PairTarget(targets[src], targets[dst], mode)
-            key = PairKey(probe.name, src, dst, pair.protocol, mode)
+            key = pair_key(probe.name, probe_type, pair)
             jobs.append(_job(config, probe, probe_type, params, key, pair))
     return jobs
 

@@ -8,7 +8,8 @@ from lakeprobe.config.model import EndpointConfig, LakeprobeConfig, ProbeConfig,
 def select_endpoints(
     config: LakeprobeConfig, probe: ProbeConfig, schemes: frozenset[str], needs: str | None = None
 ) -> list[tuple[SiteConfig, EndpointConfig]]:
-    """`needs`: only endpoints that configure this block (ProbeType.needs, e.g. "tape")."""
+    """`needs`: only endpoints that configure this block (ProbeType.needs, e.g. "tape").
+    A perfSONAR archive endpoint is only ever selected by the probe that needs it."""
     selector = probe.targets
     # Sets once: selectors may be long lists, and this runs for every probe and endpoint.
     sites = None if selector.sites is None else set(selector.sites)
@@ -29,5 +30,7 @@ def select_endpoints(
                 continue
             if needs is not None and getattr(endpoint, needs) is None:
                 continue
+            if needs != "perfsonar" and endpoint.perfsonar is not None:
+                continue  # an archive of measurements, not storage: only the perfsonar probe
             chosen.append((site, endpoint))
     return chosen

@@ -19,9 +19,12 @@ from typing import Any, Self
 
 import yaml
 
+from lakeprobe.lake.iperf3 import Iperf3Server
 from lakeprobe.lake.issuer_process import LocalIssuer
 from lakeprobe.lake.lakeconfig import TAPE_USERS, lake_config, tape_reference_files
+from lakeprobe.lake.network import feed_archive
 from lakeprobe.lake.pki import TestPki, issue_host_cert, make_test_pki
+from lakeprobe.lake.psarchive import PsArchiveDouble
 from lakeprobe.lake.tape import TapeEmulation
 from lakeprobe.lake.taperest import TapeRestDouble
 from lakeprobe.lake.taperest_dialects import DIALECTS
@@ -80,7 +83,12 @@ class LocalLake:
     `tape_sites` (True: all, or site names) get a TapeEmulation (`lake.site(name).tape`)
     holding reference files (lakeconfig.tape_reference_files) from start. With `tape_rest` (a
     dialect: dcache, eos, storm), `lake.tape_rest` is a Tape REST double in front of the first
-    tape site (`lake.tape_rest_site`), started after the sites (on a new port each start)."""
+    tape site (`lake.tape_rest_site`), started after the sites (on a new port each start).
+    `iperf3` (True: all, or site names) runs a real iperf3 server per site on 127.0.0.1 (and
+    one on ::1 too with `iperf3_ipv6`): `lake.iperf3_url(site)`, `lake.stop_iperf3(site)`.
+    `perfsonar` (True: all, or site names) gives those sites perfSONAR nodes whose results
+    live in `lake.psarchive`, an archive DOUBLE fed with synthetic results at start
+    (lakeprobe/lake/network.py)."""
 
     test_dir = "/lakeprobe"
 
@@ -94,6 +102,9 @@ class LocalLake:
         wrong_name_sites: Sequence[str] = (),
         tape_sites: Sequence[str] | bool = (),
         tape_rest: str | None = None,
+        iperf3: Sequence[str] | bool = (),
+        iperf3_ipv6: bool = False,
+        perfsonar: Sequence[str] | bool = (),
     ) -> None:
         names = list(site_names) if site_names is not None else default_site_names(n_sites)
         if not names or len(set(names)) != len(names) or not all(map(_NAME.fullmatch, names)):
@@ -137,6 +148,15 @@ class LocalLake:
             raise ValueError(f"tape_rest: unknown dialect {tape_rest!r}: one of {DIALECTS}")
         if tape_rest is not None and self.tape_rest_site is None:
             raise ValueError("tape_rest: the lake has no tape site (tape_sites) to front")
+        self.perfsonar_sites = self._site_names("perfsonar", perfsonar, names)
+        self.psarchive: PsArchiveDouble | None = None
+        self.iperf3_ipv6 = iperf3_ipv6
+        hosts = ("127.0.0.1", "::1") if iperf3_ipv6 else ("127.0.0.1",)
+        self.iperf3_servers: dict[tuple[str, int], Iperf3Server] = {
+            (name, 6 if ":" in host else 4): Iperf3Server(base_dir / "iperf3" / name.lower(), host)
+            for name in self._site_names("iperf3", iperf3, names)
+            for host in hosts
+        }
 
     @staticmethod
     def _site_names(option: str, chosen: Sequence[str] | bool, names: list[str]) -> list[str]:
@@ -168,6 +188,12 @@ class LocalLake:
                 site.make_dir(self.test_dir, writable=True)
                 self._start_site(site)
             self._start_tape()
+            for server in self.iperf3_servers.values():
+                server.start()
+            if self.perfsonar_sites:
+                self.psarchive = PsArchiveDouble(self.pki)
+                self.psarchive.start()
+                feed_archive(self.psarchive, self.perfsonar_sites)
         except BaseException:
             self.stop()
             raise
@@ -202,9 +228,14 @@ class LocalLake:
             self.tape_rest.start()
 
     def stop(self) -> None:
-        """Stop the Tape REST double, every site, then the issuer; keeps the files, so
-        start() works again."""
+        """Stop the archive double, the iperf3 servers, the Tape REST double, every site,
+        then the issuer; keeps the files, so start() works again (the double anew, fed)."""
         try:
+            if self.psarchive is not None:
+                self.psarchive.stop()
+                self.psarchive = None
+            for server in self.iperf3_servers.values():
+                server.stop()
             if self.tape_rest is not None:
                 self.tape_rest.stop()
         finally:
@@ -217,6 +248,24 @@ class LocalLake:
         finally:
             if self.issuer is not None:
                 self.issuer.stop()
+
+    def iperf3_server(self, site: str, ip_version: int = 4) -> Iperf3Server:
+        """The site's iperf3 server on 127.0.0.1 (4) or ::1 (6); pause() it for a silent one."""
+        try:
+            return self.iperf3_servers[(site, ip_version)]
+        except KeyError:
+            raise KeyError(f"no IPv{ip_version} iperf3 server for site {site!r}") from None
+
+    def iperf3_url(self, site: str, ip_version: int = 4) -> str:
+        """iperf3://127.0.0.1:PORT (4) or iperf3://[::1]:PORT (6)."""
+        return self.iperf3_server(site, ip_version).url
+
+    def stop_iperf3(self, site: str) -> None:
+        """Stop the site's iperf3 server(s): clients get "connection refused". start() (or
+        `iperf3_server(site).start()`) brings them back, on the same port when it is free."""
+        for version in (4, 6):
+            if (site, version) in self.iperf3_servers:
+                self.iperf3_servers[(site, version)].stop()
 
     def add_probe_client(
         self, client_id: str = "lakeprobe", lifetime: int | None = None

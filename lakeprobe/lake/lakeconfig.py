@@ -5,6 +5,8 @@ from __future__ import annotations
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from lakeprobe.lake.network import network_endpoints, network_probes
+
 if TYPE_CHECKING:
     from lakeprobe.lake.lake import LocalLake
     from lakeprobe.lake.tape import TapeEmulation
@@ -70,8 +72,9 @@ def lake_config(
             {"name": "http-tpc", "type": "http-tpc", "params": {"modes": ["pull", "push"]}},
             {"name": "xrootd-tpc", "type": "xrootd-tpc"},
         ]
+    if any(e["name"] not in _DISK_ENDPOINTS for site in sites for e in site["endpoints"]):
+        _disk_only(config["probes"])
     if any(e["name"] == TAPE_XROOTD for site in sites for e in site["endpoints"]):
-        _keep_off_tape(config["probes"])
         every = min(interval, TAPE_INTERVAL)
         config["probes"].append(
             {
@@ -83,13 +86,15 @@ def lake_config(
         )
     if integrity:
         config["probes"] += _integrity_probes(interval, timeout)
+    config["probes"] += network_probes(interval, timeout, lake.psarchive is not None,
+                                       bool(lake.iperf3_servers), lake.iperf3_ipv6)  # fmt: skip
     protected = [site.name for site in lake.sites if site.protected]
     if issuer is not None and protected:
         config["probes"].append(
             {
                 "name": "token-authz",
                 "type": "token-authz",
-                "targets": {"sites": protected},
+                "targets": {"sites": protected, "endpoints": list(_DISK_ENDPOINTS)},
                 "params": {"issuer": issuer},
             }
         )
@@ -109,7 +114,7 @@ def _integrity_probes(interval: float, timeout: float) -> list[dict[str, Any]]:
             "type": "fixity",
             "interval": fixity,
             "timeout": min(timeout, fixity),
-            "targets": {"endpoints": _DISK_ENDPOINTS},
+            "targets": {"endpoints": list(_DISK_ENDPOINTS)},
             "params": {"sizes": sizes, "per_run": len(sizes)},
         },
         {
@@ -117,15 +122,15 @@ def _integrity_probes(interval: float, timeout: float) -> list[dict[str, Any]]:
             "type": "corruption",
             "interval": corruption,
             "timeout": min(corruption, CORRUPTION_TIMEOUT),  # a gfal2 TPC alone takes ~2 s
-            "targets": {"endpoints": _DISK_ENDPOINTS},
+            "targets": {"endpoints": list(_DISK_ENDPOINTS)},
             "params": {"layers": list(CORRUPTION_LAYERS)},
         },
     ]
 
 
-def _keep_off_tape(probes: list[dict[str, Any]]) -> None:
-    """The storage and transfer probes test the disk endpoints only: a tape endpoint has the
-    same URL scheme (and a pair probe takes one endpoint per site)."""
+def _disk_only(probes: list[dict[str, Any]]) -> None:
+    """The storage and transfer probes test the disk endpoints only: a tape endpoint or a
+    perfSONAR archive has the same URL scheme (and a pair probe takes one endpoint per site)."""
     disk = {"xrootd": "xrootd", "xrootd-tpc": "xrootd", "webdav": "webdav", "http-tpc": "webdav"}
     for probe in probes:
         probe["targets"] = {"endpoints": [disk[probe["type"]]]}
@@ -159,6 +164,9 @@ def _site(lake: LocalLake, site: XrootdSite, issuer: dict[str, str] | None) -> d
             endpoint["auth"] = {"oidc": {**issuer, "scope": scope}}
     elif site.tape is not None:  # tokens for tape requests are not part of the lake
         endpoints += _tape_endpoints(lake, site, site.tape)
+    archive = lake.psarchive if site.name in lake.perfsonar_sites else None
+    iperf3 = lake.iperf3_url(site.name) if (site.name, 4) in lake.iperf3_servers else None
+    endpoints += network_endpoints(archive, iperf3, site.name)
     return {"name": site.name, "endpoints": endpoints}
 
 

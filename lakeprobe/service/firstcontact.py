@@ -5,11 +5,11 @@ target has no standing: treating it as hung would queue a healthy site's first r
 hundreds of new hung endpoints while they are found out one timeout at a time, and trusting
 it would let those endpoints take the reserve. So before a new target's first run, each of
 its endpoints gets one short, bounded greeting: the XRootD handshake (root, roots), a TLS
-handshake (https, davs) or a TCP connect (http). An endpoint that does not finish it within
-FIRST_CONTACT_SECONDS is admitted as hung; one that answers, even with a refusal or
-garbage, is not: what standing measures is how long a run holds its slots, and a quick
-failure holds them briefly. A greeting is no verdict: only the run's own steps judge the
-endpoint. After the first run, the run's own duration sets the standing.
+handshake (https, davs) or a TCP connect (http); iperf3 servers are not greeted. An endpoint
+that does not finish it within FIRST_CONTACT_SECONDS is admitted as hung; one that answers,
+even with a refusal or garbage, is not: what standing measures is how long a run holds its
+slots, and a quick failure holds them briefly. A greeting is no verdict: only the run's own
+steps judge the endpoint. After the first run, the run's own duration sets the standing.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ from lakeprobe.probes.credentials.tls import client_ssl_context, resolve_ca_dir
 FIRST_CONTACT_SECONDS = 3.0
 MAX_CONCURRENT_CONTACTS = 64
 _DEFAULT_PORTS = {"https": 443, "davs": 443, "http": 80, "dav": 80}
+# An iperf3 server takes any connection for a test client: a bare connect counts as a failed
+# test there and can reset the test another target is running. Not greeted: trusted.
+NOT_GREETED = frozenset({"iperf3"})
 
 
 class Greeter(Protocol):
@@ -68,6 +71,8 @@ class FirstContact:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _greet(self, target: Target) -> bool:
+        if target.protocol in NOT_GREETED:
+            return False
         async with self._slots:
             deadline = asyncio.get_running_loop().time() + self._timeout
             if target.protocol in ("root", "roots"):

@@ -83,9 +83,15 @@ class ProbeType(Generic[P, T]):
     params_model: type[P]
     factory: Callable[[], Probe[P, T]]
     modes: tuple[str, ...] = ()  # pair types only: the modes this type supports
-    # Endpoint types only: the endpoint config block a target must have (e.g. "tape"); the
-    # probe runs only against endpoints that configure it.
+    # The endpoint config block a target must have (e.g. "tape", "perfsonar"); the probe
+    # runs only against endpoints (pair types: sites' endpoints) that configure it.
     needs: str | None = None
+    # Pair types only: NETWORK for the network family, whose modes are IP versions and whose
+    # series are (src_site, dst_site, ip_version), not a copy's (protocol, mode).
+    family: str | None = None
+
+
+NETWORK = "network"  # ProbeType.family of the network probe types (probes/network)
 
 
 # The two kinds of probe type. ProbeType is invariant in its target, so mypy rejects a pair

@@ -81,6 +81,14 @@ class Reason(enum.StrEnum):
     # Corruption injection (probes/integrity/injection.py).
     CORRUPTION_UNDETECTED = "corruption_undetected"
     CORRUPT_LEFT_BEHIND = "corrupt_left_behind"
+    # Network (probes/network): perfSONAR archives and iperf3.
+    MEASUREMENT_STALE = "measurement_stale"
+    THROUGHPUT_LOW = "throughput_low"
+    PACKET_LOSS = "packet_loss"
+    MEASUREMENT_FAILED = "measurement_failed"
+    ARCHIVE_CLOSED = "archive_closed"
+    ARCHIVE_MALFORMED = "archive_malformed"
+    SERVER_BUSY = "server_busy"
     INTERNAL = "internal"
 
 
@@ -134,6 +142,13 @@ HINTS: dict[Reason, str] = {
     Reason.CANARY_LOST: "a fixity canary is gone: lost at rest (re-created on the next run)",
     Reason.CORRUPTION_UNDETECTED: "an upload with a wrong declared checksum was stored as intact",
     Reason.CORRUPT_LEFT_BEHIND: "a corrupt upload was rejected, yet the file was left behind",
+    Reason.MEASUREMENT_STALE: "no network measurement of this pair in the look-back window",
+    Reason.THROUGHPUT_LOW: "network throughput between the sites is below the threshold",
+    Reason.PACKET_LOSS: "packet loss between the sites is above the threshold",
+    Reason.MEASUREMENT_FAILED: "the newest network test of this pair failed (see its error)",
+    Reason.ARCHIVE_CLOSED: "the perfSONAR archive refused us (401/403): credentials or ACL",
+    Reason.ARCHIVE_MALFORMED: "the perfSONAR archive answered something unparsable",
+    Reason.SERVER_BUSY: "the iperf3 server stayed busy with another test through every retry",
     Reason.INTERNAL: "a bug in lakeprobe: see the daemon log",
 }
 
@@ -188,6 +203,14 @@ class Measurement(enum.StrEnum):
     INJECTION_XRDCP_CKSUM = "injection_xrdcp_cksum"
     INJECTION_TPC_CKSUM = "injection_tpc_cksum"
     INJECTION_COPY_DIGEST = "injection_copy_digest"
+    # Network, per site pair and IP version (probes/network), each only when measured.
+    NETWORK_THROUGHPUT = "network_throughput_bits_per_second"
+    NETWORK_RETRANSMITS = "network_retransmits"
+    NETWORK_LOSS = "network_packet_loss_ratio"
+    NETWORK_LATENCY = "network_latency_seconds"
+    NETWORK_HOPS = "network_hop_count"
+    # Unix time of the newest measurement used: time() minus it is its age.
+    NETWORK_MEASURED_AT = "network_measurement_timestamp_seconds"
 
 
 @dataclass(frozen=True, slots=True)

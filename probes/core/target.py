@@ -11,7 +11,9 @@ from lakeprobe.probes.core.paths import path_problem
 from lakeprobe.probes.credentials.tokens import TokenSource
 
 # URL scheme -> the `protocol` label. One place, used by config validation and the registry.
-SCHEMES = ("root", "roots", "davs", "https", "http")
+# iperf3://host[:port] is an iperf3 server (port 5201 when omitted, as iperf3's own default);
+# only the iperf3 probe lists that scheme, so no storage probe selects such an endpoint.
+SCHEMES = ("root", "roots", "davs", "https", "http", "iperf3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class Target:
     # What a missing server checksum means here (probes/core/checksums.py).
     checksums: ChecksumPolicy = DEFAULT_POLICY
     tape: TapeQos | None = None  # a tape QoS class: the tape-recall probe's targets
+    perfsonar: PerfsonarArchive | None = None  # a perfSONAR archive: the perfsonar probe's
 
     @property
     def protocol(self) -> str:
@@ -74,6 +77,19 @@ class TapeFile:
 
     path: str
     adler32: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PerfsonarArchive:
+    """An endpoint that is a site's perfSONAR archive (the endpoint's `perfsonar:` block):
+    the site's measurement nodes as the archive names them, the API to read, and optional
+    Basic credentials (the password stays in its file until a request needs it)."""
+
+    bandwidth_hosts: tuple[str, ...] = ()
+    latency_hosts: tuple[str, ...] = ()
+    api: str = "auto"  # auto (OpenSearch, then esmond) | opensearch | esmond
+    username: str | None = None
+    password_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

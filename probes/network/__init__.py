@@ -1,0 +1,1 @@
+"""The network probes: perfSONAR archives and iperf3, per site pair and IP version."""
