@@ -16,10 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-# The shipped alert rules and example routing (repository checkout: `./dev.sh demo`).
-ALERTING_DIR = Path(__file__).resolve().parents[2] / "alerting"
-TAPE_DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "json" / "lakeprobe-tape.json"
-
 TAPE_DELAY = 5.0  # s: slow enough to see a recall pending, quick enough to see it complete
 CANARY_WAIT = 35.0  # s: a corruption in progress (its checksum query) may finish
 TAPE_DIALECT = "dcache"  # the Tape REST double's wording: dCache's is the most demanding
@@ -199,10 +195,12 @@ def _start_monitoring(stack: contextlib.ExitStack, work_dir: Path, listen: str) 
     the daemon with the shipped rules; both stop with `stack`. Returns banner lines."""
     import yaml
 
+    from lakeprobe.data import data_path
     from lakeprobe.lake.monitoring import AlertmanagerServer, PrometheusServer, rewire_receivers
 
-    rules = ALERTING_DIR / "lakeprobe-rules.yaml"
-    example = ALERTING_DIR / "alertmanager.yaml"
+    # The shipped rules and example routing are package data: an installed wheel has them too.
+    rules = data_path("alerting", "lakeprobe-rules.yaml")
+    example = data_path("alerting", "alertmanager.yaml")
     routing: Path | None = None  # AlertmanagerServer's minimal config
     note = "minimal generated config: nobody is notified"
     if example.exists():
@@ -329,6 +327,7 @@ def _integrity_line(args: argparse.Namespace) -> str:
 
 def _tape_lines(lake: Any, args: argparse.Namespace) -> list[str]:
     """Where the tape is, and where its recalls show."""
+    from lakeprobe.data import data_path
     from lakeprobe.lake.lakeconfig import TAPE_INTERVAL
 
     site = lake.tape_rest_site
@@ -348,7 +347,8 @@ def _tape_lines(lake: Any, args: argparse.Namespace) -> list[str]:
             f"  recalls: the tape-recall probe every {min(args.interval, TAPE_INTERVAL):g} s; "
             "lakeprobe_tape_recall_duration_seconds and the other lakeprobe_tape_* series "
             "in /metrics",
-            f"  tape dashboard (import into Grafana): {TAPE_DASHBOARD}",
+            "  tape dashboard (import into Grafana): "
+            f"{data_path('dashboards', 'lakeprobe-tape.json')}",
         ]
     return lines
 

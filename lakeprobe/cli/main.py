@@ -44,7 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the daemon: scheduled probes, /metrics")
     serve.add_argument("-c", "--config", type=Path, required=True)
     serve.add_argument("--site", help="per-site deployment: only what this site owns")
-    serve.add_argument("--shard", type=_shard, help="'i/N': only hash shard i of N")
+    serve.add_argument(
+        "--shard",
+        type=_shard,
+        help="'i/N': only hash shard i of N; 'hostname/N': i is the host name's trailing "
+        "'-<digits>' (a StatefulSet pod's ordinal)",
+    )
     run.add_arguments(commands.add_parser("run", help="run one probe now (exit 0/1/2/3)"))
     listing = commands.add_parser("list", help="probe types, or a config's targets")
     listing.add_argument("-c", "--config", type=Path, help="list this config's targets")
@@ -94,9 +99,13 @@ def _config_error() -> type[ConfigError] | tuple[()]:
 
 
 def _shard(text: str) -> str:
-    from lakeprobe.config.types import parse_shard
+    import socket
+
+    from lakeprobe.config.types import HOSTNAME_SHARD, parse_shard, shard_of_host
 
     try:
+        if text.startswith(HOSTNAME_SHARD):
+            return shard_of_host(text, socket.gethostname())
         return parse_shard(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None

@@ -137,3 +137,28 @@ def parse_shard(value: object) -> str:
 
 
 Shard = Annotated[str, BeforeValidator(parse_shard)]
+
+# The ordinal a StatefulSet gives its pods: `lakeprobe-3` (or `lakeprobe-3.lakeprobe.ns.svc`).
+_ORDINAL = re.compile(r"-(\d{1,9})$")
+HOSTNAME_SHARD = "hostname/"
+
+
+def shard_of_host(value: str, hostname: str) -> str:
+    """'hostname/N' -> 'i/N', i from the trailing '-<digits>' of the host name, so each
+    StatefulSet replica runs its own shard and scaling is one value (the replica count)."""
+    count = _small_int(value.removeprefix(HOSTNAME_SHARD))
+    if count is None or count == 0:
+        raise ValueError(f"expected 'hostname/N' with N > 0, got {_shown(value)}")
+    ordinal = _ORDINAL.search(hostname.split(".", 1)[0])
+    if ordinal is None:
+        raise ValueError(
+            f"{value}: host name {_shown(hostname)} ends in no ordinal '-<digits>' "
+            "(a StatefulSet pod's, like 'lakeprobe-3'); give the shard as 'i/N'"
+        )
+    index = int(ordinal[1])
+    if index >= count:
+        raise ValueError(
+            f"{value}: ordinal {index} of host {_shown(hostname)} is not below {count}: "
+            "N must be the StatefulSet's replica count"
+        )
+    return f"{index}/{count}"
