@@ -13,7 +13,8 @@ its OPTIONS opened); curl's are size / (time_total - time_pretransfer), the same
 are size / the process's wall time (it has no such timer, so it includes start-up and the TLS
 handshake). CPU is user+sys: of this process for a whole probe run (every step, payload
 included), of the children for curl and davix (RUSAGE_CHILDREN; servers are not waited for, so
-they never count). Results: benchmarks/RESULTS.md.
+they never count). The probe runs share one ProbeResources, as in the daemon, so its large
+payload buffers are reused from the second run on. Results: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from lakeprobe.lake import LocalLake
 from lakeprobe.lake.nginxdav import NginxDav
 from lakeprobe.probes.core.outcome import Measurement
+from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
@@ -44,6 +46,9 @@ MIB = 1024 * 1024
 TEST_DIR = "/lakeprobe"
 LOG = logging.getLogger("bench.data_path")
 PROCESS_TIMEOUT = 600.0
+# One set for every probe run, as in the daemon: large payload buffers are reused across runs
+# (probes/core/payloads.py); a one-off `lakeprobe run` starts without one.
+RESOURCES = ProbeResources()
 
 # (name, sample) -> list of (MiB/s, CPU seconds)
 Samples = dict[tuple[str, str, int, str], list[tuple[float, float]]]
@@ -123,7 +128,15 @@ def probe(endpoint: Endpoint, size: int) -> tuple[float, float, float]:
     params = WebdavParams(file_size_bytes=size)
     cpu = self_cpu()
     outcome = asyncio.run(
-        run_probe(PROBE_TYPE, target, params, timeout=PROCESS_TIMEOUT, probe_host="bench", log=LOG)
+        run_probe(
+            PROBE_TYPE,
+            target,
+            params,
+            timeout=PROCESS_TIMEOUT,
+            probe_host="bench",
+            log=LOG,
+            resources=RESOURCES,
+        )
     )
     cpu = self_cpu() - cpu
     result = outcome.result

@@ -39,6 +39,7 @@ from lakeprobe.probes.clients.httpparse import DigestError, parse_decimal, respo
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import NO_SPACE_TEXT, Reason, StepOutcome, failed
 from lakeprobe.probes.core.paths import literal_problem
+from lakeprobe.probes.core.payloads import Payload
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.credentials.secrets import Secret, redact
 from lakeprobe.probes.credentials.tls import client_ssl_context, resolve_ca_dir
@@ -231,7 +232,7 @@ class HttpClient:
         *,
         expect: Collection[int],
         headers: Mapping[str, str] | None = None,
-        data: bytes | None = None,
+        data: Payload | None = None,
         max_body: int = 1024 * 1024,
         sink: Callable[[bytes], object] | None = None,
         token: Secret | None = None,
@@ -296,7 +297,7 @@ class HttpClient:
         method: str,
         url: URL,
         headers: dict[str, str],
-        data: bytes | None,
+        data: Payload | None,
         max_body: int,
         sink: Callable[[bytes], object] | None,
     ) -> Reply:
@@ -341,7 +342,7 @@ class HttpClient:
         method: str,
         url: URL,
         headers: dict[str, str],
-        data: bytes | None,
+        data: Payload | None,
         max_body: int,
         sink: Callable[[bytes], object] | None,
     ) -> Reply | _Redirect:
@@ -390,7 +391,7 @@ class _SlicedBytes(aiohttp.payload.BytesPayload):
     """A bytes body written in UPLOAD_CHUNK memoryview slices (no copy), each awaited for
     the transport to drain, so no layer below holds more than a slice or two of it."""
 
-    def __init__(self, value: bytes) -> None:
+    def __init__(self, value: Payload) -> None:
         # BytesPayload warns (ResourceWarning) that a body over 1 MiB written at once may
         # block the loop; this one never is, so that warning does not apply here.
         with warnings.catch_warnings():
@@ -410,7 +411,7 @@ class _SlicedBytes(aiohttp.payload.BytesPayload):
         await self.write_with_length(writer, None)
 
 
-def _body(data: bytes | None) -> bytes | _SlicedBytes | None:
+def _body(data: Payload | None) -> Payload | _SlicedBytes | None:
     """A fresh payload for each send (redirects and retries send the body again)."""
     return _SlicedBytes(data) if data is not None and len(data) > UPLOAD_CHUNK else data
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from lakeprobe.probes.core.payloads import Payloads
 from lakeprobe.probes.core.serverlocks import ServerLocks
 from lakeprobe.probes.core.threads import BlockingThreads
 from lakeprobe.probes.credentials.oidc import OidcClients
@@ -39,6 +40,8 @@ class ProbeResources:
     notices: Notices = field(default_factory=Notices)
     # One test at a time per server (iperf3): shared by every run of this process.
     server_locks: ServerLocks = field(default_factory=ServerLocks)
+    # Large test-file buffers, reused across runs (payloads.py).
+    payloads: Payloads = field(default_factory=Payloads)
 
     def close(self) -> None:
         """Copy threads stop taking work (busy ones finish on their own)."""

@@ -85,7 +85,7 @@ def is_foreign(name: str, probe_host: str) -> bool:
     return match is not None and match["host"] != safe_host(probe_host)
 
 
-def adler32_hex(data: bytes) -> str:
+def adler32_hex(data: bytes | bytearray) -> str:
     """adler32 as grid storage reports it: 8 lower-case hex digits."""
     return f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
 

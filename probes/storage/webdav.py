@@ -47,13 +47,13 @@ from lakeprobe.probes.core.outcome import (
     passed,
 )
 from lakeprobe.probes.core.params import MIB, TestFileParams
+from lakeprobe.probes.core.payloads import Payload
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import (
     adler32_hex,
     is_own_file,
     new_test_file,
     normalize_adler32,
-    payload,
 )
 
 PUT_OK = {200, 201, 204}
@@ -82,7 +82,7 @@ class _Run:
     ctx: ProbeContext
     http: HttpClient
     path: str = ""  # our test file
-    data: bytes = b""
+    data: Payload = b""
     put_status: StepOutcome | None = None  # None: the upload was never attempted
     reachable: bool = False
     listing: list[str] | None = None
@@ -128,7 +128,7 @@ class _Run:
 
     async def put(self) -> StepOutcome:
         self.path = new_test_file(self.target.test_dir, self.ctx.probe_host)
-        self.data = payload(self.params.file_size_bytes)
+        self.data = self.ctx.resources.payloads.take(self.params.file_size_bytes)
         self.put_status = ATTEMPTED  # from here on delete runs (probes/common/cleanup.py)
         try:
             reply = await self.http.request("PUT", self.path, expect=PUT_OK, data=self.data)
@@ -266,7 +266,7 @@ class _Adler32:
 class _Compare:
     """Whether the chunks fed to `update` are exactly `expected`."""
 
-    def __init__(self, expected: bytes) -> None:
+    def __init__(self, expected: Payload) -> None:
         self.expected = expected
         self.offset = 0
         self.same = True
@@ -286,12 +286,17 @@ class WebdavProbe:
     async def __call__(
         self, target: Target, params: WebdavParams, ctx: ProbeContext
     ) -> ProbeResult:
-        async with HttpClient(target, ctx, keep_alive=params.keep_alive) as http:
-            run = _Run(target, params, ctx, http)
-            if target.read_only:
-                await run.read_only_mode()
-            else:
-                await run.write_mode()
+        run: _Run | None = None
+        try:
+            async with HttpClient(target, ctx, keep_alive=params.keep_alive) as http:
+                run = _Run(target, params, ctx, http)
+                if target.read_only:
+                    await run.read_only_mode()
+                else:
+                    await run.write_mode()
+        finally:  # the session is closed: nothing reads the payload any more
+            if run is not None:
+                ctx.resources.payloads.give(run.data)
         return ctx.steps.result(run.measurements)
 
 
