@@ -145,7 +145,11 @@ class Iperf3Params(NetworkParams):
     busy_retries: int = Field(
         3, ge=0, le=10, description="how often a busy server is asked again (backoff 1 s, 2 s..)"
     )
-    reverse: bool = Field(False, description="the server sends, lakeprobe receives (iperf3 -R)")
+    reverse: bool = Field(
+        False,
+        description="the server sends, lakeprobe receives (iperf3 -R): the pair's cell then "
+        "holds the destination-to-source rate",
+    )
     # The test step lasts `seconds` plus any busy retries: only a much longer one is slow.
     slow_step_seconds: float = Field(90.0, gt=0, description="a slower step gives WARNING")
 
