@@ -20,20 +20,16 @@ Runs its own event loop in a thread, like the Tape REST double, so tests of any 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
 import fnmatch
 import hashlib
 import json
-import logging
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
@@ -47,19 +43,18 @@ from lakeprobe.lake.psarchive_query import (
     sort_hits,
     source_filter,
 )
+from lakeprobe.lake.threadedapp import ThreadedApp
 
-log = logging.getLogger(__name__)
-
-_BOUND_SECONDS = 10.0
-_CLOSE_SETTLE_SECONDS = 0.2
 _MAX_SIZE = 10000  # OpenSearch's index.max_result_window
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MALFORMED = ("json", "types")
 
 
-class PsArchiveDouble:
+class PsArchiveDouble(ThreadedApp):
     """`with PsArchiveDouble(pki) as archive:` serves on archive.url; add results with
     add_throughput / add_latency / add_trace (thread-safe: tests add from their thread)."""
+
+    name = "perfSONAR archive double"
 
     def __init__(
         self,
@@ -70,18 +65,14 @@ class PsArchiveDouble:
         opensearch_missing: bool = False,
         basic_auth: tuple[str, str] | None = None,
     ) -> None:
-        self.pki = pki
+        super().__init__(pki)
         self.closed, self.malformed = closed, malformed
         self.opensearch_missing = opensearch_missing
         self.basic_auth = basic_auth
         self.documents: list[tuple[str, Document]] = []  # (index, document)
         self.seen: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
         self.queries: collections.deque[object] = collections.deque(maxlen=100)  # _search bodies
-        self.port = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -156,71 +147,12 @@ class PsArchiveDouble:
         self.add_document(f"pscheduler_{test_type}", document)
         return document
 
-    # --- lifecycle --------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name="psarchive-double", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(_BOUND_SECONDS) or self.port == 0:
-            raise RuntimeError("perfSONAR archive double did not start")
-        log.debug("perfSONAR archive double on %s", self.url)
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if self._runner is not None:
-            future = asyncio.run_coroutine_threadsafe(self._close(self._runner), loop)
-            future.result(_BOUND_SECONDS)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(_BOUND_SECONDS)
-        self._loop = self._thread = self._runner = None
-
-    @staticmethod
-    async def _close(runner: web.AppRunner) -> None:
-        await runner.cleanup()
-        await asyncio.sleep(_CLOSE_SETTLE_SECONDS)  # let TLS transports finish closing
-
-    def _serve(self, ready: threading.Event) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._startup())
-        finally:
-            ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _startup(self) -> None:
-        tls = None
-        if self.pki is not None:
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.load_cert_chain(self.pki.host_cert, self.pki.host_key)
+    def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._gate])
         app.router.add_route("*", "/opensearch/{index}/_search", self._search)
         app.router.add_get("/esmond/perfsonar/archive/", self._metadata)
         app.router.add_get("/esmond/perfsonar/archive/{key}/{event}/{tail:.+}", self._data)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=tls)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        return app
 
     # --- handlers ---------------------------------------------------------------------
 

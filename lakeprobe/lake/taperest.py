@@ -23,18 +23,14 @@ Fault injection: `path_mismatch` (polls name other paths than requested, dCache 
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
-import logging
-import ssl
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -48,12 +44,8 @@ from lakeprobe.lake.taperest_dialects import (
     problem,
     timestamp,
 )
+from lakeprobe.lake.threadedapp import ThreadedApp
 
-log = logging.getLogger(__name__)
-
-_START_BOUND_SECONDS = 10.0
-_STOP_BOUND_SECONDS = 5.0
-_CLOSE_SETTLE_SECONDS = 0.2
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -151,8 +143,10 @@ class _Stage:
     finished: dict[str, float] = field(default_factory=dict)
 
 
-class TapeRestDouble:
+class TapeRestDouble(ThreadedApp):
     """`with TapeRestDouble(pki, backend, dialect="storm") as api:` serves on api.url."""
+
+    name = "Tape REST double"
 
     def __init__(
         self,
@@ -166,17 +160,15 @@ class TapeRestDouble:
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"unknown dialect {dialect!r}: one of {', '.join(DIALECTS)}")
-        self.pki, self.backend, self.dialect, self.sitename = pki, backend, dialect, sitename
+        super().__init__(pki)
+        self.pki: TestPki = pki
+        self.backend, self.dialect, self.sitename = backend, dialect, sitename
         self.cancelled_word = cancelled_word
         self.path_mismatch = path_mismatch
         self.reject_stages = reject_stages
         self.disk_lifetimes: dict[str, str | None] = {}  # path -> diskLifetime last received
         self.seen: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
-        self.port = 0
         self._stages: dict[str, _Stage] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -190,67 +182,6 @@ class TapeRestDouble:
     def open_requests(self) -> list[str]:
         """Ids of stage requests not yet deleted (the no-orphans check)."""
         return list(dict(self._stages))
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name="taperest-double", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(_START_BOUND_SECONDS) or self.port == 0:
-            raise RuntimeError("Tape REST double did not start")
-        log.debug("Tape REST double (%s) on %s", self.dialect, self.url)
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if self._runner is not None:
-            future = asyncio.run_coroutine_threadsafe(self._close(self._runner), loop)
-            future.result(_STOP_BOUND_SECONDS)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(_STOP_BOUND_SECONDS)
-        self._loop = self._thread = self._runner = None
-
-    @staticmethod
-    async def _close(runner: web.AppRunner) -> None:
-        """Close the server and its connections, and let their TLS transports finish closing
-        (close_notify, then the socket) before the loop stops: a transport the stopped loop
-        never closed is an unclosed socket when the garbage collector finds it."""
-        await runner.cleanup()
-        await asyncio.sleep(_CLOSE_SETTLE_SECONDS)
-
-    def _serve(self, ready: threading.Event) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._startup())
-        finally:
-            ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _startup(self) -> None:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(self.pki.host_cert, self.pki.host_key)
-        self._runner = web.AppRunner(self._app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=tls)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
