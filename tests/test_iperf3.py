@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import need_binaries
 
+from iperf3_helpers import hold
 from lakeprobe.config import parse_config
 from lakeprobe.config.plan import build_plan
 from lakeprobe.lake import LocalLake
@@ -159,25 +159,10 @@ async def test_stopped_server(server: Iperf3Server) -> None:
     assert result.detail == "unable to connect to server: Connection refused"
 
 
-def _hold(server: Iperf3Server, seconds: int) -> subprocess.Popen[bytes]:
-    """Another client (not ours: no shared lock) running a test; returns once it runs."""
-    offset = server.output.stat().st_size
-    holder = subprocess.Popen(
-        ["iperf3", "-c", "127.0.0.1", "-p", str(server.port), "-t", str(seconds), "-J"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 5
-    while b"Accepted connection" not in server.output.read_bytes()[offset:]:
-        assert time.monotonic() < deadline, "the other client never started its test"
-        assert holder.poll() is None
-        time.sleep(0.02)
-    return holder
-
-
 async def test_busy_then_success(server: Iperf3Server) -> None:
     """A server busy with someone else's test answers "busy"; without retries that is the
     result, with them the test runs once the other one ends."""
-    holder = _hold(server, 2)
+    holder = hold(server, 2)
     try:
         once = Iperf3Request(server.url, 4, seconds=1, busy_retries=0)
         busy = await run_iperf3(once, ServerLocks(), 5)
@@ -193,7 +178,7 @@ async def test_busy_then_success(server: Iperf3Server) -> None:
 
 async def test_busy_until_deadline(server: Iperf3Server) -> None:
     """Still busy when the deadline comes: BUSY (the server's state), not a timeout."""
-    holder = _hold(server, 3)
+    holder = hold(server, 3)
     try:
         request = Iperf3Request(server.url, 4, seconds=1, busy_retries=9, busy_backoff=0.5)
         result = await run_iperf3(request, ServerLocks(), 1.2)

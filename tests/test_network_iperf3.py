@@ -5,7 +5,6 @@ server busy with someone else's test."""
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from conftest import need_binaries
 from pydantic import ValidationError
 
+from iperf3_helpers import hold
 from lakeprobe.lake.iperf3 import Iperf3Server
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
 from lakeprobe.probes.core.runner import run_probe
@@ -45,21 +45,6 @@ async def run(target: PairTarget, **params: object) -> ProbeResult:
                               probe_host="testhost", log=LOG)  # fmt: skip
     assert outcome.exception is None
     return outcome.result
-
-
-def hold(server: Iperf3Server, seconds: int) -> subprocess.Popen[bytes]:
-    """Someone else's client running a test (not ours: no shared lock); returns once it runs."""
-    offset = server.output.stat().st_size
-    holder = subprocess.Popen(
-        ["iperf3", "-c", "127.0.0.1", "-p", str(server.port), "-t", str(seconds), "-J"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 5
-    while b"Accepted connection" not in server.output.read_bytes()[offset:]:
-        assert time.monotonic() < deadline, "the other client never started its test"
-        assert holder.poll() is None
-        time.sleep(0.02)
-    return holder
 
 
 @pytest.mark.parametrize("reverse", [False, True])
