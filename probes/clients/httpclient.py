@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
@@ -188,6 +189,20 @@ def exception_failure(method: str, error: BaseException) -> StepOutcome:
     return failed(exception_reason(error), _clip(f"{method}: {text}"))
 
 
+def verifying_session(
+    ca_dir: Path | None, limit: int, *, force_close: bool = False
+) -> aiohttp.ClientSession:
+    """A session for one run: TLS verified against `ca_dir` (or the default trust), at most
+    `limit` connections, no cookies, lakeprobe's User-Agent, deadlines set per request."""
+    tls = client_ssl_context(resolve_ca_dir(ca_dir))
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=tls, limit=limit, force_close=force_close),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"User-Agent": USER_AGENT},
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
+
 class HttpClient:
     """One aiohttp session (connection reuse) for one run against one endpoint.
     Use as `async with HttpClient(target, ctx) as http:`; the session closes on exit."""
@@ -211,13 +226,7 @@ class HttpClient:
 
     async def __aenter__(self) -> HttpClient:
         # Verifying even for http:// endpoints, in case they redirect to https.
-        tls = client_ssl_context(resolve_ca_dir(self._ca_dir))
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=tls, limit=8, force_close=not self._keep_alive),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": USER_AGENT},
-            timeout=aiohttp.ClientTimeout(total=None),
-        )
+        self._session = verifying_session(self._ca_dir, 8, force_close=not self._keep_alive)
         return self
 
     async def __aexit__(self, *_: object) -> None:

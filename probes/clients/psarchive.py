@@ -24,7 +24,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from lakeprobe.probes.clients.httpclient import USER_AGENT, exception_reason, status_reason
+from lakeprobe.probes.clients.httpclient import (
+    exception_reason,
+    status_reason,
+    verifying_session,
+)
 from lakeprobe.probes.clients.psarchiveparse import (
     TEST_TYPES,
     ArchiveMalformed,
@@ -42,7 +46,6 @@ from lakeprobe.probes.clients.psarchiveparse import (
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import Reason
 from lakeprobe.probes.credentials.secrets import redact
-from lakeprobe.probes.credentials.tls import client_ssl_context, resolve_ca_dir
 from lakeprobe.probes.credentials.tokens import SecretFile, control_problem
 
 __all__ = (
@@ -147,13 +150,7 @@ class PsArchiveClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> PsArchiveClient:
-        tls = client_ssl_context(resolve_ca_dir(self._ca_dir))
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=tls, limit=4),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": USER_AGENT},
-            timeout=aiohttp.ClientTimeout(total=None),
-        )
+        self._session = verifying_session(self._ca_dir, 4)
         return self
 
     async def __aexit__(self, *_: object) -> None:
