@@ -10,7 +10,15 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from lakeprobe.probes.clients.httpclient import Reply, exception_reason, http_url, status_reason
+from lakeprobe.probes.clients import aiohttpsession
+from lakeprobe.probes.clients.curlmulti import CurlFailure
+from lakeprobe.probes.clients.httpclient import (
+    Reply,
+    broken_off,
+    exception_reason,
+    http_url,
+    status_reason,
+)
 from lakeprobe.probes.clients.httpparse import (
     MAX_HREF,
     DigestError,
@@ -62,6 +70,29 @@ def test_status_reason(status: int, reason: Reason) -> None:
 
 
 @pytest.mark.parametrize(
+    ("code", "reason", "broken"),
+    [
+        (60, Reason.TLS, False),  # SSL certificate problem: unable to get local issuer
+        (35, Reason.TLS, False),  # TLS handshake failed
+        (6, Reason.DNS, False),  # could not resolve host
+        (7, Reason.CONNECT, False),  # refused, unreachable
+        (28, Reason.TIMEOUT, False),  # connect, stall or total deadline
+        (55, Reason.CONNECT, True),  # send failed: reset while uploading
+        (56, Reason.CONNECT, True),  # receive failed: reset
+        (52, Reason.PROTOCOL_ERROR, True),  # closed with no answer
+        (18, Reason.PROTOCOL_ERROR, False),  # the answer's body broke off
+        (8, Reason.PROTOCOL_ERROR, False),  # a malformed answer
+    ],
+)
+def test_curl_failure_reason(code: int, reason: Reason, broken: bool) -> None:
+    """libcurl's error codes map onto the closed Reason set; the ones where a connection was
+    up and broke count as broken off (real servers cover refused, certificate, timeout)."""
+    failure = CurlFailure(code, "text")
+    assert exception_reason(failure) is reason
+    assert broken_off(failure) is broken
+
+
+@pytest.mark.parametrize(
     ("error", "reason"),
     [
         (ssl.SSLCertVerificationError("verify failed"), Reason.TLS),
@@ -78,10 +109,9 @@ def test_status_reason(status: int, reason: Reason) -> None:
         (aiohttp.ClientError("anything else"), Reason.PROTOCOL_ERROR),
     ],
 )
-def test_exception_reason(error: BaseException, reason: Reason) -> None:
-    """Transport failures map onto the closed Reason set (real servers cover the aiohttp
-    connector errors: refused, certificate, timeout)."""
-    assert exception_reason(error) is reason
+def test_aiohttp_exception_reason(error: BaseException, reason: Reason) -> None:
+    """The archive clients' aiohttp failures map onto the same closed Reason set."""
+    assert aiohttpsession.exception_reason(error) is reason
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,5 @@
-"""Bodies over 1 MiB go out in slices through HttpClient: every byte arrives, in order, and
-aiohttp's warning about large raw-bytes bodies (which this suite turns into an error) does
-not fire, since the sliced body never blocks the loop."""
+"""Bodies larger than libcurl's upload buffer go out slice by slice through HttpClient's read
+callback: every byte arrives, in order, once."""
 
 from __future__ import annotations
 
@@ -11,7 +10,8 @@ import logging
 from aiohttp import web
 from http_helpers import serve_handler
 
-from lakeprobe.probes.clients.httpclient import UPLOAD_CHUNK, HttpClient
+from lakeprobe.probes.clients.curlexchange import UPLOAD_BUFFER
+from lakeprobe.probes.clients.httpclient import HttpClient
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.state import StateStore
@@ -21,7 +21,7 @@ from lakeprobe.probes.core.target import Target
 LOG = logging.getLogger("test.upload")
 
 
-async def test_a_large_body_arrives_whole_without_a_warning() -> None:
+async def test_a_large_body_arrives_whole() -> None:
     received: list[bytes] = []
 
     async def handle(request: web.Request) -> web.Response:
@@ -29,7 +29,7 @@ async def test_a_large_body_arrives_whole_without_a_warning() -> None:
         received.append(b"".join(chunks))
         return web.Response(status=201)
 
-    data = bytes(range(256)) * (3 * UPLOAD_CHUNK // 256 + 7)  # 3 slices and a short one
+    data = bytes(range(256)) * (3 * UPLOAD_BUFFER // 256 + 7)  # 3 slices and a short one
     async with serve_handler(handle) as base:
         target = Target(site="S", endpoint="e", url=base, test_dir="/t")
         deadline = asyncio.get_running_loop().time() + 20
@@ -41,4 +41,5 @@ async def test_a_large_body_arrives_whole_without_a_warning() -> None:
             reply = await http.request("PUT", "/t/f", expect={201}, data=data)
     assert reply.status == 201
     (body,) = received
+    assert len(body) == len(data)
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()

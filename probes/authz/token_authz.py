@@ -7,7 +7,7 @@ a victim file, with the probe's full-scope token), one step per compliance case
 in `non_critical` gives WARNING instead. The issuer unreachable or refusing: UNKNOWN
 `issuer` (the endpoint was not judged). A dead endpoint fails `setup` and skips the cases;
 a case that fails for another reason (a 500, a timeout) skips the cases after it.
-Over davs/https/http with aiohttp, over root/roots with the XRootD client (`?authz=`).
+Over davs/https/http with libcurl (HttpClient), over root/roots with the XRootD client (`?authz=`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,16 @@
-"""An aiohttp client for one HTTP/WebDAV storage endpoint, shared by the HTTP-based probes.
+"""The HTTP client of one HTTP/WebDAV storage endpoint, shared by the HTTP-based probes:
+libcurl (pycurl) on the asyncio loop (curlmulti.py, curlexchange.py).
+
+libcurl rather than aiohttp for the data path: it moves a 1 GiB body at curl's own rate with a
+fraction of the CPU, resumes TLS sessions across the run's connections (XrdHttp closes the
+connection after every 404), and loads in milliseconds (benchmarks/RESULTS.md, issue 11).
 
 Expected failures (refused connection, TLS, 403, timeout, ...) surface as `RequestFailed`,
 carrying the step outcome with a Reason; `guarded()` turns it into the step's result.
 TLS verification is always on. The bearer token is revealed only into the request header.
 
 Paths are sent literally: percent-encoded as a path (endpoint_url), so nothing in them is
-read as a query, a fragment or a dot-segment. Redirects are followed here, not by aiohttp,
+read as a query, a fragment or a dot-segment. Redirects are followed here, not by libcurl,
 and only where storage systems use them (docs/safety.md): at most MAX_REDIRECTS hops;
 307/308 for any method (same method and body), 301/302/303 for GET and HEAD; to the same
 scheme or http -> https; to the endpoint's own host or one matching `Target.redirect_hosts`.
@@ -13,29 +18,27 @@ Every request of a chain goes to an allowed host, so the token never reaches ano
 
 A full disk: 507, or a refusal whose text says so, is NO_SPACE. XrdHttp answers nothing at
 all: it closes the connection when a write fails, so the upload is reset. A PUT broken off
-twice (see `_send`) is followed by a 1-byte PUT to the same path: its answer, if any, is the
-server's real one; if the server takes it, or drops it too while it still answers an
-OPTIONS, the server is up and drops uploads: NO_SPACE, not CONNECT (docs/reasons.md).
+(libcurl has already resent it once when a reused connection was found closed) is followed by
+a 1-byte PUT to the same path: its answer, if any, is the server's real one; if the server
+takes it, or drops it too while it still answers an OPTIONS, the server is up and drops
+uploads: NO_SPACE, not CONNECT (docs/reasons.md).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import socket
-import ssl
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from pathlib import Path
 from urllib.parse import quote
 
-import aiohttp
-import aiohttp.payload
+import pycurl
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from lakeprobe.probes.clients.curlexchange import Answer, BodyRejected, Limits, build
+from lakeprobe.probes.clients.curlmulti import CurlFailure, CurlMulti
 from lakeprobe.probes.clients.httpparse import DigestError, parse_decimal, response_adler32
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import NO_SPACE_TEXT, Reason, StepOutcome, failed
@@ -43,12 +46,11 @@ from lakeprobe.probes.core.paths import literal_problem
 from lakeprobe.probes.core.payloads import Payload
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.credentials.secrets import Secret, redact
-from lakeprobe.probes.credentials.tls import client_ssl_context, resolve_ca_dir
+from lakeprobe.probes.credentials.tls import resolve_ca_dir
 
 HTTP_SCHEMES = {"davs": "https", "https": "https", "dav": "http", "http": "http"}
 USER_AGENT = "lakeprobe/0.1"
-# Safe to send again when a reused connection was found closed before any answer.
-RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "PUT", "DELETE"})
+MAX_CONNECTIONS = 8  # per client, i.e. per run and endpoint
 MAX_DETAIL = 300
 ANY_STATUS = range(100, 600)  # `expect=` for requests whose every answer the caller judges
 MAX_REDIRECTS = 5
@@ -58,12 +60,6 @@ _REDIRECTS = REDIRECT_ANY_METHOD | REDIRECT_GET_HEAD
 # Path characters sent as they are (RFC 3986 pchar); everything else is percent-encoded, `;`
 # too: servlet containers read it as the start of path parameters.
 _PATH_SAFE = "/:@!$&'()*+,=~"
-# The data path (benchmarks/data_path.py): aiohttp hands a bytes body to the transport in one
-# write, which TLS then copies whole (1 GiB uploads ran at a sixth of curl's rate), and its
-# 64 KiB read buffer pauses the socket between small reads. Bodies go out in UPLOAD_CHUNK
-# slices of one buffer, no copies; answers are read with a READ_BUFFER-sized buffer.
-UPLOAD_CHUNK = 1024 * 1024
-READ_BUFFER = 4 * 1024 * 1024
 
 
 def http_url(url: str) -> str:
@@ -162,26 +158,35 @@ def status_failure(reply: Reply, reason: Reason | None = None) -> StepOutcome:
     return failed(reason or status_reason(reply.status), _clip(detail))
 
 
+# CURLcodes (curl/curl.h) by what they mean for the endpoint.
+_TLS_CODES = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
+_DNS_CODES = frozenset({5, 6})  # couldn't resolve proxy / host
+_CONNECT_CODES = frozenset({7, 55, 56})  # couldn't connect; send / receive failed (reset)
+_BROKEN_OFF_CODES = frozenset({52, 55, 56})  # the connection was up and broke, no answer
+CURLE_OPERATION_TIMEDOUT = 28
+CURLE_GOT_NOTHING = 52
+
+
 def exception_reason(error: BaseException) -> Reason:
-    """The Reason of a transport-level failure raised by aiohttp or the OS."""
-    if isinstance(error, aiohttp.ClientSSLError | ssl.SSLError | aiohttp.ServerFingerprintMismatch):
-        return Reason.TLS
-    if isinstance(error, aiohttp.ClientConnectorDNSError | socket.gaierror):
-        return Reason.DNS
-    if isinstance(error, TimeoutError):  # aiohttp's connect/read timeouts subclass it
+    """The Reason of a transport-level failure: a CurlFailure (or an OSError)."""
+    if isinstance(error, TimeoutError):
         return Reason.TIMEOUT
-    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        return Reason.PROTOCOL_ERROR  # the answer broke off mid-way
-    if isinstance(error, aiohttp.ClientConnectionError | OSError):
+    if not isinstance(error, CurlFailure):
+        return Reason.CONNECT if isinstance(error, OSError) else Reason.PROTOCOL_ERROR
+    if error.code in _TLS_CODES:
+        return Reason.TLS
+    if error.code in _DNS_CODES:
+        return Reason.DNS
+    if error.code == CURLE_OPERATION_TIMEDOUT:  # the connect, stall or total deadline
+        return Reason.TIMEOUT
+    if error.code in _CONNECT_CODES:
         return Reason.CONNECT  # refused, reset, unreachable
-    return Reason.PROTOCOL_ERROR  # other aiohttp errors: malformed answers, bad redirects
+    return Reason.PROTOCOL_ERROR  # closed with no answer, an answer broken off, malformed
 
 
 def broken_off(error: BaseException) -> bool:
     """The connection was up and broke during the exchange (reset, closed): not refused."""
-    return isinstance(
-        error, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError
-    ) and not isinstance(error, aiohttp.ClientConnectorError)
+    return isinstance(error, CurlFailure) and error.code in _BROKEN_OFF_CODES
 
 
 def exception_failure(method: str, error: BaseException) -> StepOutcome:
@@ -189,22 +194,9 @@ def exception_failure(method: str, error: BaseException) -> StepOutcome:
     return failed(exception_reason(error), _clip(f"{method}: {text}"))
 
 
-def verifying_session(
-    ca_dir: Path | None, limit: int, *, force_close: bool = False
-) -> aiohttp.ClientSession:
-    """A session for one run: TLS verified against `ca_dir` (or the default trust), at most
-    `limit` connections, no cookies, lakeprobe's User-Agent, deadlines set per request."""
-    tls = client_ssl_context(resolve_ca_dir(ca_dir))
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=tls, limit=limit, force_close=force_close),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        headers={"User-Agent": USER_AGENT},
-        timeout=aiohttp.ClientTimeout(total=None),
-    )
-
-
 class HttpClient:
-    """One aiohttp session (connection reuse) for one run against one endpoint.
+    """One libcurl multi handle (connection reuse, TLS session reuse) for one run against one
+    endpoint.
     Use as `async with HttpClient(target, ctx) as http:`; the session closes on exit."""
 
     def __init__(
@@ -222,17 +214,26 @@ class HttpClient:
         self._ca_dir = target.ca_dir
         self._ctx = ctx
         self._timeouts = timeouts or Timeouts()
-        self._session: aiohttp.ClientSession | None = None
+        self._multi: CurlMulti | None = None
+        self._share: pycurl.CurlShare | None = None
 
     async def __aenter__(self) -> HttpClient:
-        # Verifying even for http:// endpoints, in case they redirect to https.
-        self._session = verifying_session(self._ca_dir, 8, force_close=not self._keep_alive)
+        # One connection cache and one TLS session cache for the run: a connection that the
+        # server closed is replaced with a resumed session, not a full handshake.
+        self._ca_dir = resolve_ca_dir(self._ca_dir)
+        self._share = pycurl.CurlShare()
+        self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
+        self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
+        self._multi = CurlMulti(MAX_CONNECTIONS)
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._multi is not None:
+            self._multi.close()
+            self._multi = None
+        if self._share is not None:
+            self._share.close()
+            self._share = None
 
     async def request(
         self,
@@ -256,7 +257,7 @@ class HttpClient:
             all_headers["Authorization"] = f"Bearer {bearer.reveal()}"
         try:
             reply = await self._follow(method, url, all_headers, data, max_body, sink)
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        except (CurlFailure, OSError, TimeoutError) as error:
             self._ctx.log.debug("%s %s failed: %s", method, path, redact(repr(error)))
             outcome = exception_failure(method, error)
             if method == "PUT" and data is not None and len(data) > 1 and broken_off(error):
@@ -274,7 +275,7 @@ class HttpClient:
         path (the caller deletes it with the test file) asks the server for its answer."""
         try:
             reply = await self._follow("PUT", url, headers, b"\0", 64 * 1024, None)
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        except (CurlFailure, OSError, TimeoutError) as error:
             if not broken_off(error) or not await self._answers(url, headers):
                 return broken  # the server is gone: the transport reason stands
             why = "a 1-byte PUT was broken off too, while OPTIONS is answered"
@@ -291,7 +292,7 @@ class HttpClient:
         """Whether the server answers an OPTIONS for `url` with any status at all."""
         try:
             await self._follow("OPTIONS", url, headers, None, 64 * 1024, None)
-        except (aiohttp.ClientError, OSError, TimeoutError):
+        except (CurlFailure, OSError, TimeoutError):
             return False
         except RequestFailed:  # answered, with a redirect not followed or an oversized body
             return True
@@ -355,74 +356,60 @@ class HttpClient:
         max_body: int,
         sink: Callable[[bytes], object] | None,
     ) -> Reply | _Redirect:
-        """One request; retried once, on a new connection, when a reused keep-alive connection
-        turns out closed before any answer arrived (RFC 9112 9.3.1; aiohttp itself does this
-        only for the RFC 9110 idempotent methods, not PROPFIND)."""
-        if self._session is None:
+        """One request. libcurl sends it again, on a new connection, when a reused keep-alive
+        connection turns out closed before any answer arrived (RFC 9112 9.3.1)."""
+        if self._multi is None or self._share is None:
             raise RuntimeError("HttpClient used outside 'async with'")
-        for attempt in (1, 2):
-            started = time.monotonic()
-            try:
-                response = await self._session.request(
-                    method, url, headers=headers, data=_body(data), allow_redirects=False,
-                    timeout=self._request_timeout(), read_bufsize=READ_BUFFER,
-                )  # fmt: skip
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
-                stale = not isinstance(error, aiohttp.ClientConnectorError)
-                if attempt == 2 or not stale or method not in RETRY_METHODS:
-                    raise
-                self._ctx.log.debug(
-                    "%s %s: %s; retrying on a new connection", method, url.path, redact(repr(error))
-                )
-                continue
-            async with response:  # a redirect's body is never read: it is no answer
-                location = response.headers.get("Location")
-                if response.status in _REDIRECTS and location is not None:
-                    return _Redirect(response.status, location)
-                body, length = await _read_body(method, response, max_body, sink)
-                seconds = time.monotonic() - started
-                reason = response.reason or ""
-                return Reply(
-                    method, response.status, reason, response.headers, body, length, seconds
-                )
-        raise AssertionError("unreachable")
+        answer = Answer()
 
-    def _request_timeout(self) -> aiohttp.ClientTimeout:
-        left = max(self._ctx.remaining(), 0.001)  # 0 would mean "no timeout" to aiohttp
-        return aiohttp.ClientTimeout(
-            total=None,
+        def accept(chunk: bytes) -> None:
+            answer.length += len(chunk)
+            if answer.status in _REDIRECTS and "Location" in answer.headers:
+                return  # a redirect's body is never kept: it is no answer
+            if answer.length > max_body:
+                raise BodyRejected(f"{method}: body over {max_body} bytes")
+            if sink is None:
+                answer.body.append(chunk)
+            else:
+                sink(chunk)
+
+        curl = build(
+            self._share, method, str(url), {"User-Agent": USER_AGENT, **headers}, data,
+            self._limits(), self._ca_dir, answer, accept, fresh_connection=not self._keep_alive,
+        )  # fmt: skip
+        started = time.monotonic()
+        try:
+            await self._multi.perform(curl)
+        except CurlFailure as failure:
+            if answer.refused is not None:
+                raise _refusal(answer.refused) from None
+            raise failure from None
+        finally:
+            curl.close()
+        seconds = time.monotonic() - started
+        location = answer.headers.get("Location")
+        if answer.status in _REDIRECTS and location is not None:
+            return _Redirect(answer.status, location)
+        reason = answer.reason
+        body = b"".join(answer.body)
+        return Reply(
+            method, answer.status, reason, answer.frozen_headers(), body, answer.length, seconds
+        )
+
+    def _limits(self) -> Limits:
+        left = max(self._ctx.remaining(), 0.001)
+        return Limits(
             connect=min(self._timeouts.connect, left),
-            sock_read=min(self._timeouts.stall, left),
+            stall=min(self._timeouts.stall, left),
+            total=left,
         )
 
 
-class _SlicedBytes(aiohttp.payload.BytesPayload):
-    """A bytes body written in UPLOAD_CHUNK memoryview slices (no copy), each awaited for
-    the transport to drain, so no layer below holds more than a slice or two of it."""
-
-    def __init__(self, value: Payload) -> None:
-        # BytesPayload warns (ResourceWarning) that a body over 1 MiB written at once may
-        # block the loop; this one never is, so that warning does not apply here.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Sending a large body", ResourceWarning)
-            super().__init__(value)
-
-    async def write_with_length(
-        self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
-    ) -> None:
-        view = memoryview(self._value)
-        if content_length is not None:
-            view = view[:content_length]
-        for start in range(0, len(view), UPLOAD_CHUNK):
-            await writer.write(view[start : start + UPLOAD_CHUNK])
-
-    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
-        await self.write_with_length(writer, None)
-
-
-def _body(data: Payload | None) -> Payload | _SlicedBytes | None:
-    """A fresh payload for each send (redirects and retries send the body again)."""
-    return _SlicedBytes(data) if data is not None and len(data) > UPLOAD_CHUNK else data
+def _refusal(error: BaseException) -> BaseException:
+    """What a body cut off by us becomes: over the limit is a protocol error."""
+    if isinstance(error, BodyRejected):
+        return RequestFailed(failed(Reason.PROTOCOL_ERROR, str(error)))
+    return error
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,24 +424,6 @@ def _display(url: URL) -> str:
     host = f"[{host}]" if ":" in host else host
     port = f":{url.port}" if url.port is not None else ""
     return f"{url.scheme}://{host}{port}{url.path}"
-
-
-async def _read_body(
-    method: str,
-    response: aiohttp.ClientResponse,
-    limit: int,
-    sink: Callable[[bytes], object] | None,
-) -> tuple[bytes, int]:
-    chunks, total = [], 0
-    async for chunk in response.content.iter_any():  # as received: no re-slicing
-        total += len(chunk)
-        if total > limit:
-            raise RequestFailed(failed(Reason.PROTOCOL_ERROR, f"{method}: body over {limit} bytes"))
-        if sink is None:
-            chunks.append(chunk)
-        else:
-            sink(chunk)
-    return b"".join(chunks), total
 
 
 def _phrase(status: int) -> str:

@@ -2,7 +2,8 @@
 
 The body is fed to MarkerParser chunk by chunk as it arrives (HttpClient's `sink`); every
 chunk moves the stall deadline of an `asyncio.timeout` that, when it fires, cancels the
-request (aiohttp then closes the connection, which XrdHttp takes as the end of the copy).
+request (the HTTP client then closes the connection, which XrdHttp takes as the end of the
+copy).
 The stall watch is armed by the first body bytes: until the COPY is answered, the client's
 connect/read timeouts and the run deadline apply, and their reason is TIMEOUT.
 """
@@ -69,7 +70,7 @@ async def stream_copy(
             reply = await http.request(
                 "COPY", path, expect=ANY_STATUS, headers=headers, sink=sink, max_body=MAX_BODY
             )
-    except TimeoutError:  # only our stall timer: aiohttp's timeouts become RequestFailed
+    except TimeoutError:  # only our stall timer: the client's timeouts become RequestFailed
         return _stalled(parser, stall_seconds, min_rate, loop.time())
     if reply.status not in COPY_STARTED:
         refused = dataclasses.replace(reply, body=bytes(head))

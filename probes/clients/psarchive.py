@@ -24,11 +24,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from lakeprobe.probes.clients.httpclient import (
-    exception_reason,
-    status_reason,
-    verifying_session,
-)
+from lakeprobe.probes.clients.aiohttpsession import exception_reason, verifying_session
+from lakeprobe.probes.clients.httpclient import status_reason
 from lakeprobe.probes.clients.psarchiveparse import (
     TEST_TYPES,
     ArchiveMalformed,

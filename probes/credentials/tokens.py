@@ -28,7 +28,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 def bearer_problem(value: str) -> str | None:
     """What makes `value` unusable as a bearer token (RFC 6750 b64token: JWTs, macaroons),
     or None. Says what is wrong, never the value: the answer goes into error messages. A
-    CR/LF would otherwise make aiohttp raise while building the Authorization header."""
+    CR/LF would otherwise end the Authorization header early and start another one."""
     if _CONTROL.search(value):
         return "contains control characters"
     if not _B64TOKEN.fullmatch(value):

@@ -70,7 +70,8 @@ from lakeprobe.probes.core.testfiles import (
 )
 
 PUT_OK = frozenset({200, 201, 204})
-# aiohttp's own read timeout on the active side is only a backstop: the stall watch decides.
+# The HTTP client's own stall timeout on the active side is only a backstop: the stall watch
+# decides.
 STALL_BACKSTOP_SECONDS = 30.0
 
 BeforeCopy = Callable[[PairTarget, str, str], Awaitable[None]]
