@@ -199,3 +199,18 @@ async def test_body_over_the_limit_is_refused() -> None:
             await http.request("GET", "/t/a", expect={200}, max_body=4096)
     assert failure.value.outcome.reason is Reason.PROTOCOL_ERROR
     assert "body over 4096 bytes" in failure.value.outcome.detail
+
+
+async def test_large_upload_over_tls_arrives_whole(pki: TestPki) -> None:
+    """An 8 MiB body over TLS (sent in bursts of records per writable event) arrives whole
+    and in order, then the connection serves the next request."""
+    server = RawServer(close=False)
+    data = bytes(range(256)) * (8 * 1024 * 1024 // 256) + b"tail"
+    async with (
+        serving(server, server_tls(pki)) as port,
+        client(f"davs://localhost:{port}", pki.ca_dir) as http,
+    ):
+        await http.request("PUT", "/t/big", expect={200}, data=data)
+        await http.request("GET", "/t/next", expect={200})
+    assert server.bodies[0] == data
+    assert len(server.resumed) == 1

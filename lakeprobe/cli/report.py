@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lakeprobe.config.plan import ProbeJob
 from lakeprobe.probes.core.outcome import ProbeResult, Status
 from lakeprobe.probes.credentials.secrets import redact
+
+if TYPE_CHECKING:  # a `run` builds its jobs without the planner's imports
+    from lakeprobe.config.plan import ProbeJob
 
 _COLUMNS = ("STEP", "STATUS", "TIME", "REASON", "DETAIL")
 

@@ -21,7 +21,7 @@ from lakeprobe.probes.credentials.oidc import OidcSettings
 
 class Strict(BaseModel):
     # No inf/nan anywhere: the scheduler and the probes compute deadlines from these numbers.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class ServerConfig(Strict):

@@ -13,8 +13,17 @@ server sees the request end, as it would from any client that gives up.
 from __future__ import annotations
 
 import asyncio
+import select
 
 import pycurl
+
+WRITE_BURST = 64  # sends per writable event, at most (64 TLS records: 1 MiB)
+
+
+def _writable(fd: int) -> bool:
+    poller = select.poll()  # not select.select: a daemon's descriptors may pass FD_SETSIZE
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(0))
 
 
 class CurlFailure(Exception):
@@ -96,11 +105,20 @@ class CurlMulti:
             self._loop.remove_writer(fd)
 
     def _on_timer(self, milliseconds: int) -> None:
+        """libcurl moves its wake-up after nearly every send; a wake-up that is already due
+        sooner is kept (waking early only makes libcurl tell us the new time), so a 1 GiB
+        upload does not reschedule a loop timer 65,536 times."""
+        if milliseconds < 0:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        when = self._loop.time() + milliseconds / 1000
         if self._timer is not None:
+            if self._timer.when() <= when:
+                return
             self._timer.cancel()
-            self._timer = None
-        if milliseconds >= 0:
-            self._timer = self._loop.call_later(milliseconds / 1000, self._on_timeout)
+        self._timer = self._loop.call_at(when, self._on_timeout)
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -112,11 +130,21 @@ class CurlMulti:
     def _act(self, fd: int, action: int) -> None:
         if self._closed:
             return
+        self._socket_action(fd, action)
+        if action == pycurl.CSELECT_OUT:
+            # libcurl sends one TLS record (16 KiB) per call: a 1 GiB upload would cost 65,536
+            # trips through the loop. Go on while the socket still takes more.
+            for _ in range(WRITE_BURST - 1):
+                if not self._watched.get(fd, 0) & pycurl.POLL_OUT or not _writable(fd):
+                    break
+                self._socket_action(fd, action)
+        self._check_done()
+
+    def _socket_action(self, fd: int, action: int) -> None:
         while True:
             status, _running = self._multi.socket_action(fd, action)
             if status != pycurl.E_CALL_MULTI_PERFORM:
-                break
-        self._check_done()
+                return
 
     def _check_done(self) -> None:
         while True:

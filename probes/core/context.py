@@ -21,7 +21,7 @@ class ProbeParams(BaseModel):
     """Parameters every probe type accepts; each type extends this model."""
 
     # Finite numbers only: probes compute deadlines from them (stall_seconds: .inf is an error).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     slow_step_seconds: float = Field(10.0, gt=0, description="a slower step gives WARNING")
 

@@ -49,7 +49,7 @@ class OidcSettings(BaseModel):
     """Where and as whom to ask for tokens. Exactly one of `token_endpoint` and `issuer`
     (whose discovery document names the token endpoint)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     token_endpoint: str | None = None
     issuer: str | None = None
