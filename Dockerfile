@@ -46,9 +46,9 @@ LABEL org.opencontainers.image.title="lakeprobe" \
       org.opencontainers.image.base.name="debian:12.11-slim"
 
 # The runtime subset of dev.sh APT_PACKAGES: the XRootD client with its HTTP and SciTokens
-# plugins, gfal2 with the http/xrootd/file plugins, davix, the Python bindings (XRootD, gfal2,
-# pycurl: the probes' HTTP client), iperf3 (the network probes). No servers, nginx or
-# Prometheus (test-only), no curl binary (the healthcheck uses python3).
+# plugins, gfal2 with the http/xrootd/file plugins, davix, the Python bindings, iperf3 (the
+# network probes). No servers, nginx or Prometheus (test-only), no curl binary (the healthcheck
+# uses python3; the probes' libcurl comes with the pycurl wheel in the venv).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python3=3.11.2-1+b1 \
@@ -63,7 +63,6 @@ RUN apt-get update \
         gfal2-plugin-http=2.21.3-1 \
         gfal2-plugin-xrootd=2.21.3-1 \
         python3-gfal2=1.12.0-2 \
-        python3-pycurl=7.45.2-3 \
         davix=0.8.4-3 \
         iperf3=3.12-1+deb12u2 \
     && rm -rf /var/lib/apt/lists/* \

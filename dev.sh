@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 VENV=${VENV:-.venv}
 APT_PACKAGES=(
   xrootd-server xrootd-server-plugins xrootd-client xrootd-client-http-plugins
-  xrootd-scitokens-plugins python3-xrootd python3-gfal2 python3-pycurl gfal2 gfal2-plugin-http
+  xrootd-scitokens-plugins python3-xrootd python3-gfal2 gfal2 gfal2-plugin-http
   gfal2-plugin-xrootd gfal2-plugin-file davix python3-venv openssl curl
   prometheus prometheus-alertmanager nginx libnginx-mod-http-dav-ext iperf3
 )

@@ -35,6 +35,7 @@ ALLOWED = {
 # Memoized functions: pure results of their arguments, or a library imported once.
 MEMOIZED = {
     "probes/authz/tokens.py:_unknown_key",  # a throw-away signing key, never a credential
+    "probes/clients/curlexchange.py:_system_store",  # the system's trust store paths
     "probes/clients/gfalcopy.py:_gfal2",  # the library, imported and filtered once
     "probes/clients/gfalcopy.py:_bound_xrdcl_copy_init",  # a process-wide XrdCl setting
     "probes/clients/xrdcopy.py:_handler_class",  # a class made on first import of XRootD

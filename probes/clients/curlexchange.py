@@ -8,7 +8,9 @@ http and https only, no `Expect: 100-continue`. TLS verification is always on.
 
 from __future__ import annotations
 
+import functools
 import math
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +78,13 @@ def build(
     curl.setopt(pycurl.TCP_NODELAY, 1)
     curl.setopt(pycurl.SSL_VERIFYPEER, 1)
     curl.setopt(pycurl.SSL_VERIFYHOST, 2)
-    if ca_dir is not None:
-        curl.setopt(pycurl.CAPATH, str(ca_dir))
+    capath, cafile = trust_store(ca_dir)
+    if capath is not None:  # looked up by subject hash when needed: no load per connection
+        curl.setopt(pycurl.CAPATH, capath)
+    if cafile is None:
+        curl.unsetopt(pycurl.CAINFO)
+    else:
+        curl.setopt(pycurl.CAINFO, cafile)
     curl.setopt(pycurl.CONNECTTIMEOUT_MS, _milliseconds(limits.connect))
     curl.setopt(pycurl.TIMEOUT_MS, _milliseconds(limits.total))
     curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)  # a stall: under 1 byte/s for `stall` seconds
@@ -94,6 +101,22 @@ def build(
     curl.setopt(pycurl.WRITEFUNCTION, _body_reader(answer, accept_chunk))
     _set_method(curl, method, data)
     return curl
+
+
+@functools.cache
+def _system_store() -> tuple[str | None, str | None]:
+    paths = ssl.get_default_verify_paths()  # Debian: /usr/lib/ssl/certs, /usr/lib/ssl/cert.pem
+    if paths.capath is not None and Path(paths.capath).is_dir():
+        return paths.capath, None
+    return None, paths.cafile
+
+
+def trust_store(ca_dir: Path | None) -> tuple[str | None, str | None]:
+    """(CA directory, CA file) for libcurl: the grid CA directory when there is one (as grid
+    tools trust only X509_CERT_DIR), else the system's hashed directory, else its bundle."""
+    if ca_dir is not None:
+        return str(ca_dir), None
+    return _system_store()
 
 
 def _set_method(curl: pycurl.Curl, method: str, data: Payload | None) -> None:
