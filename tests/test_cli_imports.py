@@ -1,6 +1,6 @@
 """`lakeprobe run` loads only what the probe it runs needs: a webdav run never imports the
-daemon, the exporter, the XRootD or gfal2 bindings, the other probe types or the config
-loader; an xrootd run not aiohttp either; building the parser (`run --help`) not even the
+daemon, the exporter, aiohttp, the XRootD or gfal2 bindings, the other probe types or the
+config loader; an xrootd run not libcurl either; building the parser (`run --help`) not even the
 config models or the probe registry. Checked by the modules a fresh interpreter holds, not by
 timing (benchmarks/cli_start.py times it)."""
 
@@ -32,9 +32,10 @@ NEVER = (
     "gfal2",
     "lakeprobe.probes.transfer",
     "lakeprobe.probes.clients.copyjob",
+    "aiohttp",  # the probes speak HTTP through libcurl; only the perfSONAR client uses aiohttp
 )
 NOT_FOR_WEBDAV = (*NEVER, "XRootD", "lakeprobe.probes.storage.xrootd")
-NOT_FOR_XROOTD = (*NEVER, "aiohttp", "lakeprobe.probes.storage.webdav")
+NOT_FOR_XROOTD = (*NEVER, "pycurl", "lakeprobe.probes.storage.webdav")
 # Building the parser needs no pydantic model, no probe type and no HTTP client.
 NOT_FOR_HELP = (
     *NOT_FOR_WEBDAV,

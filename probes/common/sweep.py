@@ -66,7 +66,7 @@ async def list_http_files(
 ) -> list[str]:
     """The names of the files directly in `directory` (PROPFIND Depth 1), parsed as the
     listing arrives. `token` replaces the client's own for this request."""
-    # httpclient imports here and below: it loads aiohttp, which an xrootd run never needs.
+    # httpclient imports here and below: it loads libcurl, which an xrootd run never needs.
     from lakeprobe.probes.clients.httpclient import ANY_STATUS, RequestFailed, status_failure
 
     listing, head = MultistatusParser(), bytearray()
