@@ -21,14 +21,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from lakeprobe.probes.core.payloads import Payload
 
 # A reused bytearray (probes/core/payloads.py) goes out through the read callback: libcurl's
-# largest buffer (CURL_MAX_READ_SIZE) means fewer callbacks (64 KiB: 1.4x the CPU per GiB).
+# largest upload buffer means fewer callbacks (64 KiB cost 1.4x the CPU per GiB).
 UPLOAD_BUFFER = 2 * 1024 * 1024
-READ_BUFFER = 512 * 1024  # libcurl's largest receive buffer (CURL_MAX_READ_SIZE)
+READ_BUFFER = 512 * 1024  # receive buffer: a sink sees chunks of up to this size
 INLINE_BODY = 64 * 1024  # bodies up to this size go out with the headers
 
 
 class BodyRejected(Exception):
-    """The answer's body was refused by the reader (over the limit, or the sink raised)."""
+    """The answer's body is longer than the caller accepts."""
 
 
 @dataclass(slots=True)

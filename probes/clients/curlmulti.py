@@ -88,11 +88,11 @@ class CurlMulti:
         wanted = event & (pycurl.POLL_IN | pycurl.POLL_OUT)
         watched = self._watched.get(fd, 0)
         if wanted & pycurl.POLL_IN and not watched & pycurl.POLL_IN:
-            self._loop.add_reader(fd, self._on_ready, fd, pycurl.CSELECT_IN)
+            self._loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
         elif watched & pycurl.POLL_IN and not wanted & pycurl.POLL_IN:
             self._loop.remove_reader(fd)
         if wanted & pycurl.POLL_OUT and not watched & pycurl.POLL_OUT:
-            self._loop.add_writer(fd, self._on_ready, fd, pycurl.CSELECT_OUT)
+            self._loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
         elif watched & pycurl.POLL_OUT and not wanted & pycurl.POLL_OUT:
             self._loop.remove_writer(fd)
         self._watched[fd] = wanted
@@ -123,9 +123,6 @@ class CurlMulti:
     def _on_timeout(self) -> None:
         self._timer = None
         self._act(pycurl.SOCKET_TIMEOUT, 0)
-
-    def _on_ready(self, fd: int, action: int) -> None:
-        self._act(fd, action)
 
     def _act(self, fd: int, action: int) -> None:
         if self._closed:

@@ -164,7 +164,6 @@ _DNS_CODES = frozenset({5, 6})  # couldn't resolve proxy / host
 _CONNECT_CODES = frozenset({7, 55, 56})  # couldn't connect; send / receive failed (reset)
 _BROKEN_OFF_CODES = frozenset({52, 55, 56})  # the connection was up and broke, no answer
 CURLE_OPERATION_TIMEDOUT = 28
-CURLE_GOT_NOTHING = 52
 
 
 def exception_reason(error: BaseException) -> Reason:
@@ -380,21 +379,21 @@ class HttpClient:
         started = time.monotonic()
         try:
             await self._multi.perform(curl)
-        except CurlFailure as failure:
-            if answer.refused is not None:
+        except CurlFailure:
+            if answer.refused is not None:  # our reader stopped it: that is the failure
                 raise _refusal(answer.refused) from None
-            raise failure from None
+            raise
         finally:
             curl.close()
         seconds = time.monotonic() - started
         location = answer.headers.get("Location")
         if answer.status in _REDIRECTS and location is not None:
             return _Redirect(answer.status, location)
-        reason = answer.reason
         body = b"".join(answer.body)
         return Reply(
-            method, answer.status, reason, answer.frozen_headers(), body, answer.length, seconds
-        )
+            method, answer.status, answer.reason, answer.frozen_headers(), body, answer.length,
+            seconds,
+        )  # fmt: skip
 
     def _limits(self) -> Limits:
         left = max(self._ctx.remaining(), 0.001)
