@@ -12,34 +12,22 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from lakeprobe.lake.process import ChildProcess
+from lakeprobe.lake.process import ChildProcess, ServerStartError, free_port, retry_on_taken_port
 
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 _STOP_BOUND_SECONDS = 5.0
 _POLL_SECONDS = 0.02
-_PORT_ATTEMPTS = 5
 
 
-class Iperf3StartError(RuntimeError):
-    def __init__(self, message: str, output: str) -> None:
-        super().__init__(f"{message}\n--- output ---\n{output}")
-        self.address_in_use = "address already in use" in output.lower()
-
-
-def free_port(host: str) -> int:
-    """A TCP port free on `host` right now (start() retries if another process takes it)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+class Iperf3StartError(ServerStartError):
+    """iperf3 did not come up; the message carries the tail of its output."""
 
 
 class Iperf3Server:
@@ -70,14 +58,10 @@ class Iperf3Server:
 
     def start(self, timeout: float = 5.0) -> None:
         """Start and wait until it listens; on a taken port, retry on another. Idempotent."""
-        for attempt in range(1, _PORT_ATTEMPTS + 1):
-            try:
-                self._start_once(timeout)
-                return
-            except Iperf3StartError as exc:
-                if not exc.address_in_use or attempt == _PORT_ATTEMPTS:
-                    raise
-                self.port = free_port(self.host)
+        retry_on_taken_port(lambda: self._start_once(timeout), self._new_port)
+
+    def _new_port(self) -> None:
+        self.port = free_port(self.host)
 
     def _start_once(self, timeout: float) -> None:
         if self.running:

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import ssl
 import sys
 import time
@@ -17,29 +16,16 @@ from typing import Any
 
 from lakeprobe.lake.issuer_keys import IssuerState, jwks, mint, write_private
 from lakeprobe.lake.pki import TestPki
-from lakeprobe.lake.process import ChildProcess
+from lakeprobe.lake.process import PORT_ATTEMPTS, ChildProcess, ServerStartError, free_port
 
 log = logging.getLogger(__name__)
 
-_PORT_ATTEMPTS = 5
 _STOP_BOUND_SECONDS = 5.0
 _POLL_SECONDS = 0.05
 
 
-class IssuerStartError(RuntimeError):
+class IssuerStartError(ServerStartError):
     """The issuer did not come up; the message carries the tail of its log."""
-
-    def __init__(self, message: str, log_tail: str) -> None:
-        super().__init__(f"{message}\n--- log tail ---\n{log_tail}")
-        self.log_tail = log_tail
-        self.address_in_use = "address already in use" in log_tail.lower()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LocalIssuer:
@@ -128,7 +114,7 @@ class LocalIssuer:
         if self.running:
             return
         self.stop()  # reap a process that died on its own
-        for attempt in range(1, _PORT_ATTEMPTS + 1):
+        for attempt in range(1, PORT_ATTEMPTS + 1):
             self._write_config()
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             command = [sys.executable, "-m", "lakeprobe.lake.issuer", str(self.base_dir)]
@@ -139,10 +125,10 @@ class LocalIssuer:
                 return
             except IssuerStartError as exc:
                 self.stop()
-                if not exc.address_in_use or attempt == _PORT_ATTEMPTS:
+                if not exc.address_in_use or attempt == PORT_ATTEMPTS:
                     raise
                 log.info("issuer: port taken (attempt %d), picking a new one", attempt)
-                self.port = _free_port()
+                self.port = free_port()
             except BaseException:
                 self.stop()
                 raise

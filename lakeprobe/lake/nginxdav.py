@@ -20,7 +20,14 @@ from types import TracebackType
 from typing import Self
 
 from lakeprobe.lake.pki import TestPki, make_test_pki
-from lakeprobe.lake.process import ChildProcess, make_traversable, server_ids
+from lakeprobe.lake.process import (
+    ChildProcess,
+    ServerStartError,
+    free_port,
+    make_traversable,
+    retry_on_taken_port,
+    server_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +36,6 @@ DAV_EXT_MODULE = Path("/usr/lib/nginx/modules/ngx_http_dav_ext_module.so")
 _TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # else nginx uses /var/lib/nginx
 _STOP_BOUND_SECONDS = 5.0
 _POLL_SECONDS = 0.02
-_PORT_ATTEMPTS = 5
 
 
 def nginx_binary() -> str | None:
@@ -45,16 +51,8 @@ def missing_nginx() -> list[str]:
     return missing
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class NginxStartError(RuntimeError):
-    def __init__(self, message: str, log_tail: str) -> None:
-        super().__init__(f"{message}\n--- log tail ---\n{log_tail}")
-        self.address_in_use = "address already in use" in log_tail.lower()
+class NginxStartError(ServerStartError):
+    """nginx did not come up; the message carries the tail of its error log."""
 
 
 class NginxDav:
@@ -69,9 +67,9 @@ class NginxDav:
         self.base_dir = base_dir
         base_dir.mkdir(parents=True, exist_ok=True)
         self.pki = pki or make_test_pki(base_dir / "pki")
-        self.port = _free_port()
+        self.port = free_port()
         # plain_http: the same server on a second port without TLS (benchmarks: http vs https)
-        self.http_port = _free_port() if plain_http else None
+        self.http_port = free_port() if plain_http else None
         self.create_full_put_path = create_full_put_path
         self.delete_noop = delete_noop  # fault injection, read at (re)start
         self.data_dir = base_dir / "data"
@@ -161,16 +159,12 @@ http {{
     def start(self, timeout: float = 10.0) -> None:
         """Spawn nginx in the foreground and wait until its port accepts; on a taken port,
         retry on another."""
-        for attempt in range(1, _PORT_ATTEMPTS + 1):
-            try:
-                self._start_once(timeout)
-                return
-            except NginxStartError as exc:
-                if not exc.address_in_use or attempt == _PORT_ATTEMPTS:
-                    raise
-                self.port = _free_port()
-                if self.http_port is not None:
-                    self.http_port = _free_port()
+        retry_on_taken_port(lambda: self._start_once(timeout), self._new_ports)
+
+    def _new_ports(self) -> None:
+        self.port = free_port()
+        if self.http_port is not None:
+            self.http_port = free_port()
 
     def _start_once(self, timeout: float) -> None:
         if self.running:

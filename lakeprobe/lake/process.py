@@ -8,14 +8,48 @@ import logging
 import os
 import pwd
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.02
+PORT_ATTEMPTS = 5
+
+
+class ServerStartError(RuntimeError):
+    """A server that did not come up; the message carries the tail of its output, and
+    `address_in_use` says whether the port was taken (then a new port is worth a try)."""
+
+    def __init__(self, message: str, log_tail: str) -> None:
+        super().__init__(f"{message}\n--- log tail ---\n{log_tail}")
+        self.log_tail = log_tail
+        self.address_in_use = "address already in use" in log_tail.lower()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` right now (another process may still take it before the
+    server binds it: start with `retry_on_taken_port`)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def retry_on_taken_port(start_once: Callable[[], None], new_ports: Callable[[], None]) -> None:
+    """`start_once()`; when it fails because the port was taken, `new_ports()` and again, at
+    most PORT_ATTEMPTS times in all."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            start_once()
+            return
+        except ServerStartError as error:
+            if not error.address_in_use or attempt == PORT_ATTEMPTS:
+                raise
+            new_ports()
 
 
 def server_ids(user: str) -> tuple[int, int]:
