@@ -14,7 +14,17 @@ are size / the process's wall time (it has no such timer, so it includes start-u
 handshake). CPU is user+sys: of this process for a whole probe run (every step, payload
 included), of the children for curl and davix (RUSAGE_CHILDREN; servers are not waited for, so
 they never count). The probe runs share one ProbeResources, as in the daemon, so its large
-payload buffers are reused from the second run on. Results: benchmarks/RESULTS.md.
+payload buffers are reused from the second run on.
+
+Every client starts from the same memory state: curl uploads a new file and deletes it after
+its GET, as the probe does, and before each client the benchmark faults in and frees twice the
+file size of anonymous memory (`warm_free_memory`). On a VM whose balloon reports free pages to
+the host (virtio-balloon free page reporting, as on the project's machines), memory freed more
+than a moment ago is handed back and must be faulted in again on the host; the server's
+allocation for a 1 GiB upload then ran 2-3x slower for whichever client came after a pause
+(curl itself fell from ~850 to ~300 MiB/s while another process had just filled 1 GiB).
+Without the conditioning the fixed order favoured curl: its uploads followed the probe's
+DELETE of 1 GiB, the probe's followed curl's GET. Results: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import mmap
 import os
 import resource
 import shutil
@@ -83,6 +94,19 @@ def self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def warm_free_memory(size: int) -> None:
+    """Fault in `size` bytes of anonymous memory and free it at once, so the next allocation
+    (the server's pages for an upload) finds memory the host still backs (see the module
+    docstring)."""
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    region = mmap.mmap(-1, size, flags=flags)
+    try:
+        for offset in range(0, size, mmap.PAGESIZE):
+            region[offset] = 1
+    finally:
+        region.close()
+
+
 def run_tool(command: list[str]) -> tuple[str, float, float]:
     """stdout, wall seconds and CPU seconds of one client process."""
     cpu, started = children_cpu(), time.monotonic()
@@ -105,6 +129,12 @@ def curl(
     out, _, cpu = run_tool([*common, *io, *timing, endpoint.url + path])
     pretransfer, total = map(float, out.split())
     return size / MIB / max(total - pretransfer, 1e-6), cpu
+
+
+def curl_delete(endpoint: Endpoint, path: str) -> None:
+    """Untimed: the file goes, as the probe's does at the end of its run."""
+    run_tool(["curl", "-sS", "--fail", "--capath", str(endpoint.ca_dir), "-X", "DELETE",
+              "-o", "/dev/null", endpoint.url + path])  # fmt: skip
 
 
 def davix(
@@ -149,11 +179,12 @@ def probe(endpoint: Endpoint, size: int) -> tuple[float, float, float]:
 
 def one_round(
     endpoints: list[Endpoint], size: int, source: Path, samples: Samples, use_davix: bool,
-    turn: int,
+    turn: int, warm: bool,
 ) -> None:  # fmt: skip
     """Each client's PUT and GET per endpoint, in an order rotated by `turn` (the client
     that goes after two 1 GiB uploads meets the kernel's writeback of theirs), with the page
-    cache's dirty pages written out (`sync`, not timed) before each client starts."""
+    cache's dirty pages written out (`sync`, not timed) and free memory warmed (not timed)
+    before each client starts. Every client's file is new and deleted after its GET."""
     tools: list[tuple[str, Callable[..., tuple[float, float]]]] = [("curl", curl)]
     if use_davix:
         tools.append(("davix", davix))
@@ -162,16 +193,19 @@ def one_round(
         shift = turn % len(clients)
         for tool, transfer in clients[shift:] + clients[:shift]:
             os.sync()
+            if warm:
+                warm_free_memory(2 * size)
             if transfer is None:
                 write, read, cpu = probe(endpoint, size)
                 samples[(endpoint.name, "probe", size, "PUT")].append((write, cpu))
                 samples[(endpoint.name, "probe", size, "GET")].append((read, cpu))
                 continue
-            path = f"{TEST_DIR}/bench-{tool}-{size}"
+            path = f"{TEST_DIR}/bench-{tool}-{size}-{turn}"
             for method in ("PUT", "GET"):
                 samples[(endpoint.name, tool, size, method)].append(
                     transfer(endpoint, method, path, source, size)
                 )
+            curl_delete(endpoint, path)
 
 
 def report(samples: Samples, endpoints: list[Endpoint], sizes: list[int], tools: list[str]) -> None:
@@ -199,6 +233,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="below 1 GiB")
     parser.add_argument("--large-repeats", type=int, default=3, help="for 1 GiB and more")
     parser.add_argument("--no-davix", action="store_true")
+    parser.add_argument(
+        "--no-warm", action="store_true", help="skip warm_free_memory (to see its effect)"
+    )
     parser.add_argument("--endpoints", default="xrootd-https,nginx-https,nginx-http")
     parser.add_argument("--workdir", type=Path, help="on disk, with room for 4 files per size")
     args = parser.parse_args()
@@ -229,7 +266,7 @@ def main() -> None:
                     handle.truncate(size)
                 repeats = args.large_repeats if size >= 1024 * MIB else args.repeats
                 for turn in range(repeats):
-                    one_round(endpoints, size, source, samples, use_davix, turn)
+                    one_round(endpoints, size, source, samples, use_davix, turn, not args.no_warm)
                 source.unlink()
         tools = ["curl", *(["davix"] if use_davix else []), "probe"]
         report(samples, endpoints, sizes, tools)
