@@ -34,6 +34,12 @@ def commands(lake: LocalLake) -> dict[str, list[str]]:
     lakeprobe = [str(VENV_BIN / "lakeprobe"), "run"]
     return {
         "python -c pass (venv)": [sys.executable, "-c", "pass"],
+        # What any webdav run must import: the floor under `lakeprobe run`, with and without
+        # pydantic (the probes' parameters and the endpoint checks are pydantic models).
+        "imports: asyncio ssl pycurl": [sys.executable, "-c", "import asyncio, ssl, pycurl"],
+        "imports: + pydantic": [
+            sys.executable, "-c", "import asyncio, ssl, pycurl, pydantic.main",
+        ],
         "lakeprobe run webdav": [*lakeprobe, "webdav", davs, "--ca-dir", ca],
         "lakeprobe run xrootd": [*lakeprobe, "xrootd", root, "--ca-dir", ca],
         "gfal-ls stand-in (davs)": ["/usr/bin/python3", "-c", GFAL_LS, davs],

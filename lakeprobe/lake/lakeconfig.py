@@ -218,4 +218,6 @@ def tape_reference_files(tape: TapeEmulation, user: str) -> dict[str, bytes]:
 
 
 def adler32(data: bytes) -> str:
+    # The standard library's zlib, not the probes' zlib-ng: the lake's reference checksums
+    # stay an independent check of the probes' own.
     return f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"

@@ -9,8 +9,9 @@ import re
 import ssl
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
+
+from zlib_ng.zlib_ng import adler32
 
 from lakeprobe.probes.core.paths import path_problem
 
@@ -87,7 +88,22 @@ def is_foreign(name: str, probe_host: str) -> bool:
 
 def adler32_hex(data: bytes | bytearray) -> str:
     """adler32 as grid storage reports it: 8 lower-case hex digits."""
-    return f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
+    return f"{adler32(data) & 0xFFFFFFFF:08x}"
+
+
+class Adler32:
+    """adler32 of data that arrives in chunks."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = adler32(b"")
+
+    def update(self, chunk: bytes | bytearray | memoryview) -> None:
+        self.value = adler32(chunk, self.value)
+
+    def hex(self) -> str:
+        return f"{self.value & 0xFFFFFFFF:08x}"
 
 
 def normalize_adler32(value: str) -> str:
@@ -143,7 +159,7 @@ def source_lock_key(key: str) -> str:
 def source_adler32(size: int) -> str:
     """The adler32 of the TPC source file of `size` bytes (its bytes are deterministic),
     computed block by block: 1 MiB of memory for a 1 GiB file."""
-    value = zlib.adler32(b"")
+    checksum = Adler32()
     for block in source_blocks(size):
-        value = zlib.adler32(block, value)
-    return f"{value & 0xFFFFFFFF:08x}"
+        checksum.update(block)
+    return checksum.hex()

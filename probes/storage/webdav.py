@@ -18,7 +18,6 @@ DELETE after which HEAD still finds the file: CRITICAL `delete_ineffective`).
 from __future__ import annotations
 
 import posixpath
-import zlib
 from dataclasses import dataclass, field
 
 from pydantic import Field
@@ -50,6 +49,7 @@ from lakeprobe.probes.core.params import MIB, TestFileParams
 from lakeprobe.probes.core.payloads import Payload
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import (
+    Adler32,
     adler32_hex,
     is_own_file,
     new_test_file,
@@ -221,7 +221,7 @@ class _Run:
     async def get_reference(self) -> StepOutcome:
         """Streams the file (it may be large) through adler32; nothing is kept in memory."""
         assert self.target.reference_file is not None  # head_reference passed
-        checksum = _Adler32()
+        checksum = Adler32()
         limit = MAX_REFERENCE_BYTES if self.size is None else self.size + 1024
         reply = await self.http.request(
             "GET", self.target.reference_file, expect={200}, max_body=limit, sink=checksum.update
@@ -250,17 +250,6 @@ def _size_checked(size: int | None) -> str:
 
 def _as_dir(path: str) -> str:
     return path.rstrip("/") + "/"
-
-
-class _Adler32:
-    def __init__(self) -> None:
-        self.value = zlib.adler32(b"")
-
-    def update(self, chunk: bytes) -> None:
-        self.value = zlib.adler32(chunk, self.value)
-
-    def hex(self) -> str:
-        return f"{self.value & 0xFFFFFFFF:08x}"
 
 
 class _Compare:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -33,6 +32,7 @@ from lakeprobe.probes.clients.xrdtape import (
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import Reason
 from lakeprobe.probes.core.target import TapeQos, Target
+from lakeprobe.probes.core.testfiles import Adler32
 from lakeprobe.probes.credentials.secrets import Secret
 
 __all__ = ("FileRecall", "Locality", "Poll", "Recall", "TapeBackend", "TapeFault", "open_backend")
@@ -89,10 +89,6 @@ class TapeBackend(Protocol):
 
 
 T = TypeVar("T")
-
-
-def _adler_hex(value: int) -> str:
-    return f"{value & 0xFFFFFFFF:08x}"
 
 
 async def _xrd(what: str, call: Awaitable[T]) -> T:
@@ -166,19 +162,20 @@ class XrootdTape:
         )
 
     async def read_adler32(self, path: str) -> tuple[int, str]:
-        value, offset = zlib.adler32(b""), 0
+        checksum, offset = Adler32(), 0
         try:
             async with XrdFile(self._token) as remote:
                 await remote.open(self._target.url_for(path), write=False, deadline=self._deadline)
                 while True:
                     chunk = await remote.read(offset, CHUNK_BYTES, self._deadline)
-                    value, offset = zlib.adler32(chunk, value), offset + len(chunk)
+                    checksum.update(chunk)
+                    offset += len(chunk)
                     if len(chunk) < CHUNK_BYTES or offset > READ_LIMIT:
                         break
                 await remote.close(self._deadline)
         except XrdError as error:
             raise TapeFault(error.reason, f"read {path}: {error}") from None
-        return offset, _adler_hex(value)
+        return offset, checksum.hex()
 
 
 _TRANSPORT = frozenset({Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT, Reason.AUTH})
@@ -262,21 +259,16 @@ class RestTape:
             raise TapeFault(error.reason, "; ".join([*problems, error.detail])) from None
 
     async def read_adler32(self, path: str) -> tuple[int, str]:
-        value = zlib.adler32(b"")
-
-        def add(chunk: bytes) -> None:
-            nonlocal value
-            value = zlib.adler32(chunk, value)
-
+        checksum = Adler32()
         try:
             reply = await self._http.request(
-                "GET", path, expect={200}, sink=add, max_body=READ_LIMIT
+                "GET", path, expect={200}, sink=checksum.update, max_body=READ_LIMIT
             )
         except RequestFailed as failure:
             raise TapeFault(
                 failure.outcome.reason, f"GET {path}: {failure.outcome.detail}"
             ) from None
-        return reply.length, _adler_hex(value)
+        return reply.length, checksum.hex()
 
 
 _REST_RECALL = {
