@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from data_path import MIB, warm_free_memory
+from data_path import MIB, Endpoint, curl, curl_delete, warm_free_memory
 
 from lakeprobe.lake.nginxdav import NginxDav
 
@@ -41,33 +41,27 @@ sys.stdin.read()
 """
 
 
-def curl_put(url: str, source: Path) -> float:
-    timing = "%{time_pretransfer} %{time_total}"
-    done = subprocess.run(
-        ["curl", "-sS", "--fail", "-H", "Expect:", "-T", str(source), "-w", timing,
-         "-o", "/dev/null", url],
-        capture_output=True, text=True, check=True, timeout=600,
-    )  # fmt: skip
-    subprocess.run(["curl", "-sS", "--fail", "-X", "DELETE", "-o", "/dev/null", url], check=True)
-    pretransfer, total = map(float, done.stdout.split())
-    return SIZE / MIB / max(total - pretransfer, 1e-6)
+def curl_put(endpoint: Endpoint, path: str, source: Path) -> float:
+    rate, _ = curl(endpoint, "PUT", path, source, SIZE)
+    curl_delete(endpoint, path)
+    return rate
 
 
-def held_put(url: str, source: Path) -> float:
+def held_put(endpoint: Endpoint, path: str, source: Path) -> float:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(SIZE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
         if holder.stdout is None or holder.stdout.readline() != b"filled\n":
             raise RuntimeError("the memory-holding child did not fill its buffer")
-        return curl_put(url, source)
+        return curl_put(endpoint, path, source)
     finally:
         holder.communicate(b"")  # end of stdin: the holder exits and frees its memory
 
 
-def warmed_put(url: str, source: Path) -> float:
+def warmed_put(endpoint: Endpoint, path: str, source: Path) -> float:
     warm_free_memory(2 * SIZE)
-    return curl_put(url, source)
+    return curl_put(endpoint, path, source)
 
 
 def main() -> None:
@@ -97,11 +91,12 @@ def measure(work: Path, rounds: int) -> dict[str, list[float]]:
     rates: dict[str, list[float]] = {name: [] for name in conditions}
     with NginxDav(work / "nginx", plain_http=True) as nginx:
         nginx.make_dir("/bench")
+        endpoint = Endpoint("nginx-http", nginx.http_url, nginx.pki.ca_dir)
         names = list(conditions)
         for turn in range(rounds):
             for name in names[turn % 3 :] + names[: turn % 3]:
-                url = f"{nginx.http_url}/bench/{name}-{turn}"
-                rates[name].append(conditions[name](url, source))
+                path = f"/bench/{name}-{turn}"
+                rates[name].append(conditions[name](endpoint, path, source))
     source.unlink()
     return rates
 
