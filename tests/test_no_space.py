@@ -78,6 +78,12 @@ async def run(probe_type: AnyProbeType, tgt: Target | PairTarget, params: object
     return outcome.result
 
 
+def details(result: ProbeResult) -> str:
+    """Every step's verdict and detail, for a failed assertion's message (pytest would cut a
+    list of StepResults short, and the detail is what tells a race from a wrong rule)."""
+    return "; ".join(f"{s.name} {s.status.name} {s.reason.value}: {s.detail}" for s in result.steps)
+
+
 def step(result: ProbeResult, name: str) -> tuple[Status, Reason]:
     found = next(s for s in result.steps if s.name == name)
     return found.status, found.reason
@@ -95,7 +101,7 @@ async def test_webdav_put(full_lake: LocalLake) -> None:
     test file (and the 1-byte one) is deleted."""
     params = webdav.WebdavParams(file_size_bytes=FILE_SIZE)
     result = await run(webdav.PROBE_TYPE, target(full_lake, "SITE-B", "davs"), params)
-    assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), result.steps
+    assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), details(result)
     assert step(result, "put") == (Status.CRITICAL, Reason.NO_SPACE)
     assert "OPTIONS is answered" in next(s.detail for s in result.steps if s.name == "put")
     assert step(result, "delete")[0] is Status.OK
@@ -106,7 +112,7 @@ async def test_xrootd_write(full_lake: LocalLake) -> None:
     """root:// write on the full disk: kXR_NoSpace (3009): CRITICAL no_space at `write`."""
     params = xrootd.XrootdParams(file_size_bytes=FILE_SIZE)
     result = await run(xrootd.PROBE_TYPE, target(full_lake, "SITE-B", "xrootd"), params)
-    assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), result.steps
+    assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), details(result)
     assert step(result, "write") == (Status.CRITICAL, Reason.NO_SPACE)
     assert leftovers(full_lake) == []
 
@@ -120,7 +126,7 @@ async def test_http_tpc_pull_into_full_site(full_lake: LocalLake, engine: str) -
                       "pull")  # fmt: skip
     params = http_tpc.HttpTpcParams(modes=("pull",), file_size_bytes=FILE_SIZE, engine=engine)
     result = await run(http_tpc.PROBE_TYPE, pair, params)
-    assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), result.steps
+    assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), details(result)
     assert step(result, "copy") == (Status.CRITICAL, Reason.NO_SPACE)
     assert leftovers(full_lake) == []
 
@@ -136,7 +142,7 @@ async def test_http_tpc_push_into_full_site(full_lake: LocalLake, engine: str) -
     params = http_tpc.HttpTpcParams(modes=("push",), file_size_bytes=FILE_SIZE, engine=engine)
     result = await run(http_tpc.PROBE_TYPE, pair, params)
     expected = (Status.CRITICAL, Reason.NO_SPACE)
-    assert (result.status, result.reason) == expected, result.steps
+    assert (result.status, result.reason) == expected, details(result)
     assert step(result, "copy") == expected
     assert leftovers(full_lake) == []
 
@@ -149,7 +155,7 @@ async def test_xrootd_tpc_into_full_site(full_lake: LocalLake, engine: str) -> N
                       target(full_lake, "SITE-B", "xrootd"), "pull")  # fmt: skip
     params = xrootd_tpc.XrootdTpcParams(file_size_bytes=FILE_SIZE, engine=engine)
     result = await run(xrootd_tpc.PROBE_TYPE, pair, params)
-    assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), result.steps
+    assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), details(result)
     assert step(result, "copy") == (Status.CRITICAL, Reason.NO_SPACE)
     assert leftovers(full_lake) == []
 

@@ -24,6 +24,7 @@ webdav probe of that endpoint already compares the bytes it reads back on every 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -187,15 +188,22 @@ class _Run:
 
     async def _ask_destination(self, step: StepOutcome) -> StepOutcome:
         """A push's source sees only that the destination hung up on its upload ("Server
-        returned nothing"). The destination is asked itself with a small PUT of the test file
-        (deleted with it): a server that breaks that off too while it answers, or refuses it
-        for space, is full (HttpClient's broken-upload rule)."""
+        returned nothing"). The destination is asked itself with a small PUT of a new test
+        file, deleted at once: a server that breaks that off too while it answers, or refuses
+        it for space, is full (HttpClient's broken-upload rule). Not the copy's own path: the
+        destination may still hold the broken upload open there (XrdHttp then refuses a
+        second writer, which says nothing about space)."""
+        probe_path = new_test_file(self.pair.destination.test_dir, self.ctx.probe_host)
         try:
-            await self.dst.request("PUT", self.dst_path, expect={200, 201, 204}, data=b"\0\0")
+            await self.dst.request("PUT", probe_path, expect={200, 201, 204}, data=b"\0\0")
         except RequestFailed as refused:
             if refused.outcome.reason is Reason.NO_SPACE:
-                return failed(Reason.NO_SPACE, f"{step.detail}; the destination itself: "
+                step = failed(Reason.NO_SPACE, f"{step.detail}; the destination itself: "
                                                f"{refused.outcome.detail}")  # fmt: skip
+        finally:
+            if is_own_file(probe_path, self.pair.destination.test_dir):  # guard every delete
+                with contextlib.suppress(RequestFailed):  # left over: the sweep's to delete
+                    await self.dst.request("DELETE", probe_path, expect=ANY_STATUS)
         return step
 
     async def _copy(self) -> StepOutcome:
