@@ -22,7 +22,7 @@ pytestmark = pytest.mark.lake
 
 LOG = logging.getLogger("test.webdav")
 HOST = "testhost"
-WRITE_STEPS = ["options", "put", "head", "get", "propfind", "head_missing", "delete",
+WRITE_STEPS = ["options", "put", "head", "get", "propfind", "delete", "head_missing",
                "delete_missing", "sweep"]  # fmt: skip
 SMALL = WebdavParams(file_size_bytes=64 * 1024)
 

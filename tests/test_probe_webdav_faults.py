@@ -33,11 +33,16 @@ class FakeDav:
     fault: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
     authorization: set[str] = field(default_factory=set)
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    deleted: set[str] = field(default_factory=set)
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.authorization.add(request.headers.get("Authorization", ""))
         method, path = request.method, request.path
+        self.requests.append((method, path))
+        if self.fault == "deleted_head_200" and method == "HEAD" and path in self.deleted:
+            return web.Response(status=200)  # a stale cache: what was deleted still "exists"
         injected = {"put_500": "PUT", "put_507": "PUT", "delete_403": "DELETE",
                     "propfind_403": "PROPFIND"}  # fmt: skip
         if injected.get(self.fault) == method:
@@ -54,6 +59,7 @@ class FakeDav:
             return web.Response(status=lies.get((self.fault, method), 404))
         if method == "DELETE":
             del self.files[path]
+            self.deleted.add(path)
             return web.Response(status=204)
         return await self.read(request, self.files[path])
 
@@ -209,3 +215,38 @@ async def test_unusable_token_file_is_unknown_credential(
     assert (result.status, result.reason) == (Status.UNKNOWN, Reason.CREDENTIAL)
     assert result.steps[0].detail == f"SITE/fake: token file {path} {problem}"
     assert {s.status for s in result.steps[1:]} == {Status.SKIPPED}
+
+
+def _heads_of_missing(dav: FakeDav) -> list[str]:
+    written = {path for method, path in dav.requests if method == "PUT"}
+    return [path for method, path in dav.requests if method == "HEAD" and path not in written]
+
+
+async def test_head_missing_counts_the_delete_check(dav: FakeDav) -> None:
+    """On a healthy server the HEAD that verifies the delete got the 404 head_missing looks
+    for: no HEAD of a name never created is sent (each 404 costs XrdHttp a connection)."""
+    result = await probe(dav)
+    assert result.status is Status.OK, result.steps
+    head_missing = next(s for s in result.steps if s.name == "head_missing")
+    assert head_missing.detail == "HEAD of the deleted test file: 404"
+    written = [path for method, path in dav.requests if method == "PUT"]
+    assert len(written) == 1
+    heads = [(m, p) for m, p in dav.requests if m == "HEAD"]
+    assert heads == [("HEAD", written[0]), ("HEAD", written[0])]  # the checksum, the delete
+
+
+async def test_head_missing_asks_a_new_name_when_the_delete_check_saw_no_404(
+    dav: FakeDav,
+) -> None:
+    """A deleted file that HEAD still finds is the delete's fault (delete_ineffective), not
+    proof about missing names: head_missing then asks a name never created, and passes on
+    its 404."""
+    dav.fault = "deleted_head_200"
+    result = await probe(dav)
+    by_name = {s.name: s for s in result.steps}
+    assert by_name["delete"].reason is Reason.DELETE_INEFFECTIVE, result.steps
+    assert by_name["head_missing"].status is Status.OK
+    assert by_name["head_missing"].detail == "HEAD of a missing file: 404"
+    # Besides the delete check's own names (the file, its `.absent-` control name): one.
+    others = [p for p in _heads_of_missing(dav) if p not in dav.deleted and ".absent-" not in p]
+    assert len(others) == 1
