@@ -129,6 +129,15 @@ async def run_daemon(path: Path, seconds: float) -> dict[str, Any]:
     }
     last = [state.last for _, state in daemon.store.items() if state.last is not None]
     reasons = Counter(result.reason.value for result in last)
+    # A run with failures measures less work: name a few, with the step that failed.
+    failures = {}
+    for key, state in daemon.store.items():
+        result = state.last
+        if result is None or result.success or result.reason.value in failures:
+            continue
+        step = next((s for s in result.steps if s.reason is result.reason), None)
+        where = f"{step.name}: {step.detail}" if step is not None else "-"
+        failures[result.reason.value] = f"{key} {where}"
     return {
         "targets": len(daemon.store),
         "steady_seconds": wall,
@@ -139,6 +148,7 @@ async def run_daemon(path: Path, seconds: float) -> dict[str, Any]:
         "lag_max": max(steady, default=float("nan")),
         "missed": missed,
         "last_reasons": dict(reasons),
+        "failure_examples": failures,
         "run_seconds_p50": quantile([result.duration_seconds for result in last], 0.5),
     }
 
@@ -154,6 +164,8 @@ def report(result: dict[str, Any]) -> None:
     print(f"missed {result['missed']}")
     print(f"run wall time p50 {result.get('run_seconds_p50', float('nan')):.3f} s (slots held)")
     print(f"last result reasons {result['last_reasons']}")
+    for reason, example in result.get("failure_examples", {}).items():
+        print(f"  e.g. {reason}: {example}")
 
 
 def pin_lake(lake: LocalLake, cpus: str) -> None:

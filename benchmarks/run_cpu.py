@@ -7,8 +7,9 @@ http (one connection per run), and the xrootd probe over root://.
     .venv/bin/python benchmarks/run_cpu.py [--runs 100] [--rounds 3] [--tree /tmp/old]
 
 Each child makes 5 warm-up runs, then `--runs` runs of the default 1 MiB test file through
-run_probe with one shared ProbeResources (as in the daemon) and prints user+sys CPU per run
-(RUSAGE_SELF: the client's threads included, the servers not). Medians over rounds; ms.
+run_probe with one shared ProbeResources and StateStore (as in the daemon) and prints
+user+sys CPU per run (RUSAGE_SELF: the client's threads included, the servers not). Medians
+over rounds; ms.
 Loopback only. Results: benchmarks/RESULTS.md.
 """
 
@@ -35,17 +36,19 @@ import asyncio, importlib, logging, resource
 from pathlib import Path
 from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.target import Target
 probe = importlib.import_module("lakeprobe.probes.storage." + kind)
 params_class = probe.XrootdParams if kind == "xrootd" else probe.WebdavParams
 
 async def main() -> None:
     resources, log = ProbeResources(), logging.getLogger("bench.run_cpu")
+    state = StateStore.memory()  # one store for all runs, as the daemon's (not one per run)
     target = Target("BENCH", "e", url, "/lakeprobe", ca_dir=Path(ca))
     params = params_class()
     async def once() -> None:
         outcome = await run_probe(probe.PROBE_TYPE, target, params, timeout=30,
-                                  probe_host="bench", log=log, resources=resources)
+                                  probe_host="bench", log=log, resources=resources, state=state)
         if not outcome.result.success:
             raise SystemExit(f"{kind} {url}: {outcome.result.reason} {outcome.result.detail}")
     for _ in range(5):

@@ -17,6 +17,7 @@ from lakeprobe.config.model import EndpointConfig
 from lakeprobe.probes.authz.cases import FIXTURE_DIRS, fixture_file, fixture_root
 from lakeprobe.probes.clients.httpclient import endpoint_url
 from lakeprobe.probes.clients.xrdasync import client_module
+from lakeprobe.probes.core import paths
 from lakeprobe.probes.core.paths import path_problem, storage_path
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import is_own_file, is_own_source, new_test_file, source_file
@@ -142,3 +143,13 @@ def test_nothing_is_owned_in_an_unsafe_test_dir(test_dir: str) -> None:
     if path_problem(test_file) is not None:
         with pytest.raises(ValueError, match="unsafe path"):
             target.url_for(test_file)
+
+
+@SETTINGS
+@given(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40))
+def test_the_plain_ascii_shortcut_agrees_with_the_character_checks(text: str) -> None:
+    """path_problem skips the per-character checks for paths of `_PLAIN` characters: for every
+    printable ASCII path, each of its characters must then pass them."""
+    path = "/" + text
+    if paths._PLAIN.fullmatch(path):
+        assert all(paths._character_problem(char, path) is None for char in path)

@@ -33,6 +33,9 @@ _KINDS = {
     "Zp": "paragraph separator",
 }
 _SPECIAL = set(RESERVED) | {".", "/"}
+# Printable ASCII that is none of the above: no character check can fail (test file names,
+# most configured paths), so a path made only of these skips the per-character checks.
+_PLAIN = re.compile(r"[A-Za-z0-9/._~+=@,:-]*")
 
 
 def path_problem(path: str) -> str | None:
@@ -40,7 +43,7 @@ def path_problem(path: str) -> str | None:
     reserved, control, whitespace or look-alike characters, no '.', '..' or empty segments;
     one trailing slash is allowed (a directory)."""
     problem = literal_problem(path)
-    if problem is not None:
+    if problem is not None or _PLAIN.fullmatch(path):
         return problem
     for char in dict.fromkeys(path):
         problem = _character_problem(char, path)

@@ -280,9 +280,10 @@ class _Compare:
         self.same = True
 
     def update(self, chunk: bytes) -> None:
-        end = self.offset + len(chunk)
-        self.same = self.same and self.expected[self.offset : end] == chunk
-        self.offset = end
+        # startswith at an offset compares in place: no slice copied (a memoryview's == is
+        # 30x slower than either, item by item).
+        self.same = self.same and self.expected.startswith(chunk, self.offset)
+        self.offset += len(chunk)
 
     def equal(self) -> bool:
         return self.same and self.offset == len(self.expected)
