@@ -7,8 +7,8 @@ same servers under different test directories.
     .venv/bin/python benchmarks/one_core_load.py [--targets 10000] [--seconds 150] [--cpu 0]
         [--loop asyncio|uvloop] [--py-spy PATH --profile FILE]
 
-`--loop uvloop` runs the daemon on uvloop (not a dependency: install it beside, e.g.
-`pip install --target DIR uvloop` and PYTHONPATH=DIR) to measure what the event loop costs.
+`--loop` picks the daemon's event loop (lakeprobe/service/eventloop.py): uvloop, the
+daemon's default, or the standard asyncio loop, to measure what the loop costs.
 
 The lake's XRootD servers are moved to the other core(s), so the pinned core is the daemon's
 alone (other processes on the machine may still share it). Reported, from the daemon's
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
+import gc
 import json
 import logging
 import os
@@ -41,6 +41,7 @@ import yaml
 from lakeprobe.config import load_config
 from lakeprobe.config.plan import ProbeJob
 from lakeprobe.lake import LocalLake, free_ports
+from lakeprobe.service import eventloop
 from lakeprobe.service.daemon import Daemon
 from lakeprobe.service.scheduler import ProbeScheduler
 from lakeprobe.service.server import serve
@@ -99,8 +100,31 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+class GcTimer:
+    """CPU seconds (of the thread that collects) and count of the garbage collector's passes,
+    per generation."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            generation = info["generation"]
+            self.seconds[generation] += time.thread_time() - self._started
+            self.count[generation] += 1
+
+    def snapshot(self) -> tuple[list[float], list[int]]:
+        return list(self.seconds), list(self.count)
+
+
 async def run_daemon(path: Path, seconds: float) -> dict[str, Any]:
     """In the pinned child: run the daemon `seconds`, measure after the first interval."""
+    gc_timer = GcTimer()
     daemon = Daemon(path, load_config(path))
     defaults = daemon.config.defaults
     daemon.scheduler = RecordingScheduler(
@@ -112,8 +136,12 @@ async def run_daemon(path: Path, seconds: float) -> dict[str, Any]:
     serving = asyncio.create_task(serve(daemon, stop))
     await asyncio.sleep(INTERVAL)  # every target greeted and run once
     cpu0, wall0, begun = cpu_seconds(), time.monotonic(), len(RecordingScheduler.lags)
+    gc0 = gc_timer.snapshot()
     await asyncio.sleep(seconds - INTERVAL)
     cpu, wall = cpu_seconds() - cpu0, time.monotonic() - wall0
+    gc1 = gc_timer.snapshot()
+    gc_seconds = [b - a for a, b in zip(gc0[0], gc1[0], strict=True)]
+    gc_count = [b - a for a, b in zip(gc0[1], gc1[1], strict=True)]
     runs = len(RecordingScheduler.lags) - begun
     stop.set()
     await serving
@@ -149,6 +177,8 @@ async def run_daemon(path: Path, seconds: float) -> dict[str, Any]:
         "missed": missed,
         "last_reasons": dict(reasons),
         "failure_examples": failures,
+        "gc_seconds": gc_seconds,
+        "gc_count": gc_count,
         "run_seconds_p50": quantile([result.duration_seconds for result in last], 0.5),
     }
 
@@ -162,6 +192,12 @@ def report(result: dict[str, Any]) -> None:
     print(f"start lag p50 {result['lag_p50']:.3f} s, p99 {result['lag_p99']:.3f} s, "
           f"max {result['lag_max']:.3f} s")  # fmt: skip
     print(f"missed {result['missed']}")
+    if "gc_seconds" in result:
+        passes = ", ".join(
+            f"gen{g} {n} in {t:.2f} s"
+            for g, (n, t) in enumerate(zip(result["gc_count"], result["gc_seconds"], strict=True))
+        )
+        print(f"garbage collector: {passes} CPU")  # fmt: skip
     print(f"run wall time p50 {result.get('run_seconds_p50', float('nan')):.3f} s (slots held)")
     print(f"last result reasons {result['last_reasons']}")
     for reason, example in result.get("failure_examples", {}).items():
@@ -201,7 +237,7 @@ if __name__ == "__main__":
     parser.add_argument("--targets", type=int, default=10_000, help="targets, each run per minute")
     parser.add_argument("--seconds", type=float, default=150.0, help="daemon run time, > 60")
     parser.add_argument("--cpu", type=int, default=0, help="the core the daemon is pinned to")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--loop", choices=eventloop.CHOICES, default="uvloop")
     parser.add_argument("--py-spy", help="profile the daemon with this py-spy executable")
     parser.add_argument("--profile", type=Path, default=Path("one_core_load.txt"),
                         help="where --py-spy writes collapsed stacks")  # fmt: skip
@@ -209,9 +245,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if args.child:
-        if args.loop == "uvloop":  # not a dependency: imported by name, untyped
-            uvloop = importlib.import_module("uvloop")
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        print(json.dumps(asyncio.run(run_daemon(args.child, args.seconds))))
+        os.environ[eventloop.ENV] = args.loop  # the child is the daemon: as `serve` picks it
+        print(json.dumps(eventloop.run(run_daemon(args.child, args.seconds))))
     else:
         main(args)

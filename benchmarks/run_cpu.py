@@ -5,6 +5,7 @@ every 404, so a webdav run makes 3 TLS handshakes), Debian's nginx dav over http
 http (one connection per run), and the xrootd probe over root://.
 
     .venv/bin/python benchmarks/run_cpu.py [--runs 100] [--rounds 3] [--tree /tmp/old]
+        [--loop uvloop|asyncio]
 
 Each child makes 5 warm-up runs, then `--runs` runs of the default 1 MiB test file through
 run_probe with one shared ProbeResources and StateStore (as in the daemon) and prints
@@ -28,7 +29,7 @@ from lakeprobe.lake.nginxdav import NginxDav
 
 CHILD = """
 import sys
-tree, kind, url, ca, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+tree, kind, url, ca, runs, loop = sys.argv[1:5] + [int(sys.argv[5]), sys.argv[6]]
 if tree:  # import lakeprobe from that checkout, not through this venv's editable install
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
     sys.path.insert(0, tree)
@@ -60,7 +61,12 @@ async def main() -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print((usage.ru_utime + usage.ru_stime - before) / runs)
 
-asyncio.run(main())
+if loop == "uvloop":  # as the daemon runs (lakeprobe/service/eventloop.py)
+    import uvloop
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+else:
+    asyncio.run(main())
 """
 
 
@@ -69,6 +75,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", type=Path, help="another checkout to compare with")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the event loop (the daemon's is uvloop)")  # fmt: skip
     args = parser.parse_args()
     trees = {"this": "", **({str(args.tree): str(args.tree.resolve())} if args.tree else {})}
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
@@ -90,7 +98,7 @@ def main() -> None:
                 for cell, (kind, url) in cells.items():
                     for name, tree in trees.items():  # interleaved: each round runs every cell
                         argv = [sys.executable, "-c", CHILD, tree, kind, url,
-                                str(lake.pki.ca_dir), str(args.runs)]  # fmt: skip
+                                str(lake.pki.ca_dir), str(args.runs), args.loop]  # fmt: skip
                         done = subprocess.run(argv, capture_output=True, text=True, check=True)
                         samples.setdefault((cell, name), []).append(float(done.stdout))
     print(f"| endpoint | {' | '.join(f'{name} ms CPU/run' for name in trees)} |")

@@ -217,3 +217,19 @@ async def test_large_upload_over_tls_arrives_whole(pki: TestPki) -> None:
         await http.request("GET", "/t/next", expect={200})
     assert server.bodies[0] == data
     assert len(server.resumed) == 1
+
+
+async def test_a_failing_callback_ends_the_request_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When libcurl aborts its multi interface (here: our socket callback raises), the
+    transfers in flight fail at once with an error that says so, instead of hanging until
+    the run's deadline."""
+    from lakeprobe.probes.clients import curlmulti
+
+    def broken(*_: object) -> None:
+        raise ValueError("broken callback")
+
+    monkeypatch.setattr(curlmulti.CurlMulti, "_on_socket", broken)
+    server = RawServer(hold=True)
+    async with serving(server, None) as port, client(f"http://127.0.0.1:{port}", None) as http:
+        with pytest.raises(RuntimeError, match=r"^libcurl's multi interface failed: "):
+            await asyncio.wait_for(http.request("GET", "/t/a", expect={200}), 5)

@@ -249,11 +249,12 @@ def _serve(config_path: Path, ca_dir: Path) -> None:
     sites) only from X509_CERT_DIR, read at its first TLS connection: the demo sets it here,
     before the daemon starts; the daemon itself never changes os.environ."""
     from lakeprobe.config import load_config
+    from lakeprobe.service import eventloop
     from lakeprobe.service.daemon import Daemon
     from lakeprobe.service.server import serve
 
     os.environ["X509_CERT_DIR"] = str(ca_dir)
-    asyncio.run(serve(Daemon(config_path, load_config(config_path))))
+    eventloop.run(serve(Daemon(config_path, load_config(config_path))))
 
 
 async def _wait_for_signal() -> None:

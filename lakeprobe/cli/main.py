@@ -117,9 +117,15 @@ def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
     from lakeprobe.config import load_config
     from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
     from lakeprobe.probes.core.state import StateError
+    from lakeprobe.service import eventloop
     from lakeprobe.service.daemon import Daemon
     from lakeprobe.service.server import serve
 
+    try:
+        factory = eventloop.loop_factory()
+    except eventloop.EventLoopChoiceError as error:
+        print(f"lakeprobe serve: {error}", file=sys.stderr)
+        return EXIT_USAGE
     config = load_config(config_path)
     if site is not None and site not in {s.name for s in config.sites}:
         print(f"--site: {site!r} is not a site of {config_path}", file=sys.stderr)
@@ -129,7 +135,8 @@ def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
     except StateError as error:
         print(f"lakeprobe serve: {error}", file=sys.stderr)
         return EXIT_CONFIG_INVALID
-    asyncio.run(serve(daemon))
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(daemon))
     exit_now_if_copies_hang(daemon.resources.threads)
     return 0
 

@@ -45,7 +45,8 @@ class CurlMulti:
         self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         self._watched: dict[int, int] = {}  # fd -> POLL_IN | POLL_OUT bits being watched
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0  # loop time the timer fires (uvloop's handles have no when())
         self._running: dict[pycurl.Curl, asyncio.Future[None]] = {}
         self._closed = False
 
@@ -115,10 +116,10 @@ class CurlMulti:
             return
         when = self._loop.time() + milliseconds / 1000
         if self._timer is not None:
-            if self._timer.when() <= when:
+            if self._timer_due <= when:
                 return
             self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._on_timeout)
+        self._timer, self._timer_due = self._loop.call_at(when, self._on_timeout), when
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -139,9 +140,22 @@ class CurlMulti:
 
     def _socket_action(self, fd: int, action: int) -> None:
         while True:
-            status, _running = self._multi.socket_action(fd, action)
+            try:
+                status, _running = self._multi.socket_action(fd, action)
+            except pycurl.error as error:  # e.g. a callback of ours raised: libcurl aborted
+                self._abort(f"libcurl's multi interface failed: {error.args[-1]}")
+                return
             if status != pycurl.E_CALL_MULTI_PERFORM:
                 return
+
+    def _abort(self, why: str) -> None:
+        """End every running transfer with `why`: a bug on our side (not the server's), so
+        the runs report it at once instead of waiting for their deadline."""
+        for curl, done in list(self._running.items()):
+            del self._running[curl]
+            self._multi.remove_handle(curl)
+            if not done.done():
+                done.set_exception(RuntimeError(why))
 
     def _check_done(self) -> None:
         while True:

@@ -68,8 +68,9 @@ class StepRecorder:
             self._steps.append(StepResult(name, Status.SKIPPED, 0.0, Reason.NONE, detail, critical))
             return StepOutcome(Status.SKIPPED, Reason.NONE, detail)
         limit = self._deadline if cleanup else self._deadline - self._cleanup_reserve
-        loop_started = asyncio.get_running_loop().time()
-        self._running = (name, time.monotonic(), critical)
+        loop_started = asyncio.get_running_loop().time()  # deadlines: the loop's clock
+        started = time.monotonic()  # durations: uvloop's clock has whole milliseconds
+        self._running = (name, started, critical)
         try:
             async with asyncio.timeout_at(max(limit, loop_started)):
                 outcome = await action()
@@ -78,7 +79,7 @@ class StepRecorder:
             outcome = failed(Reason.TIMEOUT, f"no answer within {allowed:.1f} s")
         # Left set on cancellation, so abort() can name the step that was cut off.
         self._running = None
-        duration = asyncio.get_running_loop().time() - loop_started
+        duration = time.monotonic() - started
         blocking = critical and (blocks is None or blocks(outcome))
         return self._record(name, outcome, duration, critical, blocking)
 
