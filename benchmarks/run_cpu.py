@@ -5,7 +5,7 @@ every 404, so a webdav run makes 3 TLS handshakes), Debian's nginx dav over http
 http (one connection per run), and the xrootd probe over root://.
 
     .venv/bin/python benchmarks/run_cpu.py [--runs 100] [--rounds 3] [--tree /tmp/old]
-        [--loop uvloop|asyncio]
+        [--loop uvloop asyncio]
 
 Each child makes 5 warm-up runs, then `--runs` runs of the default 1 MiB test file through
 run_probe with one shared ProbeResources and StateStore (as in the daemon) and prints
@@ -75,10 +75,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", type=Path, help="another checkout to compare with")
-    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
-                        help="the event loop (the daemon's is uvloop)")  # fmt: skip
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), nargs="+", default=["uvloop"],
+                        help="event loop(s), each a column (the daemon's is uvloop)")  # fmt: skip
     args = parser.parse_args()
-    trees = {"this": "", **({str(args.tree): str(args.tree.resolve())} if args.tree else {})}
+    checkouts = {"this": "", **({str(args.tree): str(args.tree.resolve())} if args.tree else {})}
+    # One column per checkout and loop: "this", or "this asyncio" when loops are compared.
+    trees = {
+        (f"{name} {loop}" if len(args.loop) > 1 else name): (tree, loop)
+        for name, tree in checkouts.items()
+        for loop in args.loop
+    }
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
         work = Path(tmp)
         with (
@@ -96,9 +102,9 @@ def main() -> None:
             samples: dict[tuple[str, str], list[float]] = {}
             for _ in range(args.rounds):
                 for cell, (kind, url) in cells.items():
-                    for name, tree in trees.items():  # interleaved: each round runs every cell
+                    for name, (tree, loop) in trees.items():  # interleaved: every round, all
                         argv = [sys.executable, "-c", CHILD, tree, kind, url,
-                                str(lake.pki.ca_dir), str(args.runs), args.loop]  # fmt: skip
+                                str(lake.pki.ca_dir), str(args.runs), loop]  # fmt: skip
                         done = subprocess.run(argv, capture_output=True, text=True, check=True)
                         samples.setdefault((cell, name), []).append(float(done.stdout))
     print(f"| endpoint | {' | '.join(f'{name} ms CPU/run' for name in trees)} |")
