@@ -3,6 +3,7 @@ copies; stopping a site fails exactly its row and column."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from daemon_helpers import Samples, pick, running_daemon, scrape, wait_for
 from lakeprobe.lake import LocalLake, free_ports
 
 pytestmark = pytest.mark.lake
+LOG = logging.getLogger("test.matrix")
 
 SERIES = [("http-tpc", "pull"), ("http-tpc", "push"), ("xrootd-tpc", "pull")]
 
@@ -41,7 +43,10 @@ def matrix(samples: Samples) -> dict[tuple[str, str, str, str], float]:
     return cells
 
 
-async def _full(base: str, expect: dict[tuple[str, str, str, str], float]) -> bool:
+async def _full(lake: LocalLake, base: str, expect: dict[tuple[str, str, str, str], float]) -> bool:
+    """Whether every cell is as expected; a site whose server crashed ends the wait."""
+    crashed = [site.name for site in lake.sites if site.crashed]
+    assert not crashed, f"xrootd crashed on {', '.join(crashed)}"
     cells = matrix(await scrape(base))
     return all(cells.get(cell) == value for cell, value in expect.items())
 
@@ -49,13 +54,32 @@ async def _full(base: str, expect: dict[tuple[str, str, str, str], float]) -> bo
 async def test_matrix_row_and_column_of_a_stopped_site(lake3: LocalLake, tmp_path: Path) -> None:
     """All 18 cells (6 pairs x {http pull, http push, xrootd pull}) succeed; after SITE-C
     stops, exactly the 12 cells with SITE-C as source or destination fail, with a bounded
-    reason, and the other 6 keep succeeding on later runs."""
+    reason, and the other 6 keep succeeding on later runs.
+
+    XRootD 5.5.3 itself occasionally segfaults (in libssl, seen in the kernel log) while
+    its HTTP-TPC handler copies from the stopped site. Only then, every site is started
+    again and the test runs once more with a new daemon; a failure with no site crashed is
+    never retried (as in test_probe_http_tpc.py)."""
+    for attempt in (1, 2):
+        try:
+            await _stopped_site(lake3, tmp_path / f"matrix-{attempt}.yaml")
+            return
+        except AssertionError:
+            crashed = [site for site in lake3.sites if site.crashed]
+            if attempt == 2 or not crashed:
+                raise
+            LOG.warning("xrootd crashed on %s; restarting every site and retrying once", crashed)
+            for site in lake3.sites:
+                site.start()
+
+
+async def _stopped_site(lake3: LocalLake, config_path: Path) -> None:
     sites = [s.name for s in lake3.sites]
     cells = [(p, m, a, b) for p, m in SERIES for a in sites for b in sites if a != b]
-    config = matrix_config(lake3, tmp_path / "matrix.yaml")
+    config = matrix_config(lake3, config_path)
     async with running_daemon(config) as (_, base):
         healthy = dict.fromkeys(cells, 1.0)
-        await wait_for(lambda: _full(base, healthy), timeout=60, what="all 18 cells OK")
+        await wait_for(lambda: _full(lake3, base, healthy), timeout=60, what="all 18 cells OK")
         samples = await scrape(base)
         assert len(matrix(samples)) == 18
         throughput = pick(samples, "lakeprobe_transfer_throughput_bytes_per_second")
@@ -64,7 +88,7 @@ async def test_matrix_row_and_column_of_a_stopped_site(lake3: LocalLake, tmp_pat
 
         lake3.site("SITE-C").stop()
         broken = {c: 0.0 if "SITE-C" in c[2:] else 1.0 for c in cells}
-        await wait_for(lambda: _full(base, broken), timeout=60, what="SITE-C row and column")
+        await wait_for(lambda: _full(lake3, base, broken), timeout=60, what="SITE-C row and column")
         samples = await scrape(base)
     reasons = {
         dict(labels)["reason"]

@@ -96,6 +96,14 @@ class ChildProcess:
         info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         return info is not None and info.si_pid == self.pid
 
+    def killed_by_signal(self) -> bool:
+        """Whether the process has ended by a signal (a crash, unless we sent it). Not
+        reaped either: waitid's WNOWAIT reads the status and leaves it."""
+        if self.returncode is not None:
+            return self.returncode < 0
+        info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        return info is not None and info.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+
     def pause(self) -> None:
         """SIGSTOP, then wait (briefly) until the kernel reports the process stopped."""
         os.kill(self.pid, signal.SIGSTOP)

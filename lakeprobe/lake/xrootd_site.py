@@ -122,8 +122,7 @@ class XrootdSite:
     def crashed(self) -> bool:
         """Died by a signal it was not sent by stop(): XRootD 5.5.3 occasionally segfaults in
         libssl/libcrypto under many concurrent HTTPS connections (seen in the kernel log)."""
-        proc = self._proc
-        return proc is not None and proc.exited() and (proc.returncode or 0) < 0
+        return self._proc is not None and self._proc.killed_by_signal()
 
     def config_text(self, token_directives: Sequence[str] = ()) -> str:
         xrdcp = shutil.which("xrdcp") or "/usr/bin/xrdcp"
