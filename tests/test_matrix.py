@@ -3,17 +3,16 @@ copies; stopping a site fails exactly its row and column."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
 import yaml
+from crash_retry import once_more_if_xrootd_crashed
 
 from daemon_helpers import Samples, pick, running_daemon, scrape, wait_for
 from lakeprobe.lake import LocalLake, free_ports
 
 pytestmark = pytest.mark.lake
-LOG = logging.getLogger("test.matrix")
 
 SERIES = [("http-tpc", "pull"), ("http-tpc", "push"), ("xrootd-tpc", "pull")]
 
@@ -59,18 +58,10 @@ async def test_matrix_row_and_column_of_a_stopped_site(lake3: LocalLake, tmp_pat
     XRootD 5.5.3 itself occasionally segfaults (in libssl, seen in the kernel log) while
     its HTTP-TPC handler copies from the stopped site. Only then, every site is started
     again and the test runs once more with a new daemon; a failure with no site crashed is
-    never retried (as in test_probe_http_tpc.py)."""
-    for attempt in (1, 2):
-        try:
-            await _stopped_site(lake3, tmp_path / f"matrix-{attempt}.yaml")
-            return
-        except AssertionError:
-            crashed = [site for site in lake3.sites if site.crashed]
-            if attempt == 2 or not crashed:
-                raise
-            LOG.warning("xrootd crashed on %s; restarting every site and retrying once", crashed)
-            for site in lake3.sites:
-                site.start()
+    never retried (tests/crash_retry.py)."""
+    await once_more_if_xrootd_crashed(
+        lake3, lambda attempt: _stopped_site(lake3, tmp_path / f"matrix-{attempt}.yaml")
+    )
 
 
 async def _stopped_site(lake3: LocalLake, config_path: Path) -> None:

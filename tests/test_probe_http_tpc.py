@@ -19,6 +19,7 @@ import logging
 import time
 
 import pytest
+from crash_retry import once_more_if_xrootd_crashed
 from state_helpers import loop_state
 
 from lakeprobe.lake import LocalLake, XrootdSite
@@ -92,19 +93,13 @@ async def test_matrix_succeeds_and_reuses_the_source(lake3: LocalLake) -> None:
     XRootD 5.5.3 itself occasionally segfaults (libssl/libcrypto) under these 24 concurrent
     HTTPS runs. Only then, the crashed site is restarted and the test runs once more from a
     clean state; a failure with every site alive is never retried."""
-    for attempt in (1, 2):
-        try:
-            await _matrix_twice(lake3)
-            return
-        except AssertionError:
-            crashed = [site for site in lake3.sites if site.crashed]
-            if attempt == 2 or not crashed:
-                raise
-            LOG.warning("xrootd crashed on %s; restarting and retrying once", crashed)
-            for site in lake3.sites:
-                site.start()
-                for leftover in site.local_path("/lakeprobe").iterdir():
-                    leftover.unlink()
+
+    def clear_leftovers() -> None:
+        for site in lake3.sites:
+            for leftover in site.local_path("/lakeprobe").iterdir():
+                leftover.unlink()
+
+    await once_more_if_xrootd_crashed(lake3, lambda _: _matrix_twice(lake3), clear_leftovers)
 
 
 async def _matrix_twice(lake3: LocalLake) -> None:
