@@ -112,8 +112,6 @@ def _shard(text: str) -> str:
 
 
 def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
-    import asyncio
-
     from lakeprobe.config import load_config
     from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
     from lakeprobe.probes.core.state import StateError
@@ -135,8 +133,7 @@ def _serve(config_path: Path, site: str | None, shard: str | None) -> int:
     except StateError as error:
         print(f"lakeprobe serve: {error}", file=sys.stderr)
         return EXIT_CONFIG_INVALID
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve(daemon))
+    eventloop.run(serve(daemon), factory)  # the loop was chosen before the config was read
     exit_now_if_copies_hang(daemon.resources.threads)
     return 0
 

@@ -41,10 +41,13 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     raise EventLoopChoiceError(f"{ENV}={choice!r}: must be one of {', '.join(CHOICES)}")
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run(main) on the selected loop. EventLoopChoiceError before anything runs."""
+def run(
+    main: Coroutine[Any, Any, T], factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+) -> T:
+    """asyncio.run(main) on `factory`'s loop, by default the selected one
+    (EventLoopChoiceError before anything runs)."""
     try:
-        factory = loop_factory()
+        factory = factory or loop_factory()
     except EventLoopChoiceError:
         main.close()  # never awaited: no "coroutine was never awaited" warning
         raise
