@@ -3,10 +3,12 @@ run instead, on one real local lake site (XRootD with its WebDAV port, loopback 
 
     .venv/bin/python benchmarks/cli_start.py [--rounds 15]
 
-Interleaved rounds; CPU = user + sys of each child (os.wait4), medians. lakeprobe's modules are
-byte-compiled first (`compileall`), as a wheel install does: an editable checkout under
-PYTHONDONTWRITEBYTECODE=1 (set on the project's machines) would compile every module from source
-in every run, ~50-90 ms that no installed lakeprobe pays. `gfal-ls` (gfal2-util)
+Interleaved rounds; CPU = user + sys of each child (os.wait4), medians. lakeprobe is measured
+as installed: a wheel of this tree in a throwaway venv (--system-site-packages, for Debian's
+XRootD bindings; the project venv's site-packages on its path, for the dependencies), as the
+Docker image installs it. The project's editable install costs every Python process ~25 ms
+more (its import finder, and setuptools' distutils hook, run from .pth files at start): shown
+as "editable" rows. Both are byte-compiled, as a wheel install is. `gfal-ls` (gfal2-util)
 is not packaged for Debian 13: the stand-in is what it does, `python3 -c "import gfal2;
 gfal2.creat_context().listdir(url)"` on the system Python with Debian's gfal2 bindings.
 Results: benchmarks/RESULTS.md.
@@ -17,9 +19,12 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import site
 import statistics
 import subprocess
 import sys
+import tempfile
+import venv
 from pathlib import Path
 
 from lakeprobe.lake import LocalLake
@@ -28,24 +33,42 @@ VENV_BIN = Path(sys.executable).parent
 GFAL_LS = "import sys, gfal2; gfal2.creat_context().listdir(sys.argv[1])"
 
 
-def commands(lake: LocalLake) -> dict[str, list[str]]:
-    site, ca = lake.sites[0], str(lake.pki.ca_dir)
-    davs, root = f"{site.davs_url}/lakeprobe", f"{site.root_url}//lakeprobe"
-    lakeprobe = [str(VENV_BIN / "lakeprobe"), "run"]
+def installed(tree: Path, home: Path) -> Path:
+    """A venv at `home` with lakeprobe installed from a wheel of `tree`; its bin directory."""
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(home)
+    target = Path(sysconfig_purelib(home))
+    (target / "project-deps.pth").write_text("".join(p + "\n" for p in site.getsitepackages()))
+    wheels = home / "wheels"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, tree],
+                   check=True)  # fmt: skip
+    subprocess.run([*pip, "--python", home / "bin" / "python", "install", "--no-deps",
+                    "--no-index", "--compile", *wheels.glob("*.whl")], check=True)  # fmt: skip
+    return home / "bin"
+
+
+def sysconfig_purelib(home: Path) -> str:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return str(home / "lib" / version / "site-packages")
+
+
+def commands(lake: LocalLake, bin_dir: Path) -> dict[str, list[str]]:
+    site_, ca = lake.sites[0], str(lake.pki.ca_dir)
+    davs, root = f"{site_.davs_url}/lakeprobe", f"{site_.root_url}//lakeprobe"
+    lakeprobe, python = [str(bin_dir / "lakeprobe"), "run"], str(bin_dir / "python")
+    editable = [str(VENV_BIN / "lakeprobe"), "run"]
     return {
-        "python -c pass (venv)": [sys.executable, "-c", "pass"],
-        # What any webdav run must import: the floor under `lakeprobe run`, with and without
-        # pydantic (the probes' parameters and the endpoint checks are pydantic models).
-        "imports: asyncio ssl pycurl": [sys.executable, "-c", "import asyncio, ssl, pycurl"],
-        "imports: + pydantic": [
-            sys.executable, "-c", "import asyncio, ssl, pycurl, pydantic.main",
-        ],
+        "python -c pass": [python, "-c", "pass"],
+        "python -c pass (editable)": [sys.executable, "-c", "pass"],
+        # What any webdav run must import: the floor under `lakeprobe run`.
+        "imports: asyncio ssl pycurl": [python, "-c", "import asyncio, ssl, pycurl"],
         "lakeprobe run webdav": [*lakeprobe, "webdav", davs, "--ca-dir", ca],
         "lakeprobe run xrootd": [*lakeprobe, "xrootd", root, "--ca-dir", ca],
+        "run webdav (editable)": [*editable, "webdav", davs, "--ca-dir", ca],
         "gfal-ls stand-in (davs)": ["/usr/bin/python3", "-c", GFAL_LS, davs],
         "curl PROPFIND": [
             "curl", "-sS", "-o", "/dev/null", "--capath", ca, "-X", "PROPFIND", "-H", "Depth: 1",
-            f"{site.https_url}/lakeprobe/",
+            f"{site_.https_url}/lakeprobe/",
         ],
     }  # fmt: skip
 
@@ -67,18 +90,19 @@ def main() -> None:
     tree = Path(__file__).resolve().parent.parent
     for package in ("lakeprobe", "probes", "exporter"):
         compileall.compile_dir(tree / package, quiet=1)
-    with LocalLake(1) as lake:
+    with tempfile.TemporaryDirectory(prefix="lakeprobe-cli-") as home, LocalLake(1) as lake:
+        bin_dir = installed(tree, Path(home) / "venv")
         env = {**os.environ, "X509_CERT_DIR": str(lake.pki.ca_dir)}
-        runs = commands(lake)
+        runs = commands(lake, bin_dir)
         samples: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(rounds):
             for name, argv in runs.items():  # interleaved: each round runs every command
                 samples[name].append(cpu_seconds(argv, env))
     floor = statistics.median(samples["gfal-ls stand-in (davs)"])
-    print(f"{'command':28} {'median CPU ms':>14} {'vs gfal-ls':>11}  ({rounds} rounds)")
+    print(f"{'command':30} {'median CPU ms':>14} {'vs gfal-ls':>11}  ({rounds} rounds)")
     for name, values in samples.items():
         median = statistics.median(values)
-        print(f"{name:28} {median * 1000:14.1f} {median / floor:10.2f}x")
+        print(f"{name:30} {median * 1000:14.1f} {median / floor:10.2f}x")
 
 
 if __name__ == "__main__":

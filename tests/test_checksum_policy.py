@@ -22,6 +22,7 @@ from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.core.checksums import ChecksumPolicy
 from lakeprobe.probes.core.context import ProbeType
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.credentials.tls import client_ssl_context
@@ -205,7 +206,9 @@ async def test_xrootd_tpc_into_a_checksumless_site(
     lake = nochecksum_lake
     pair = PairTarget(root(lake, lake.site("SITE-B"), "optional"),
                       root(lake, lake.site("SITE-A"), "optional"), "pull")  # fmt: skip
-    params = xrootd_tpc.XrootdTpcParams(file_size_bytes=SMALL, engine=engine)
+    params = validate_params(
+        xrootd_tpc.XrootdTpcParams, {"file_size_bytes": SMALL, "engine": engine}
+    )
     result = await run(xrootd_tpc.PROBE_TYPE, pair, params)
     assert (result.status, result.reason) == (Status.WARNING, Reason.CHECKSUM_UNAVAILABLE), [
         s.detail for s in result.steps

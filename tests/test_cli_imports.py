@@ -1,8 +1,8 @@
 """`lakeprobe run` loads only what the probe it runs needs: a webdav run never imports the
 daemon, the exporter, aiohttp, the XRootD or gfal2 bindings, the other probe types or the
-config loader; an xrootd run not libcurl either; building the parser (`run --help`) not even the
-config models or the probe registry. Checked by the modules a fresh interpreter holds, not by
-timing (benchmarks/cli_start.py times it)."""
+config loader, nor pydantic for a plain URL; an xrootd run not libcurl either; building the
+parser (`run --help`) not even the config models or the probe registry. Checked by the
+modules a fresh interpreter holds, not by timing (benchmarks/cli_start.py times it)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,11 @@ NEVER = (
     "lakeprobe.probes.clients.copyjob",
     "aiohttp",  # the probes speak HTTP through libcurl; only the perfSONAR client uses aiohttp
 )
-NOT_FOR_WEBDAV = (*NEVER, "XRootD", "lakeprobe.probes.storage.xrootd")
-NOT_FOR_XROOTD = (*NEVER, "pycurl", "lakeprobe.probes.storage.webdav")
+# A plain URL with the default parameters validates nothing with pydantic: its target comes
+# from lakeprobe/cli/plaintarget.py, its parameters are the dataclass defaults.
+PLAIN_RUN = ("pydantic", "pydantic_core", "lakeprobe.config.model", "lakeprobe.config.plan")
+NOT_FOR_WEBDAV = (*NEVER, *PLAIN_RUN, "XRootD", "lakeprobe.probes.storage.xrootd")
+NOT_FOR_XROOTD = (*NEVER, *PLAIN_RUN, "pycurl", "lakeprobe.probes.storage.webdav")
 # Building the parser needs no pydantic model, no probe type and no HTTP client.
 NOT_FOR_HELP = (
     *NOT_FOR_WEBDAV,
@@ -92,11 +95,12 @@ def test_webdav_run_loads_its_probe_type() -> None:
 
 
 def test_run_with_param_reads_yaml_but_not_the_config_loader() -> None:
-    """--param values are YAML: that run imports yaml, still not the loader."""
+    """--param values are YAML, validated by pydantic: that run imports both, still not the
+    loader."""
     loaded = _loaded(
         "run", "xrootd", "root://127.0.0.1:9//t", "--timeout", "5", "--param", "file_size_bytes=1"
     )
-    assert "yaml" in loaded
+    assert {"yaml", "pydantic"} <= set(loaded)
     assert _forbidden(loaded, ("lakeprobe.config.loader", "aiohttp")) == []
 
 

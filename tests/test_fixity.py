@@ -25,6 +25,7 @@ from lakeprobe.exporter.families import FAMILIES_BY_PROBE_TYPE
 from lakeprobe.exporter.store import ResultsStore
 from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.target import Target
@@ -80,7 +81,7 @@ def intact(site: XrootdSite, placed: dict[str, bytes]) -> bool:
 async def run(where: Target, state: StateStore, **params: object) -> ProbeResult:
     merged: dict[str, object] = {"sizes": SIZES, "per_run": 1, **params}
     outcome = await run_probe(
-        PROBE_TYPE, where, FixityParams.model_validate(merged), timeout=30, probe_host=HOST,
+        PROBE_TYPE, where, validate_params(FixityParams, merged), timeout=30, probe_host=HOST,
         log=LOG, state=state,
     )  # fmt: skip
     assert outcome.exception is None

@@ -42,11 +42,12 @@ from lakeprobe.probes.clients.tpcmarkers import (
 from lakeprobe.probes.core.outcome import Reason
 from lakeprobe.probes.credentials import oidc
 from lakeprobe.probes.credentials.jwtinfo import jwt_expiry
-from lakeprobe.probes.credentials.oidc import IssuedToken, IssuerError
+from lakeprobe.probes.credentials.oidc import IssuedToken
 from lakeprobe.probes.credentials.secrets import Secret
 from lakeprobe.probes.credentials.tokens import (
     CredentialError,
     DiscoveredToken,
+    IssuerError,
     SecretFile,
     bearer_problem,
     control_problem,

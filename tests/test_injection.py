@@ -29,6 +29,7 @@ from lakeprobe.lake import LocalLake
 from lakeprobe.lake.lake import free_ports
 from lakeprobe.lake.nginxdav import NginxDav
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.integrity import injection
@@ -70,7 +71,7 @@ def lake_target(lake: LocalLake, protocol: str) -> Target:
 
 
 async def run(target: Target, **params: object) -> ProbeResult:
-    checked = CorruptionParams.model_validate(params)
+    checked = validate_params(CorruptionParams, params)
     outcome = await run_probe(injection.PROBE_TYPE, target, checked, timeout=30.0,
                               probe_host=HOST, log=LOG, state=loop_state())  # fmt: skip
     assert outcome.exception is None

@@ -18,6 +18,7 @@ from lakeprobe.config import ConfigError, parse_config
 from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.core.context import ProbeType
 from lakeprobe.probes.core.outcome import ProbeResult, Status, StepResult
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.core.testfiles import new_test_file, source_file
@@ -44,7 +45,7 @@ async def run(
     probe_type: ProbeType[Any, Any], target: Target | PairTarget, **params: object
 ) -> ProbeResult:
     outcome = await run_probe(
-        probe_type, target, probe_type.params_model.model_validate(params), timeout=10,
+        probe_type, target, validate_params(probe_type.params_model, params), timeout=10,
         probe_host=HOST, log=LOG, state=loop_state(),
     )  # fmt: skip
     return outcome.result

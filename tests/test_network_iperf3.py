@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from iperf3_helpers import hold
 from lakeprobe.lake.iperf3 import Iperf3Server
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.network import iperf3
@@ -40,7 +41,7 @@ def pair(server: Iperf3Server) -> PairTarget:
 
 
 async def run(target: PairTarget, **params: object) -> ProbeResult:
-    checked = Iperf3Params.model_validate({"seconds": 1, **params})
+    checked = validate_params(Iperf3Params, {"seconds": 1, **params})
     outcome = await run_probe(iperf3.PROBE_TYPE, target, checked, timeout=20.0,
                               probe_host="testhost", log=LOG)  # fmt: skip
     assert outcome.exception is None
@@ -117,5 +118,5 @@ def test_params_rejected(params: dict[str, object], message: str) -> None:
     """A test longer than iperf3's cap, negative retries, a slow-step limit every test would
     exceed, copy modes: errors naming the value."""
     with pytest.raises(ValidationError) as error:
-        Iperf3Params.model_validate(params)
+        validate_params(Iperf3Params, params)
     assert message in str(error.value)

@@ -19,6 +19,7 @@ from lakeprobe.lake.pki import TestPki, make_test_pki
 from lakeprobe.lake.psarchive import PsArchiveDouble
 from lakeprobe.probes.clients.psarchive import ArchiveClosed, ArchiveMalformed, ArchiveUnavailable
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import PairTarget, PerfsonarArchive, Target
 from lakeprobe.probes.network import perfsonar
@@ -56,7 +57,7 @@ def pair(src: str, dst: str, pki: TestPki) -> PairTarget:
 
 
 async def run(target: PairTarget, **params: object) -> ProbeResult:
-    checked = PerfsonarParams.model_validate(params)
+    checked = validate_params(PerfsonarParams, params)
     outcome = await run_probe(perfsonar.PROBE_TYPE, target, checked, timeout=20.0,
                               probe_host="testhost", log=LOG)  # fmt: skip
     assert outcome.exception is None
@@ -306,14 +307,14 @@ def test_params_rejected(params: dict[str, object], message: str) -> None:
     """Unknown modes and keys, bad durations and thresholds, and a pair whose thresholds
     (its own merged over the global ones) contradict each other are errors naming them."""
     with pytest.raises(ValidationError) as error:
-        PerfsonarParams.model_validate(params)
+        validate_params(PerfsonarParams, params)
     assert message in str(error.value)
 
 
 def test_pair_thresholds_merge() -> None:
     """A pair's entry replaces only the keys it sets (null: off); other pairs keep the
     global thresholds; the window takes '90m'."""
-    params = PerfsonarParams.model_validate({
+    params = validate_params(PerfsonarParams, {
         "window": "90m", "throughput_warning_bps": 1e9,
         "pairs": {"A->B": {"throughput_warning_bps": None, "loss_critical": 0.5}},
     })  # fmt: skip

@@ -20,6 +20,7 @@ from state_helpers import loop_state
 from lakeprobe.lake import LocalLake
 from lakeprobe.lake.nginxdav import NginxDav
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.storage import webdav
@@ -84,7 +85,9 @@ async def test_push_from_xrootd_into_missing_nginx_dir(
     source = Target(site=site.name, endpoint="webdav", url=site.davs_url,
                     test_dir=lake.test_dir, ca_dir=lake.pki.ca_dir)  # fmt: skip
     pair = PairTarget(source, dav_target(server, "/lakeprobe/new/tpc"), "push")
-    params = http_tpc.HttpTpcParams(file_size_bytes=64 * 1024, engine=engine)
+    params = validate_params(
+        http_tpc.HttpTpcParams, {"file_size_bytes": 64 * 1024, "engine": engine}
+    )
     results = [await run(http_tpc.PROBE_TYPE, pair, params) for _ in range(2)]
     mkcols = [(steps(result)["mkcol"].status, steps(result)["mkcol"].detail) for result in results]
     created = "MKCOL: 409, created with 1 missing parents"

@@ -16,6 +16,7 @@ from lakeprobe.lake import LocalLake
 from lakeprobe.lake.tmpfs import MountError
 from lakeprobe.probes.core.context import AnyProbeType
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.core.testfiles import PREFIX
@@ -124,7 +125,9 @@ async def test_http_tpc_pull_into_full_site(full_lake: LocalLake, engine: str) -
     engines."""
     pair = PairTarget(target(full_lake, "SITE-A", "davs"), target(full_lake, "SITE-B", "davs"),
                       "pull")  # fmt: skip
-    params = http_tpc.HttpTpcParams(modes=("pull",), file_size_bytes=FILE_SIZE, engine=engine)
+    params = validate_params(
+        http_tpc.HttpTpcParams, {"modes": ("pull",), "file_size_bytes": FILE_SIZE, "engine": engine}
+    )
     result = await run(http_tpc.PROBE_TYPE, pair, params)
     assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), details(result)
     assert step(result, "copy") == (Status.CRITICAL, Reason.NO_SPACE)
@@ -139,7 +142,9 @@ async def test_http_tpc_push_into_full_site(full_lake: LocalLake, engine: str) -
     `copy`, the same with both engines."""
     pair = PairTarget(target(full_lake, "SITE-A", "davs"), target(full_lake, "SITE-B", "davs"),
                       "push")  # fmt: skip
-    params = http_tpc.HttpTpcParams(modes=("push",), file_size_bytes=FILE_SIZE, engine=engine)
+    params = validate_params(
+        http_tpc.HttpTpcParams, {"modes": ("push",), "file_size_bytes": FILE_SIZE, "engine": engine}
+    )
     result = await run(http_tpc.PROBE_TYPE, pair, params)
     expected = (Status.CRITICAL, Reason.NO_SPACE)
     assert (result.status, result.reason) == expected, details(result)
@@ -153,7 +158,9 @@ async def test_xrootd_tpc_into_full_site(full_lake: LocalLake, engine: str) -> N
     error: no space left on device": no_space at `copy`, with either engine."""
     pair = PairTarget(target(full_lake, "SITE-A", "xrootd"),
                       target(full_lake, "SITE-B", "xrootd"), "pull")  # fmt: skip
-    params = xrootd_tpc.XrootdTpcParams(file_size_bytes=FILE_SIZE, engine=engine)
+    params = validate_params(
+        xrootd_tpc.XrootdTpcParams, {"file_size_bytes": FILE_SIZE, "engine": engine}
+    )
     result = await run(xrootd_tpc.PROBE_TYPE, pair, params)
     assert (result.status, result.reason) == (Status.CRITICAL, Reason.NO_SPACE), details(result)
     assert step(result, "copy") == (Status.CRITICAL, Reason.NO_SPACE)

@@ -25,10 +25,10 @@ from lakeprobe.probes.credentials import oidc
 from lakeprobe.probes.credentials.oidc import (
     IssuerError,
     OidcClient,
-    OidcClients,
     OidcSettings,
     OidcToken,
 )
+from lakeprobe.probes.credentials.oidcclients import OidcClients
 from lakeprobe.probes.credentials.tokens import CredentialError, FileToken
 from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
 

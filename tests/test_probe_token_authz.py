@@ -22,6 +22,7 @@ from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.authz.cases import CASE_NAMES, FIXTURE_DIRS
 from lakeprobe.probes.authz.token_authz import PROBE_TYPE, TokenAuthzParams
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status, StepResult
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.credentials.oidc import OidcSettings
@@ -76,8 +77,9 @@ def own_files(site: XrootdSite, lake: LocalLake) -> list[str]:
 
 
 def params_for(site: XrootdSite, issuer: OidcSettings, **extra: object) -> TokenAuthzParams:
-    return TokenAuthzParams.model_validate(
-        {"issuer": issuer, "audience": site.audience, "expired_grace_seconds": 1, **extra}
+    return validate_params(
+        TokenAuthzParams,
+        {"issuer": issuer, "audience": site.audience, "expired_grace_seconds": 1, **extra},
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import PREFIX, new_test_file
@@ -49,7 +50,7 @@ async def probe(tgt: Target, timeout: float = 5.0, **params: object) -> tuple[Pr
     """Run the probe as the daemon does; returns the result and the wall time it took."""
     started = time.monotonic()
     outcome = await run_probe(
-        PROBE_TYPE, tgt, XrootdParams.model_validate(params), timeout=timeout,
+        PROBE_TYPE, tgt, validate_params(XrootdParams, params), timeout=timeout,
         probe_host="testhost", log=LOG,
     )  # fmt: skip
     assert outcome.exception is None

@@ -22,6 +22,7 @@ from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.clients import copyjob
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
 from lakeprobe.probes.core.params import MIB
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateStore
@@ -59,7 +60,7 @@ async def probe(
     """One run; `state` defaults to the test's one store (tests/state_helpers.py); without
     `resources` the run has copy threads of its own."""
     outcome = await run_probe(
-        PROBE_TYPE, tgt, XrootdTpcParams.model_validate(params), timeout=timeout,
+        PROBE_TYPE, tgt, validate_params(XrootdTpcParams, params), timeout=timeout,
         probe_host="testhost", log=LOG, state=state or loop_state(), resources=resources,
     )  # fmt: skip
     assert outcome.exception is None
@@ -104,7 +105,7 @@ def test_params() -> None:
     for bad in ({"modes": ["push"]}, {"file_size_bytes": 0}, {"stall_seconds": 1},
                 {"engine": "fts"}, {"file_size_bytes": 2048 * MIB}):  # fmt: skip
         with pytest.raises(ValidationError):
-            XrootdTpcParams.model_validate(bad)
+            validate_params(XrootdTpcParams, bad)
     assert PROBE_TYPE.modes == ("pull",)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.testfiles import adler32_hex, source_adler32, source_payload
 from lakeprobe.probes.registry import (
     ENDPOINT_PROBE_TYPES,
@@ -43,9 +44,9 @@ def test_an_entry_of_the_wrong_kind_is_refused() -> None:
 @pytest.mark.parametrize("model", [HttpTpcParams, XrootdTpcParams])
 def test_tpc_source_files_up_to_one_gib(model: type[HttpTpcParams | XrootdTpcParams]) -> None:
     """Both TPC probes take a source file of up to 1 GiB, and no more."""
-    assert model(file_size_bytes=1024 * MIB).file_size_bytes == 1024 * MIB
+    assert validate_params(model, {"file_size_bytes": 1024 * MIB}).file_size_bytes == 1024 * MIB
     with pytest.raises(ValueError, match="less than or equal"):
-        model(file_size_bytes=1024 * MIB + 1)
+        validate_params(model, {"file_size_bytes": 1024 * MIB + 1})
 
 
 @pytest.mark.parametrize("size", [1, 7, MIB, MIB + 7, 3 * MIB - 1])

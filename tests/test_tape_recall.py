@@ -18,6 +18,7 @@ from lakeprobe.lake import LocalLake, TapeEmulation
 from lakeprobe.lake.taperest import TapeRestDouble
 from lakeprobe.lake.taperest_xrootd import XrootdPrepareBackend
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.target import TapeFile, TapeQos, Target
@@ -70,7 +71,7 @@ def run(where: Target, state: StateStore, **params: object) -> ProbeResult:
         run_probe(
             PROBE_TYPE,
             where,
-            TapeRecallParams(**params),
+            validate_params(TapeRecallParams, params),
             timeout=30,
             probe_host="t",
             log=LOG,

@@ -154,13 +154,16 @@ def _check_config(path: Path) -> int:
 
 def _list(config_path: Path | None) -> int:
     if config_path is None:
+        from dataclasses import MISSING
+
+        from lakeprobe.probes.core.paramspec import param_fields
         from lakeprobe.probes.registry import PROBE_TYPES
 
         for name, probe_type in sorted(PROBE_TYPES.items()):
             schemes = ",".join(sorted(probe_type.schemes))
             print(f"{name:12} {schemes:20} {probe_type.description}")
-            for field, info in probe_type.params_model.model_fields.items():
-                value = "(required)" if info.is_required() else repr(info.default)
+            for field, info in param_fields(probe_type.params_model).items():
+                value = "(required)" if info.default is MISSING else repr(info.default)
                 print(f"    {field} = {value}  {info.description or ''}".rstrip())
         return 0
     from lakeprobe.config import load_config

@@ -87,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _seconds(text: str) -> float:
     """A finite, bounded run deadline: '30', '2.5', '30s', '5m' (not 'inf' or 'nan')."""
-    from lakeprobe.config.types import parse_duration
+    from lakeprobe.config.durations import parse_duration
 
     try:
         return parse_duration(text)
@@ -211,7 +211,10 @@ def _waiting(job: ProbeJob[Any]) -> ProbeJob[Any]:
     """A configured tape recall run from the command line waits for its file."""
     if job.probe_type.needs != "tape":
         return job
-    return dataclasses.replace(job, params=job.params.model_copy(update={"wait": True}))
+    from lakeprobe.probes.tape.recall import TapeRecallParams
+
+    assert isinstance(job.params, TapeRecallParams)
+    return dataclasses.replace(job, params=dataclasses.replace(job.params, wait=True))
 
 
 def _not_a_probe_name(path: Path, config: LakeprobeConfig, name: str) -> str:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import ValidationError
-
-from lakeprobe.config.model import EndpointConfig, SiteConfig
-from lakeprobe.config.pairs import pair_key
-from lakeprobe.config.plan import ProbeJob, TargetKey, make_target
+from lakeprobe.cli.plaintarget import plain_target
+from lakeprobe.config.jobs import ProbeJob, TargetKey
 from lakeprobe.probes.core.context import (
     AnyProbeType,
     EndpointProbeType,
@@ -21,6 +19,7 @@ from lakeprobe.probes.core.context import (
     PairProbeType,
     ProbeParams,
 )
+from lakeprobe.probes.core.paramspec import param_fields, validate_params
 from lakeprobe.probes.core.target import PairTarget, Target
 
 # Scheme spellings of the grid tools -> the scheme lakeprobe names the protocol by.
@@ -73,6 +72,8 @@ def pair_jobs(
 ) -> list[ProbeJob[PairTarget]]:
     """One job per mode for the pair SOURCE_URL DESTINATION_URL; both ends take the same
     token and CA options."""
+    from lakeprobe.config.pairs import pair_key
+
     if probe_type.needs is not None:  # e.g. perfsonar: the site's node names, from a config
         raise UsageError(
             f"probe {probe_type.name!r} needs a '{probe_type.needs}:' block on its endpoints: "
@@ -101,6 +102,12 @@ def pair_jobs(
 
 def cli_target(args: argparse.Namespace, probe_type: AnyProbeType, url: str, site: str) -> Target:
     """The URL as the one endpoint of site `site`, validated as a configured endpoint is."""
+    fields = endpoint_fields(args, probe_type, url)
+    return plain_target(site, fields) or validated_target(url, site, fields, args.ca_dir)
+
+
+def endpoint_fields(args: argparse.Namespace, probe_type: AnyProbeType, url: str) -> dict[str, Any]:
+    """The URL and options as EndpointConfig's keys."""
     grid = parse_grid_url(url)
     scheme = urlsplit(grid.endpoint).scheme
     if scheme not in probe_type.schemes:
@@ -119,6 +126,16 @@ def cli_target(args: argparse.Namespace, probe_type: AnyProbeType, url: str, sit
         fields["tape"] = _tape(args, url, scheme, grid.path)
     else:
         fields |= _paths(args, url, grid.path)
+    return fields
+
+
+def validated_target(url: str, site: str, fields: dict[str, Any], ca_dir: Path | None) -> Target:
+    """`fields` validated as a configured endpoint is; UsageError names the bad key."""
+    from pydantic import ValidationError
+
+    from lakeprobe.config.model import EndpointConfig, SiteConfig
+    from lakeprobe.config.plan import make_target
+
     try:
         endpoint = EndpointConfig.model_validate(fields)
     except ValidationError as error:
@@ -127,7 +144,7 @@ def cli_target(args: argparse.Namespace, probe_type: AnyProbeType, url: str, sit
         first = error.errors()[0]
         where = yaml_path(first["loc"]) or "URL"
         raise UsageError(f"{url}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
-    return make_target(SiteConfig(name=site, endpoints=[endpoint]), endpoint, args.ca_dir)
+    return make_target(SiteConfig(name=site, endpoints=[endpoint]), endpoint, ca_dir)
 
 
 def _tape(args: argparse.Namespace, url: str, scheme: str, path: str | None) -> dict[str, Any]:
@@ -181,19 +198,25 @@ def _paths(args: argparse.Namespace, url: str, path: str | None) -> dict[str, st
 
 
 def cli_params(params_model: type[PM], pairs: list[str]) -> PM:
-    """The probe's params from --param KEY=VALUE (YAML values; a list also as `a,b`)."""
+    """The probe's params from --param KEY=VALUE (YAML values; a list also as `a,b`). Without
+    --param, the defaults: no validation, so no pydantic import."""
+    if not pairs:
+        return params_model()
+    from pydantic import ValidationError
+
+    fields = param_fields(params_model)
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
         values[key] = _yaml_value(key, raw)
-        field = params_model.model_fields.get(key)
+        field = fields.get(key)
         is_list = field is not None and get_origin(field.annotation) in (tuple, list)
         if is_list and isinstance(values[key], str):  # modes=pull,push
             values[key] = [item.strip() for item in values[key].split(",")]
     try:
-        return params_model.model_validate(values)
+        return validate_params(params_model, values)
     except ValidationError as error:
         from lakeprobe.config.loader import yaml_path
 

@@ -14,6 +14,7 @@ from lakeprobe.config.reader import MAX_BYTES, UnreadableConfig, decode, read_ya
 from lakeprobe.config.select import select_endpoints
 from lakeprobe.config.transport import check_endpoints, check_probe
 from lakeprobe.probes.core.context import PairProbeType
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.registry import PAIR_PROBE_TYPES, PROBE_TYPES
 
 # Bounds on the work a config asks for, so that no file makes validation or the plan hang:
@@ -25,6 +26,7 @@ MAX_TARGETS = 250_000  # jobs of the plan; a 150-site transfer matrix has ~70,00
 
 _MESSAGES = {
     "extra_forbidden": "unknown key",
+    "unexpected_keyword_argument": "unknown key",  # probe params (dataclasses)
     "missing": "required key is missing",
 }
 
@@ -124,7 +126,7 @@ def _targets(config: LakeprobeConfig, probe: ProbeConfig) -> int:
     pairs = sites * (sites - 1)
     if probe.targets.pairs is not None:
         pairs = min(pairs, len(set(probe.targets.pairs)))
-    modes = probe_type.params_model.model_validate(probe.params).modes
+    modes = validate_params(probe_type.params_model, probe.params).modes
     return pairs * len(modes)
 
 
@@ -136,7 +138,7 @@ def _check_probe(config: LakeprobeConfig, index: int, probe: ProbeConfig) -> lis
         return [f"{at}.type: unknown probe type {probe.type!r} (known: {known})"]
     problems = []
     try:
-        params = probe_type.params_model.model_validate(probe.params)
+        params = validate_params(probe_type.params_model, probe.params)
     except ValidationError as error:
         return [_describe(e, ("probes", index, "params")) for e in error.errors()]
     interval = probe.interval or config.defaults.interval

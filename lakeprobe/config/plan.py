@@ -6,8 +6,13 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
+from lakeprobe.config.jobs import ProbeJob as ProbeJob
+from lakeprobe.config.jobs import T
+from lakeprobe.config.jobs import TargetKey as TargetKey
+from lakeprobe.config.jobs import TokenKey as TokenKey
+from lakeprobe.config.jobs import TokenUse as TokenUse
 from lakeprobe.config.model import (
     AuthConfig,
     Defaults,
@@ -20,61 +25,14 @@ from lakeprobe.config.pairs import NetworkKey, PairKey, pair_key, selected_pairs
 from lakeprobe.config.select import select_endpoints
 from lakeprobe.probes.core.checksums import ChecksumPolicy
 from lakeprobe.probes.core.context import EndpointProbeType, PairProbeType, ProbeParams, ProbeType
+from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.target import PairTarget, Target
-from lakeprobe.probes.credentials.oidc import OidcClients, OidcToken
+from lakeprobe.probes.credentials.oidc import OidcToken
+from lakeprobe.probes.credentials.oidcclients import OidcClients
 from lakeprobe.probes.credentials.tokens import DiscoveredToken, FileToken, TokenSource
 from lakeprobe.probes.registry import ENDPOINT_PROBE_TYPES, PAIR_PROBE_TYPES
 
-
-@dataclass(frozen=True, slots=True, order=True)
-class TargetKey:
-    """The identity of an endpoint's series: exactly its bounded metric labels."""
-
-    probe: str
-    site: str
-    endpoint: str
-    protocol: str
-
-    @property
-    def job_id(self) -> str:
-        return f"{self.probe}|{self.site}|{self.endpoint}"
-
-    @property
-    def owner(self) -> str:
-        return self.site
-
-    def involves(self, site: str) -> bool:
-        return site == self.site
-
-    def describe(self) -> str:
-        return f"{self.probe} {self.site}/{self.endpoint}"
-
-    def labels(self) -> dict[str, str]:
-        return {
-            "probe": self.probe,
-            "site": self.site,
-            "endpoint": self.endpoint,
-            "protocol": self.protocol,
-        }
-
-
 SeriesKey = TargetKey | PairKey | NetworkKey
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class TokenKey:
-    """The identity of a configured token source's series: its endpoint, and the probe whose
-    own `auth` replaces the endpoint's ("" for the endpoint's auth)."""
-
-    site: str
-    endpoint: str
-    probe: str
-
-    def labels(self) -> dict[str, str]:
-        return {"site": self.site, "endpoint": self.endpoint, "probe": self.probe}
-
-
-TokenUse = tuple[TokenKey, TokenSource]
 
 
 # One source object per (site, endpoint, auth, CA directory) within a plan.
@@ -106,23 +64,6 @@ class TokenSources:
             client = self._oidc.client(auth.oidc.settings(), ca_dir, auth.oidc.refresh_before)
             return OidcToken(client, auth.oidc.scope, auth.oidc.audience or audience)
         return None
-
-
-# A job's target kind: its probe type and its target agree (ProbeType is invariant in it), so
-# mypy rejects a job that hands a pair probe a single endpoint, or the reverse.
-T = TypeVar("T", Target, PairTarget)
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeJob(Generic[T]):
-    key: SeriesKey
-    probe_type: ProbeType[Any, T]
-    target: T
-    params: ProbeParams
-    interval: float
-    timeout: float
-    recheck_after: float | None = None
-    tokens: tuple[TokenUse, ...] = ()  # the token sources the job's targets use
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +163,7 @@ def _endpoint_jobs(
     probe_type: EndpointProbeType,
     sources: TokenSources,
 ) -> list[ProbeJob[Target]]:
-    params = probe_type.params_model.model_validate(probe.params)
+    params = validate_params(probe_type.params_model, probe.params)
     jobs = []
     for site, endpoint in select_endpoints(config, probe, probe_type.schemes, probe_type.needs):
         target = make_target(site, endpoint, config.defaults.ca_dir, probe.auth, sources,
@@ -238,7 +179,7 @@ def _pair_jobs(
     probe_type: PairProbeType,
     sources: TokenSources,
 ) -> list[ProbeJob[PairTarget]]:
-    params = probe_type.params_model.model_validate(probe.params)
+    params = validate_params(probe_type.params_model, probe.params)
     endpoints = site_endpoints(config, probe, probe_type)
     sites = {site.name: site for site in config.sites}
     ca_dir = config.defaults.ca_dir

@@ -16,8 +16,9 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from annotated_types import Ge, Gt, MinLen
 
 from lakeprobe.probes.authz.cases import (
     CASE_NAMES,
@@ -36,54 +37,59 @@ from lakeprobe.probes.clients.httpclient import HttpClient
 from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
 from lakeprobe.probes.core.credential_step import cleartext_refusal
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status, StepOutcome, failed, passed
+from lakeprobe.probes.core.paramspec import Check, Doc
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import is_own_file, new_test_file
-from lakeprobe.probes.credentials.oidc import IssuerError, OidcSettings
+from lakeprobe.probes.credentials.oidc import OidcSettings
 from lakeprobe.probes.credentials.secrets import redact
-from lakeprobe.probes.credentials.tokens import CredentialError
+from lakeprobe.probes.credentials.tokens import CredentialError, IssuerError
 
 WRITE_DATA = b"lakeprobe token-authz write test\n"
 # Failures that say nothing about the endpoint's other answers do not skip later cases.
 _INDEPENDENT = frozenset({Reason.NONE, Reason.AUTH, Reason.AUTHZ_VIOLATION})
 
 
+def _known_cases(names: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = sorted(set(names) - set(CASE_NAMES))
+    if unknown:
+        known = ", ".join(CASE_NAMES)
+        raise ValueError(f"unknown case(s) {', '.join(unknown)}; known: {known}")
+    return names
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"scope_prefix must be an absolute path, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
 class TokenAuthzParams(ProbeParams):
-    issuer: OidcSettings = Field(description="client credentials for the case tokens")
-    audience: str | None = Field(
-        None, min_length=1, description="the audience the endpoint accepts (default: its own)"
-    )
+    issuer: Annotated[OidcSettings, Doc("client credentials for the case tokens")]
+    audience: (
+        Annotated[str, MinLen(1), Doc("the audience the endpoint accepts (default: its own)")]
+        | None
+    ) = None
     wrong_audience: str = "https://wrong-audience.lakeprobe.invalid"
     unknown_issuer: str = "https://unknown-issuer.lakeprobe.invalid"
-    scope_prefix: str = Field("/", description="the storage path scope paths are relative to")
-    cases: tuple[str, ...] = Field(CASE_NAMES, min_length=1, description="the cases to run")
-    non_critical: tuple[str, ...] = Field((), description="cases that give WARNING, not CRITICAL")
-    expired_grace_seconds: float = Field(
-        120.0, ge=0, description="how long after its expiry the held token is first used"
+    scope_prefix: Annotated[
+        str, Check(_absolute), Doc("the storage path scope paths are relative to")
+    ] = "/"
+    cases: Annotated[tuple[str, ...], MinLen(1), Check(_known_cases), Doc("the cases to run")] = (
+        CASE_NAMES
     )
-    refresh_before: float = Field(60.0, gt=0, description="renew case tokens this long early")
+    non_critical: Annotated[
+        tuple[str, ...], Check(_known_cases), Doc("cases that give WARNING, not CRITICAL")
+    ] = ()
+    expired_grace_seconds: Annotated[
+        float, Ge(0), Doc("how long after its expiry the held token is first used")
+    ] = 120.0
+    refresh_before: Annotated[float, Gt(0), Doc("renew case tokens this long early")] = 60.0
 
-    @field_validator("cases", "non_critical")
-    @classmethod
-    def _known_cases(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(names) - set(CASE_NAMES))
-        if unknown:
-            known = ", ".join(CASE_NAMES)
-            raise ValueError(f"unknown case(s) {', '.join(unknown)}; known: {known}")
-        return names
-
-    @field_validator("scope_prefix")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"scope_prefix must be an absolute path, got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _non_critical_are_run(self) -> TokenAuthzParams:
+    def __post_init__(self) -> None:
         idle = sorted(set(self.non_critical) - set(self.cases))
         if idle:
             raise ValueError(f"non_critical names cases that are not run: {', '.join(idle)}")
-        return self
 
 
 @dataclass(slots=True)

@@ -6,24 +6,27 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from annotated_types import Gt, MinLen
 
 from lakeprobe.probes.core.outcome import ProbeResult
+from lakeprobe.probes.core.paramspec import PARAMS_CONFIG, Check, Doc
 from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.steps import StepRecorder
 from lakeprobe.probes.core.target import MODES, PairTarget, Target
 
 
-class ProbeParams(BaseModel):
-    """Parameters every probe type accepts; each type extends this model."""
+@dataclass(frozen=True, kw_only=True)
+class ProbeParams:
+    """Parameters every probe type accepts; each type extends this dataclass
+    (probes/core/paramspec.py: how fields are declared and validated)."""
 
     # Finite numbers only: probes compute deadlines from them (stall_seconds: .inf is an error).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
+    __pydantic_config__ = PARAMS_CONFIG
 
-    slow_step_seconds: float = Field(10.0, gt=0, description="a slower step gives WARNING")
+    slow_step_seconds: Annotated[float, Gt(0), Doc("a slower step gives WARNING")] = 10.0
 
 
 @dataclass(slots=True)
@@ -58,18 +61,21 @@ P = TypeVar("P", bound=ProbeParams)
 T = TypeVar("T", bound=Target | PairTarget)
 
 
+def copy_modes(modes: tuple[str, ...]) -> tuple[str, ...]:
+    """PairParams.modes' check: distinct copy modes."""
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or len(set(modes)) != len(modes):
+        raise ValueError(f"modes must be distinct values of {', '.join(MODES)}: {modes}")
+    return modes
+
+
+@dataclass(frozen=True, kw_only=True)
 class PairParams(ProbeParams):
     """Parameters every pair (third-party copy) probe accepts."""
 
-    modes: tuple[str, ...] = Field(("pull",), description="pull, push or both", min_length=1)
-
-    @field_validator("modes")
-    @classmethod
-    def _known_modes(cls, modes: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [m for m in modes if m not in MODES]
-        if unknown or len(set(modes)) != len(modes):
-            raise ValueError(f"modes must be distinct values of {', '.join(MODES)}: {modes}")
-        return modes
+    modes: Annotated[tuple[str, ...], MinLen(1), Check(copy_modes), Doc("pull, push or both")] = (
+        "pull",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,38 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Self
+from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from annotated_types import Gt, Le
 
 from lakeprobe.probes.core.context import ProbeParams
+from lakeprobe.probes.core.paramspec import Doc
 
 MIB = 1024 * 1024
 
 
+@dataclass(frozen=True, kw_only=True)
 class SweepParams(ProbeParams):
     """When leftover test files count as stale (probes/common/sweep.py)."""
 
-    sweep_after_seconds: float = Field(
-        7200.0, gt=0, description="delete leftover test files of this host older than this"
-    )
-    sweep_foreign_after_seconds: float = Field(
-        86400.0,
-        gt=0,
-        allow_inf_nan=False,
-        description="delete leftover test files of other probe hosts (renamed hosts, "
-        "restarted pods) older than this; longer than sweep_after_seconds",
-    )
+    sweep_after_seconds: Annotated[
+        float, Gt(0), Doc("delete leftover test files of this host older than this")
+    ] = 7200.0
+    sweep_foreign_after_seconds: Annotated[
+        float,
+        Gt(0),
+        Doc(
+            "delete leftover test files of other probe hosts (renamed hosts, restarted pods) "
+            "older than this; longer than sweep_after_seconds"
+        ),
+    ] = 86400.0
 
-    @model_validator(mode="after")
-    def _foreign_waits_longer(self) -> Self:
+    def __post_init__(self) -> None:
         if self.sweep_foreign_after_seconds <= self.sweep_after_seconds:
             raise ValueError(
                 f"sweep_foreign_after_seconds ({self.sweep_foreign_after_seconds:g}) must be "
                 f"longer than sweep_after_seconds ({self.sweep_after_seconds:g})"
             )
-        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class TestFileParams(SweepParams):
-    file_size_bytes: int = Field(MIB, gt=0, le=1024 * MIB, description="test file size")
+    file_size_bytes: Annotated[int, Gt(0), Le(1024 * MIB), Doc("test file size")] = MIB

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from lakeprobe.probes.core.payloads import Payloads
 from lakeprobe.probes.core.serverlocks import ServerLocks
 from lakeprobe.probes.core.threads import BlockingThreads
-from lakeprobe.probes.credentials.oidc import OidcClients
+from lakeprobe.probes.credentials.oidcclients import OidcClients
 
 
 class Notices:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from lakeprobe.probes.credentials.jwtinfo import jwt_expiry
 from lakeprobe.probes.credentials.secrets import Secret, redact
 from lakeprobe.probes.credentials.tls import client_ssl_context, resolve_ca_dir
 from lakeprobe.probes.credentials.tokens import (
-    CredentialError,
+    IssuerError,
     SecretFile,
     TokenKind,
     bearer_problem,
@@ -39,10 +37,6 @@ MAX_DETAIL = 200
 MAX_LIFETIME = 10 * 365 * 86400.0  # a larger expires_in is nonsense: use the JWT's exp
 MAX_ANSWER = 1024 * 1024  # bytes: a token answer is a few KiB, a discovery document less
 MAX_URL = 2048
-
-
-class IssuerError(CredentialError):
-    """The issuer could not be reached or refused a token. Names the endpoint, never a value."""
 
 
 class OidcSettings(BaseModel):
@@ -324,35 +318,3 @@ class OidcToken:
         """What the client has already issued: never asks the issuer."""
         issued = self.client.cached(self.scope, self.audience)
         return None if issued is None else issued.expires_at
-
-
-class OidcClients:
-    """OIDC clients by (settings, CA directory, refresh margin), so a client and its token
-    cache outlive probe runs and config reloads. Owned by the daemon (probes/core/resources.py);
-    at most MAX_CLIENTS, the least recently used forgotten first. Thread-safe: a reload
-    plans (and asks for clients) in a worker thread while runs ask on the event loop."""
-
-    MAX_CLIENTS = 256
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._clients: collections.OrderedDict[
-            tuple[OidcSettings, Path | None, float], OidcClient
-        ] = collections.OrderedDict()
-
-    def client(
-        self, settings: OidcSettings, default_ca_dir: Path | None, refresh_before: float = 60.0
-    ) -> OidcClient:
-        key = (settings, default_ca_dir, float(refresh_before))
-        with self._lock:
-            known = self._clients.get(key)
-            if known is not None:
-                self._clients.move_to_end(key)
-                return known
-            made = self._clients[key] = OidcClient(settings, default_ca_dir, refresh_before)
-            if len(self._clients) > self.MAX_CLIENTS:
-                self._clients.popitem(last=False)
-            return made
-
-    def __len__(self) -> int:
-        return len(self._clients)

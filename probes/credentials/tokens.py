@@ -17,6 +17,10 @@ class CredentialError(Exception):
     """A configured credential cannot be loaded. The message names the source, never a value."""
 
 
+class IssuerError(CredentialError):
+    """The issuer could not be reached or refused a token. Names the endpoint, never a value."""
+
+
 # Where a token comes from: the `source` label of lakeprobe_token_expiry_seconds. A closed set:
 # "oidc" tokens are renewed by lakeprobe itself, the others by something outside it.
 TokenKind = Literal["file", "discovery", "oidc"]

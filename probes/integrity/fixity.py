@@ -17,8 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from annotated_types import Ge, Gt, Le, MaxLen, MinLen
 
 from lakeprobe.probes.common.storage import Storage, StorageError, storage_for
 from lakeprobe.probes.core import checksums
@@ -33,6 +34,7 @@ from lakeprobe.probes.core.outcome import (
     failed,
     passed,
 )
+from lakeprobe.probes.core.paramspec import Check, Doc
 from lakeprobe.probes.core.steps import StepAction, blocks_on_unreachable
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex, payload
@@ -53,19 +55,19 @@ _COUNTS = {
 _READ_ORDER = (Reason.CANARY_LOST, Reason.SIZE_MISMATCH, Reason.CANARY_CORRUPTED)
 
 
-class FixityParams(ProbeParams):
-    sizes: tuple[int, ...] = Field(
-        (0, 1024, MIB, 4 * MIB), min_length=1, max_length=16, description="canary sizes, bytes"
-    )
-    per_run: int = Field(2, ge=1, le=16, description="canaries verified per run, in rotation")
-    slow_step_seconds: float = Field(30.0, gt=0, description="a slower step gives WARNING")
+def _bounded(sizes: tuple[int, ...]) -> tuple[int, ...]:
+    if any(not 0 <= size <= MAX_CANARY_BYTES for size in sizes):
+        raise ValueError(f"canary sizes must be 0..{MAX_CANARY_BYTES} bytes: {sizes}")
+    return sizes
 
-    @field_validator("sizes")
-    @classmethod
-    def _bounded(cls, sizes: tuple[int, ...]) -> tuple[int, ...]:
-        if any(not 0 <= size <= MAX_CANARY_BYTES for size in sizes):
-            raise ValueError(f"canary sizes must be 0..{MAX_CANARY_BYTES} bytes: {sizes}")
-        return sizes
+
+@dataclass(frozen=True, kw_only=True)
+class FixityParams(ProbeParams):
+    sizes: Annotated[
+        tuple[int, ...], MinLen(1), MaxLen(16), Check(_bounded), Doc("canary sizes, bytes")
+    ] = (0, 1024, MIB, 4 * MIB)
+    per_run: Annotated[int, Ge(1), Le(16), Doc("canaries verified per run, in rotation")] = 2
+    slow_step_seconds: Annotated[float, Gt(0), Doc("a slower step gives WARNING")] = 30.0
 
 
 @dataclass(slots=True)

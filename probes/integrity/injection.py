@@ -37,9 +37,9 @@ import hashlib
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from annotated_types import Gt, Le, MinLen
 
 from lakeprobe.probes.clients.httpclient import (
     ANY_STATUS,
@@ -62,6 +62,7 @@ from lakeprobe.probes.core.outcome import (
     failed,
     passed,
 )
+from lakeprobe.probes.core.paramspec import Check, Doc
 from lakeprobe.probes.core.steps import blocks_on_unreachable
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex, is_own_file, new_test_file, payload
@@ -134,24 +135,28 @@ REJECTED = frozenset({400, 409, 412, 422})
 _STATUS = {"ok": Status.OK, "warning": Status.WARNING, "critical": Status.CRITICAL}
 
 
-class CorruptionParams(ProbeParams):
-    layers: tuple[str, ...] = Field(
-        DEFAULT_LAYERS,
-        min_length=1,
-        description="layers to inject (tpc-cksum and copy-digest: opt-in, for endpoints that do "
-        "third-party copy); those of another protocol are left out",
-    )
-    undetected_status: Literal["ok", "warning", "critical"] = Field(
-        "warning", description="the status of a corrupt upload the endpoint accepted"
-    )
-    file_size_bytes: int = Field(4096, gt=0, le=1024 * 1024, description="test file size")
+def _known_layers(layers: tuple[str, ...]) -> tuple[str, ...]:
+    if any(layer not in LAYERS for layer in layers) or len(set(layers)) != len(layers):
+        raise ValueError(f"layers must be distinct values of {', '.join(LAYERS)}: {layers}")
+    return layers
 
-    @field_validator("layers")
-    @classmethod
-    def _known_layers(cls, layers: tuple[str, ...]) -> tuple[str, ...]:
-        if any(layer not in LAYERS for layer in layers) or len(set(layers)) != len(layers):
-            raise ValueError(f"layers must be distinct values of {', '.join(LAYERS)}: {layers}")
-        return layers
+
+@dataclass(frozen=True, kw_only=True)
+class CorruptionParams(ProbeParams):
+    layers: Annotated[
+        tuple[str, ...],
+        MinLen(1),
+        Check(_known_layers),
+        Doc(
+            "layers to inject (tpc-cksum and copy-digest: opt-in, for endpoints that do "
+            "third-party copy); those of another protocol are left out"
+        ),
+    ] = DEFAULT_LAYERS
+    undetected_status: Annotated[
+        Literal["ok", "warning", "critical"],
+        Doc("the status of a corrupt upload the endpoint accepted"),
+    ] = "warning"
+    file_size_bytes: Annotated[int, Gt(0), Le(1024 * 1024), Doc("test file size")] = 4096
 
 
 @dataclass(slots=True)

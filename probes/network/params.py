@@ -8,20 +8,17 @@ above (warning <= critical); both orders are checked for every pair as it ends u
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Annotated, Self
+from dataclasses import dataclass, field
+from typing import Annotated
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from annotated_types import Ge, Gt, Le, MinLen
+from pydantic import BaseModel, ConfigDict
 
 from lakeprobe.probes.clients.iperf3 import MAX_SECONDS
 from lakeprobe.probes.core.context import PairParams
+from lakeprobe.probes.core.paramspec import PARAMS_CONFIG, Before, Check, Doc
 
 IP_MODES = ("ipv4", "ipv6")
 MAX_WINDOW_SECONDS = 30 * 86400.0  # archives keep weeks at most; a longer look-back is a typo
@@ -43,26 +40,26 @@ def parse_window(value: object) -> float:
     raise ValueError(f"expected a duration like 3600, '90m', '6h', got {value!r:.40}")
 
 
-Window = Annotated[float, BeforeValidator(parse_window)]
+Window = Annotated[float, Before(parse_window)]
+# A threshold; None turns it off.
+Throughput = Annotated[float, Gt(0)] | None
+Loss = Annotated[float, Ge(0), Le(1)] | None
 
 
-class Thresholds(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Thresholds:
     """When a pair's numbers are WARNING or CRITICAL; None: that threshold is off."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    __pydantic_config__ = PARAMS_CONFIG
 
-    throughput_warning_bps: float | None = Field(
-        None, gt=0, description="throughput below this (bits/s) gives WARNING"
-    )
-    throughput_critical_bps: float | None = Field(
-        None, gt=0, description="throughput below this (bits/s) gives CRITICAL"
-    )
-    loss_warning: float | None = Field(
-        0.001, ge=0, le=1, description="packet loss ratio above this gives WARNING"
-    )
-    loss_critical: float | None = Field(
-        0.01, ge=0, le=1, description="packet loss ratio above this gives CRITICAL"
-    )
+    throughput_warning_bps: Annotated[
+        Throughput, Doc("throughput below this (bits/s) gives WARNING")
+    ] = None
+    throughput_critical_bps: Annotated[
+        Throughput, Doc("throughput below this (bits/s) gives CRITICAL")
+    ] = None
+    loss_warning: Annotated[Loss, Doc("packet loss ratio above this gives WARNING")] = 0.001
+    loss_critical: Annotated[Loss, Doc("packet loss ratio above this gives CRITICAL")] = 0.01
 
     def order_problem(self) -> str | None:
         """Why these thresholds contradict each other, or None."""
@@ -77,40 +74,60 @@ class Thresholds(BaseModel):
             return f"loss_warning ({low:g}) must not be above loss_critical ({high:g})"
         return None
 
-    def merged(self, override: Thresholds) -> Thresholds:
+    def merged(self, override: PairThresholds) -> Thresholds:
         """These thresholds with the keys `override` sets replaced."""
         update = {name: getattr(override, name) for name in override.model_fields_set}
-        return self.model_copy(update=update)
+        return Thresholds(**{**_threshold_values(self), **update})
 
 
+def _threshold_values(thresholds: Thresholds) -> dict[str, float | None]:
+    return {f.name: getattr(thresholds, f.name) for f in dataclasses.fields(Thresholds)}
+
+
+class PairThresholds(BaseModel):
+    """One pair's `pairs:` entry: Thresholds' keys, remembering which it sets (an unset key
+    keeps the global value; null turns it off). tests/test_network_perfsonar.py checks that
+    the keys are Thresholds' own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    throughput_warning_bps: Throughput = None
+    throughput_critical_bps: Throughput = None
+    loss_warning: Loss = None
+    loss_critical: Loss = None
+
+
+def _ip_modes(modes: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [m for m in modes if m not in IP_MODES]
+    if unknown or len(set(modes)) != len(modes):
+        raise ValueError(f"modes must be distinct values of {', '.join(IP_MODES)}: {modes}")
+    return modes
+
+
+def _pair_names(pairs: dict[str, PairThresholds]) -> dict[str, PairThresholds]:
+    for key in pairs:
+        match = _PAIR.match(key)
+        if match is None or match[1] == match[2]:
+            raise ValueError(f"{key!r:.80} is not 'SRC->DST' with two different site names")
+    return pairs
+
+
+@dataclass(frozen=True, kw_only=True)
 class NetworkParams(PairParams, Thresholds):
-    modes: tuple[str, ...] = Field(
-        IP_MODES, description="ipv4, ipv6 or both: one series per IP version", min_length=1
-    )
-    pairs: dict[str, Thresholds] = Field(
-        default_factory=dict, description='per-pair thresholds: {"SRC->DST": {key: value}}'
-    )
+    # pull/push are not network modes: IP versions are.
+    modes: Annotated[
+        tuple[str, ...],
+        MinLen(1),
+        Check(_ip_modes),
+        Doc("ipv4, ipv6 or both: one series per IP version"),
+    ] = IP_MODES
+    pairs: Annotated[
+        dict[str, PairThresholds],
+        Check(_pair_names),
+        Doc('per-pair thresholds: {"SRC->DST": {key: value}}'),
+    ] = field(default_factory=dict)
 
-    # Same name as PairParams' validator: replaces it (pull/push are not network modes).
-    @field_validator("modes")
-    @classmethod
-    def _known_modes(cls, modes: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [m for m in modes if m not in IP_MODES]
-        if unknown or len(set(modes)) != len(modes):
-            raise ValueError(f"modes must be distinct values of {', '.join(IP_MODES)}: {modes}")
-        return modes
-
-    @field_validator("pairs")
-    @classmethod
-    def _pair_names(cls, pairs: dict[str, Thresholds]) -> dict[str, Thresholds]:
-        for key in pairs:
-            match = _PAIR.match(key)
-            if match is None or match[1] == match[2]:
-                raise ValueError(f"{key!r:.80} is not 'SRC->DST' with two different site names")
-        return pairs
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
+    def __post_init__(self) -> None:
         problem = self.global_thresholds().order_problem()
         if problem is not None:
             raise ValueError(problem)
@@ -118,10 +135,9 @@ class NetworkParams(PairParams, Thresholds):
             problem = self.global_thresholds().merged(override).order_problem()
             if problem is not None:
                 raise ValueError(f"pairs[{key!r}]: {problem}")
-        return self
 
     def global_thresholds(self) -> Thresholds:
-        return Thresholds(**{name: getattr(self, name) for name in Thresholds.model_fields})
+        return Thresholds(**_threshold_values(self))
 
     def thresholds(self, src_site: str, dst_site: str) -> Thresholds:
         """The thresholds of the pair src_site -> dst_site: the global ones, with the keys its
@@ -131,33 +147,36 @@ class NetworkParams(PairParams, Thresholds):
         return found if override is None else found.merged(override)
 
 
+@dataclass(frozen=True, kw_only=True)
 class PerfsonarParams(NetworkParams):
-    window: Window = Field(
-        6 * 3600.0,
-        gt=0,
-        le=MAX_WINDOW_SECONDS,
-        description="look-back: an older result is stale (seconds, or '90m', '6h', '1d')",
-    )
+    window: Annotated[
+        Window,
+        Gt(0),
+        Le(MAX_WINDOW_SECONDS),
+        Doc("look-back: an older result is stale (seconds, or '90m', '6h', '1d')"),
+    ] = 6 * 3600.0
 
 
+@dataclass(frozen=True, kw_only=True)
 class Iperf3Params(NetworkParams):
-    seconds: int = Field(5, ge=1, le=MAX_SECONDS, description="test length (iperf3 -t)")
-    busy_retries: int = Field(
-        3, ge=0, le=10, description="how often a busy server is asked again (backoff 1 s, 2 s..)"
-    )
-    reverse: bool = Field(
-        False,
-        description="the server sends, lakeprobe receives (iperf3 -R): the pair's cell then "
-        "holds the destination-to-source rate",
-    )
+    seconds: Annotated[int, Ge(1), Le(MAX_SECONDS), Doc("test length (iperf3 -t)")] = 5
+    busy_retries: Annotated[
+        int, Ge(0), Le(10), Doc("how often a busy server is asked again (backoff 1 s, 2 s..)")
+    ] = 3
+    reverse: Annotated[
+        bool,
+        Doc(
+            "the server sends, lakeprobe receives (iperf3 -R): the pair's cell then holds the "
+            "destination-to-source rate"
+        ),
+    ] = False
     # The test step lasts `seconds` plus any busy retries: only a much longer one is slow.
-    slow_step_seconds: float = Field(90.0, gt=0, description="a slower step gives WARNING")
+    slow_step_seconds: Annotated[float, Gt(0), Doc("a slower step gives WARNING")] = 90.0
 
-    @model_validator(mode="after")
-    def _test_fits(self) -> Self:
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.slow_step_seconds <= self.seconds:
             raise ValueError(
                 f"slow_step_seconds ({self.slow_step_seconds:g}) must be above seconds "
                 f"({self.seconds}): every test would be slow"
             )
-        return self

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-
-from pydantic import Field
+from typing import Annotated
 
 from lakeprobe.probes.clients.httpclient import (
     ANY_STATUS,
@@ -53,6 +52,7 @@ from lakeprobe.probes.core.outcome import (
     passed,
 )
 from lakeprobe.probes.core.params import MIB, TestFileParams
+from lakeprobe.probes.core.paramspec import Doc
 from lakeprobe.probes.core.payloads import Payload
 from lakeprobe.probes.core.steps import blocks_on_unreachable
 from lakeprobe.probes.core.target import Target
@@ -68,13 +68,14 @@ PUT_OK = {200, 201, 204}
 MAX_REFERENCE_BYTES = 1024 * MIB
 
 
+@dataclass(frozen=True, kw_only=True)
 class WebdavParams(TestFileParams):
-    check_missing: bool = Field(
-        True, description="also HEAD and DELETE a file that does not exist, expecting 404"
-    )
-    keep_alive: bool = Field(
-        True, description="reuse connections between steps; false opens one per request"
-    )
+    check_missing: Annotated[
+        bool, Doc("also HEAD and DELETE a file that does not exist, expecting 404")
+    ] = True
+    keep_alive: Annotated[
+        bool, Doc("reuse connections between steps; false opens one per request")
+    ] = True
 
 
 def _skipped(detail: str) -> StepOutcome:

@@ -59,6 +59,7 @@ from lakeprobe.probes.credentials.secrets import Secret
 NO_ADLER32 = "checksum query unsupported, or not adler32"
 
 
+@dataclass(frozen=True, kw_only=True)
 class XrootdParams(TestFileParams):
     """No parameters beyond the test-file ones: client timeouts follow the run's deadline."""
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Annotated
 
-from pydantic import Field
+from annotated_types import Gt, Le
 
 from lakeprobe.probes.common.storage import StorageError
 from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
@@ -35,6 +36,7 @@ from lakeprobe.probes.core.outcome import (
     failed,
     passed,
 )
+from lakeprobe.probes.core.paramspec import Doc
 from lakeprobe.probes.core.steps import StepAction, blocks_on_unreachable
 from lakeprobe.probes.core.target import TapeQos, Target
 from lakeprobe.probes.credentials.secrets import Secret
@@ -63,10 +65,11 @@ from lakeprobe.probes.tape.waiting import stage_and_wait
 POLL_EARLY = 0.5
 
 
+@dataclass(frozen=True, kw_only=True)
 class TapeRecallParams(ProbeParams):
-    wait: bool = Field(False, description="wait in the run for the recall (the CLI does)")
-    canary_bytes: int = Field(64 * 1024, gt=0, le=64 * 1024**2, description="archive canary")
-    slow_step_seconds: float = Field(60.0, gt=0, description="a slower step gives WARNING")
+    wait: Annotated[bool, Doc("wait in the run for the recall (the CLI does)")] = False
+    canary_bytes: Annotated[int, Gt(0), Le(64 * 1024**2), Doc("archive canary")] = 64 * 1024
+    slow_step_seconds: Annotated[float, Gt(0), Doc("a slower step gives WARNING")] = 60.0
 
 
 @dataclass(slots=True)

@@ -27,9 +27,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from annotated_types import Gt, Le, MinLen
 
 from lakeprobe.probes.clients.copyjob import CopyEnd, CopyError
 from lakeprobe.probes.clients.gfalcopy import gfal_copy
@@ -46,7 +46,7 @@ from lakeprobe.probes.common.cleanup import verify_deleted
 from lakeprobe.probes.common.storage import head_with_digest
 from lakeprobe.probes.common.sweep import http_exists, sweep_due, sweep_http
 from lakeprobe.probes.core import checksums
-from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType
+from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType, copy_modes
 from lakeprobe.probes.core.credential_step import load_tokens
 from lakeprobe.probes.core.outcome import (
     Measurement,
@@ -58,6 +58,7 @@ from lakeprobe.probes.core.outcome import (
     passed,
 )
 from lakeprobe.probes.core.params import MIB, SweepParams
+from lakeprobe.probes.core.paramspec import Check, Doc
 from lakeprobe.probes.core.target import PairTarget
 from lakeprobe.probes.core.testfiles import (
     SUSPECT_SOURCES,
@@ -82,19 +83,24 @@ BeforeCopy = Callable[[PairTarget, str, str], Awaitable[None]]
 _PUSH_UNEXPLAINED = frozenset({Reason.DESTINATION_ERROR, Reason.TPC_FAILURE})
 
 
+@dataclass(frozen=True, kw_only=True)
 class HttpTpcParams(PairParams, SweepParams):
-    modes: tuple[str, ...] = Field(("pull", "push"), description="pull, push or both")
+    modes: Annotated[tuple[str, ...], MinLen(1), Check(copy_modes), Doc("pull, push or both")] = (
+        "pull",
+        "push",
+    )
     # Up to 1 GiB, as xrootd-tpc: the upload holds the source once (testfiles.source_payload).
-    file_size_bytes: int = Field(MIB, gt=0, le=1024 * MIB, description="source file size")
-    stall_seconds: float = Field(
-        60.0, gt=0, description="abort with `stall` after this long without byte progress"
-    )
-    min_rate_bytes_per_second: float | None = Field(
-        None, gt=0, description="progress slower than this counts as no progress"
-    )
-    engine: Literal["native", "gfal2"] = Field(
-        "native", description="native: lakeprobe sends the COPY; gfal2: gfal2 does, as FTS"
-    )
+    file_size_bytes: Annotated[int, Gt(0), Le(1024 * MIB), Doc("source file size")] = MIB
+    stall_seconds: Annotated[
+        float, Gt(0), Doc("abort with `stall` after this long without byte progress")
+    ] = 60.0
+    min_rate_bytes_per_second: (
+        Annotated[float, Gt(0), Doc("progress slower than this counts as no progress")] | None
+    ) = None
+    engine: Annotated[
+        Literal["native", "gfal2"],
+        Doc("native: lakeprobe sends the COPY; gfal2: gfal2 does, as FTS"),
+    ] = "native"
 
 
 @dataclass(slots=True)

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from annotated_types import Ge, Gt, Le, MinLen
 
 from lakeprobe.probes.clients.copyjob import CopyEnd, CopyError, CopyStats, warn_unapplied_ca_dir
 from lakeprobe.probes.clients.gfalcopy import gfal_copy
@@ -44,7 +44,7 @@ from lakeprobe.probes.clients.xrdhandshake import check_xrootd
 from lakeprobe.probes.common.cleanup import verify_deleted
 from lakeprobe.probes.common.sweep import sweep_due, sweep_xrootd, xrootd_exists
 from lakeprobe.probes.core import checksums
-from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType
+from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType, copy_modes
 from lakeprobe.probes.core.credential_step import load_tokens
 from lakeprobe.probes.core.outcome import (
     Measurement,
@@ -56,6 +56,7 @@ from lakeprobe.probes.core.outcome import (
     passed,
 )
 from lakeprobe.probes.core.params import MIB, SweepParams
+from lakeprobe.probes.core.paramspec import Check, Doc
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.core.testfiles import (
     SUSPECT_SOURCES,
@@ -74,22 +75,27 @@ _NETWORK = {Reason.CONNECT, Reason.DNS, Reason.TLS, Reason.TIMEOUT}
 _MISSING = "missing"  # why the source file is uploaded: it is not there at all
 
 
-class XrootdTpcParams(PairParams, SweepParams):
-    file_size_bytes: int = Field(MIB, gt=0, le=1024 * MIB, description="source file size")
-    engine: Literal["xrootd", "gfal2"] = Field(
-        "xrootd", description="copy with the XRootD client (xrdcp --tpc only) or with gfal2"
-    )
-    stall_seconds: float = Field(
-        60.0, ge=5.0, description="abort the copy after this long without progress "
-        "(XrdCl reports progress every 2.5 s)",
-    )  # fmt: skip
+def _pull_only(modes: tuple[str, ...]) -> tuple[str, ...]:
+    if modes != ("pull",):
+        raise ValueError("xrootd-tpc copies are always driven by the destination: pull only")
+    return modes
 
-    @field_validator("modes")
-    @classmethod
-    def _pull_only(cls, modes: tuple[str, ...]) -> tuple[str, ...]:
-        if modes != ("pull",):
-            raise ValueError("xrootd-tpc copies are always driven by the destination: pull only")
-        return modes
+
+@dataclass(frozen=True, kw_only=True)
+class XrootdTpcParams(PairParams, SweepParams):
+    modes: Annotated[
+        tuple[str, ...], MinLen(1), Check(copy_modes), Check(_pull_only), Doc("pull only")
+    ] = ("pull",)
+    file_size_bytes: Annotated[int, Gt(0), Le(1024 * MIB), Doc("source file size")] = MIB
+    engine: Annotated[
+        Literal["xrootd", "gfal2"],
+        Doc("copy with the XRootD client (xrdcp --tpc only) or with gfal2"),
+    ] = "xrootd"
+    stall_seconds: Annotated[
+        float,
+        Ge(5.0),
+        Doc("abort the copy after this long without progress (XrdCl reports progress every 2.5 s)"),
+    ] = 60.0
 
 
 @dataclass(slots=True)

@@ -1,0 +1,104 @@
+"""How probe parameters are declared: plain frozen dataclasses, validated by pydantic only
+when values come from outside (a config file, `--param`). A `lakeprobe run` with the
+defaults never imports pydantic (benchmarks/cli_start.py, tests/test_cli_imports.py).
+
+A field is `name: Annotated[type, Gt(0), Doc("...")] = default`: constraints are
+annotated_types' (which pydantic reads as it reads `Field(gt=0)`), `Check(fn)` checks one
+field (its error names that field), `Before(fn)` converts a value before the type check, and
+`__post_init__` checks fields against each other (it also runs for `dataclasses.replace`).
+Parameter classes set `__pydantic_config__ = PARAMS_CONFIG` (inherited by subclasses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+    from pydantic_core import CoreSchema
+
+# Unknown keys are errors; numbers are finite (probes compute deadlines from them).
+PARAMS_CONFIG: Mapping[str, Any] = {"extra": "forbid", "allow_inf_nan": False}
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """A parameter's one-line description (`lakeprobe run --help`, docs)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """Check one field after its type: `fn` returns the value or raises ValueError."""
+
+    fn: Callable[[Any], Any]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(self.fn, handler(source))
+
+
+@dataclass(frozen=True, slots=True)
+class Before:
+    """Convert a raw value before the type check (e.g. '6h' to seconds)."""
+
+    fn: Callable[[Any], Any]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_before_validator_function(self.fn, handler(source))
+
+
+def validate_params(model: type[P], values: Mapping[str, Any]) -> P:
+    """`values` (from YAML or --param) as `model`; pydantic.ValidationError names each bad
+    key by its path."""
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:  # built once per class, on first use
+        from pydantic import TypeAdapter
+
+        adapter = _ADAPTERS[model] = TypeAdapter(model)
+    return adapter.validate_python(values)
+
+
+_ADAPTERS: dict[type[Any], Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ParamField:
+    name: str
+    annotation: Any  # the type without its Annotated metadata
+    description: str | None
+    default: Any  # dataclasses.MISSING when the key is required
+
+
+def param_fields(model: type[Any]) -> dict[str, ParamField]:
+    """The parameters of `model`, in declaration order."""
+    hints = typing.get_type_hints(model, include_extras=True)
+    found = {}
+    for spec in dataclasses.fields(model):
+        hint = hints[spec.name]
+        metadata = getattr(hint, "__metadata__", ())
+        docs = [m.text for m in metadata if isinstance(m, Doc)]
+        default = spec.default
+        if spec.default_factory is not dataclasses.MISSING:
+            default = spec.default_factory()
+        found[spec.name] = ParamField(
+            name=spec.name,
+            annotation=hint.__origin__ if metadata else hint,
+            description=docs[0] if docs else None,
+            default=default,
+        )
+    return found
