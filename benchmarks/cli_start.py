@@ -4,11 +4,13 @@ run instead, on one real local lake site (XRootD with its WebDAV port, loopback 
     .venv/bin/python benchmarks/cli_start.py [--rounds 15]
 
 Interleaved rounds; CPU = user + sys of each child (os.wait4), medians. lakeprobe is measured
-as installed: a wheel of this tree in a throwaway venv (--system-site-packages, for Debian's
-XRootD bindings; the project venv's site-packages on its path, for the dependencies), as the
-Docker image installs it. The project's editable install costs every Python process ~25 ms
-more (its import finder, and setuptools' distutils hook, run from .pth files at start): shown
-as "editable" rows. Both are byte-compiled, as a wheel install is. `gfal-ls` (gfal2-util)
+as installed: a wheel of this tree in a throwaway venv, as the Docker image installs it. The
+dependencies come from the project venv's site-packages and Debian's dist-packages (XRootD's
+bindings), both listed as plain paths in a .pth file: their own .pth files do not run. Two of
+those run at every start on this machine and are not lakeprobe's: the editable install's import
+finder, and a .pth of the build machines' image that imports certifi wherever it is importable
+(~25 ms together; the "editable" rows show the project venv with both). Everything is
+byte-compiled, as a wheel install is. `gfal-ls` (gfal2-util)
 is not packaged for Debian 13: the stand-in is what it does, `python3 -c "import gfal2;
 gfal2.creat_context().listdir(url)"` on the system Python with Debian's gfal2 bindings.
 Results: benchmarks/RESULTS.md.
@@ -35,9 +37,9 @@ GFAL_LS = "import sys, gfal2; gfal2.creat_context().listdir(sys.argv[1])"
 
 def installed(tree: Path, home: Path) -> Path:
     """A venv at `home` with lakeprobe installed from a wheel of `tree`; its bin directory."""
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(home)
-    target = Path(sysconfig_purelib(home))
-    (target / "project-deps.pth").write_text("".join(p + "\n" for p in site.getsitepackages()))
+    venv.EnvBuilder(with_pip=False).create(home)
+    paths = [p for p in site.getsitepackages() if Path(p).is_dir()]  # the project venv's too
+    (Path(purelib(home)) / "project-deps.pth").write_text("".join(p + "\n" for p in paths))
     wheels = home / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, tree],
@@ -47,7 +49,7 @@ def installed(tree: Path, home: Path) -> Path:
     return home / "bin"
 
 
-def sysconfig_purelib(home: Path) -> str:
+def purelib(home: Path) -> str:
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     return str(home / "lib" / version / "site-packages")
 

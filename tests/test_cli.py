@@ -123,3 +123,24 @@ def test_run_from_config_selects_site(lake: LocalLake, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     records = json.loads(done.stdout)
     assert [(r["site"], r["probe"]) for r in records] == [("SITE-A", "xrootd")]
+
+
+def test_a_run_ends_with_its_code_and_its_whole_report() -> None:
+    """The console script ends a `run` with os._exit (no interpreter teardown): the exit
+    code is still the run's Nagios code, the report and the logs are out in full first."""
+    done = lakeprobe(
+        "--log-level", "debug", "run", "webdav", "http://127.0.0.1:9/t", "--timeout", "5", "--json"
+    )
+    assert done.returncode == 2  # CRITICAL: nothing listens on the discard port
+    (record,) = json.loads(done.stdout)
+    assert (record["status"], record["reason"]) == ("CRITICAL", "connect")
+    assert "DEBUG lakeprobe.run: OPTIONS /t/ failed" in done.stderr  # its log, flushed
+
+
+def test_other_commands_exit_normally_with_their_code(tmp_path: Path) -> None:
+    """Only `run` skips the teardown; check-config's invalid config is exit 2 as before."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server: {colour: red}\n")
+    done = lakeprobe("check-config", bad)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == f"{bad}: server.colour: unknown key"

@@ -36,7 +36,13 @@ NEVER = (
 )
 # A plain URL with the default parameters validates nothing with pydantic: its target comes
 # from lakeprobe/cli/plaintarget.py, its parameters are the dataclass defaults.
-PLAIN_RUN = ("pydantic", "pydantic_core", "lakeprobe.config.model", "lakeprobe.config.plan")
+PLAIN_RUN = (
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",  # the params' bounds load it when pydantic builds a schema
+    "lakeprobe.config.model",
+    "lakeprobe.config.plan",
+)
 NOT_FOR_WEBDAV = (*NEVER, *PLAIN_RUN, "XRootD", "lakeprobe.probes.storage.xrootd")
 NOT_FOR_XROOTD = (*NEVER, *PLAIN_RUN, "pycurl", "lakeprobe.probes.storage.webdav")
 # Building the parser needs no pydantic model, no probe type and no HTTP client.

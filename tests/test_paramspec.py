@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from lakeprobe.config import ConfigError, parse_config
 from lakeprobe.probes.core import params as core_params
 from lakeprobe.probes.core.paramspec import param_fields, validate_params
+from lakeprobe.probes.integrity.fixity import FixityParams
 from lakeprobe.probes.network.params import (
     Iperf3Params,
     PairThresholds,
@@ -40,7 +41,7 @@ def test_validated_empty_params_are_the_defaults(name: str) -> None:
     assert validate_params(model, {}) == model()
 
 
-def test_every_field_has_a_description_or_is_internal() -> None:
+def test_parameters_show_their_defaults_and_descriptions() -> None:
     """`lakeprobe list` shows each parameter with its default and its Doc."""
     fields = param_fields(WebdavParams)
     assert list(fields)[:1] == ["slow_step_seconds"]  # inherited fields first
@@ -49,7 +50,13 @@ def test_every_field_has_a_description_or_is_internal() -> None:
     assert fields["check_missing"].description == (
         "also HEAD and DELETE a file that does not exist, expecting 404"
     )
-    assert all(f.description for f in fields.values())
+
+
+@pytest.mark.parametrize("name", sorted(PROBE_TYPES))
+def test_every_parameter_is_described(name: str) -> None:
+    """Optional values too: a Doc on the whole `X | None`, not inside the union."""
+    fields = param_fields(PROBE_TYPES[name].params_model)
+    assert [f for f, info in fields.items() if not info.description] == []
 
 
 @pytest.mark.parametrize(
@@ -85,6 +92,16 @@ def test_a_field_check_names_its_field() -> None:
         (("modes",), "Value error, xrootd-tpc copies are always driven by the destination: "
                      "pull only"),
     ]  # fmt: skip
+
+
+def test_length_bounds_apply() -> None:
+    """MinLen and MaxLen, as Field(min_length=..., max_length=...) did."""
+    assert _errors(FixityParams, {"sizes": []}) == [
+        (("sizes",), "Tuple should have at least 1 item after validation, not 0"),
+    ]
+    assert _errors(FixityParams, {"sizes": [1] * 17}) == [
+        (("sizes",), "Tuple should have at most 16 items after validation, not 17"),
+    ]
 
 
 def test_values_are_converted_as_before() -> None:

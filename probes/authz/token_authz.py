@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from annotated_types import Ge, Gt, MinLen
-
 from lakeprobe.probes.authz.cases import (
     CASE_NAMES,
     CASES,
@@ -37,7 +35,7 @@ from lakeprobe.probes.clients.httpclient import HttpClient
 from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
 from lakeprobe.probes.core.credential_step import cleartext_refusal
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status, StepOutcome, failed, passed
-from lakeprobe.probes.core.paramspec import Check, Doc
+from lakeprobe.probes.core.paramspec import Check, Doc, Ge, Gt, MinLen
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import is_own_file, new_test_file
 from lakeprobe.probes.credentials.oidc import OidcSettings
@@ -66,12 +64,16 @@ def _absolute(value: str) -> str:
 @dataclass(frozen=True, kw_only=True)
 class TokenAuthzParams(ProbeParams):
     issuer: Annotated[OidcSettings, Doc("client credentials for the case tokens")]
-    audience: (
-        Annotated[str, MinLen(1), Doc("the audience the endpoint accepts (default: its own)")]
-        | None
-    ) = None
-    wrong_audience: str = "https://wrong-audience.lakeprobe.invalid"
-    unknown_issuer: str = "https://unknown-issuer.lakeprobe.invalid"
+    audience: Annotated[
+        Annotated[str, MinLen(1)] | None,
+        Doc("the audience the endpoint accepts (default: its own)"),
+    ] = None
+    wrong_audience: Annotated[str, Doc("the audience of the wrong_audience case's token")] = (
+        "https://wrong-audience.lakeprobe.invalid"
+    )
+    unknown_issuer: Annotated[str, Doc("the issuer the unknown_issuer case's token names")] = (
+        "https://unknown-issuer.lakeprobe.invalid"
+    )
     scope_prefix: Annotated[
         str, Check(_absolute), Doc("the storage path scope paths are relative to")
     ] = "/"

@@ -8,10 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
-from annotated_types import Gt, MinLen
-
 from lakeprobe.probes.core.outcome import ProbeResult
-from lakeprobe.probes.core.paramspec import PARAMS_CONFIG, Check, Doc
+from lakeprobe.probes.core.paramspec import PARAMS_CONFIG, Check, Doc, Gt, MinLen
 from lakeprobe.probes.core.resources import ProbeResources
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.steps import StepRecorder

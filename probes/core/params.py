@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from annotated_types import Gt, Le
-
 from lakeprobe.probes.core.context import ProbeParams
-from lakeprobe.probes.core.paramspec import Doc
+from lakeprobe.probes.core.paramspec import Doc, Gt, Le
 
 MIB = 1024 * 1024
 

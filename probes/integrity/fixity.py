@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from annotated_types import Ge, Gt, Le, MaxLen, MinLen
-
 from lakeprobe.probes.common.storage import Storage, StorageError, storage_for
 from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
@@ -34,7 +32,7 @@ from lakeprobe.probes.core.outcome import (
     failed,
     passed,
 )
-from lakeprobe.probes.core.paramspec import Check, Doc
+from lakeprobe.probes.core.paramspec import Check, Doc, Ge, Gt, Le, MaxLen, MinLen
 from lakeprobe.probes.core.steps import StepAction, blocks_on_unreachable
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex, payload

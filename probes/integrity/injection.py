@@ -39,8 +39,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from annotated_types import Gt, Le, MinLen
-
 from lakeprobe.probes.clients.httpclient import (
     ANY_STATUS,
     HttpClient,
@@ -62,7 +60,7 @@ from lakeprobe.probes.core.outcome import (
     failed,
     passed,
 )
-from lakeprobe.probes.core.paramspec import Check, Doc
+from lakeprobe.probes.core.paramspec import Check, Doc, Gt, Le, MinLen
 from lakeprobe.probes.core.steps import blocks_on_unreachable
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex, is_own_file, new_test_file, payload

@@ -13,12 +13,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from annotated_types import Ge, Gt, Le, MinLen
 from pydantic import BaseModel, ConfigDict
 
 from lakeprobe.probes.clients.iperf3 import MAX_SECONDS
 from lakeprobe.probes.core.context import PairParams
-from lakeprobe.probes.core.paramspec import PARAMS_CONFIG, Before, Check, Doc
+from lakeprobe.probes.core.paramspec import PARAMS_CONFIG, Before, Check, Doc, Ge, Gt, Le, MinLen
 
 IP_MODES = ("ipv4", "ipv6")
 MAX_WINDOW_SECONDS = 30 * 86400.0  # archives keep weeks at most; a longer look-back is a typo

@@ -22,8 +22,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Annotated
 
-from annotated_types import Gt, Le
-
 from lakeprobe.probes.common.storage import StorageError
 from lakeprobe.probes.core.context import ProbeContext, ProbeParams, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
@@ -36,7 +34,7 @@ from lakeprobe.probes.core.outcome import (
     failed,
     passed,
 )
-from lakeprobe.probes.core.paramspec import Doc
+from lakeprobe.probes.core.paramspec import Doc, Gt, Le
 from lakeprobe.probes.core.steps import StepAction, blocks_on_unreachable
 from lakeprobe.probes.core.target import TapeQos, Target
 from lakeprobe.probes.credentials.secrets import Secret

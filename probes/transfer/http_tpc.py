@@ -29,8 +29,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from annotated_types import Gt, Le, MinLen
-
 from lakeprobe.probes.clients.copyjob import CopyEnd, CopyError
 from lakeprobe.probes.clients.gfalcopy import gfal_copy
 from lakeprobe.probes.clients.httpclient import (
@@ -58,7 +56,7 @@ from lakeprobe.probes.core.outcome import (
     passed,
 )
 from lakeprobe.probes.core.params import MIB, SweepParams
-from lakeprobe.probes.core.paramspec import Check, Doc
+from lakeprobe.probes.core.paramspec import Check, Doc, Gt, Le, MinLen
 from lakeprobe.probes.core.target import PairTarget
 from lakeprobe.probes.core.testfiles import (
     SUSPECT_SOURCES,
@@ -94,9 +92,9 @@ class HttpTpcParams(PairParams, SweepParams):
     stall_seconds: Annotated[
         float, Gt(0), Doc("abort with `stall` after this long without byte progress")
     ] = 60.0
-    min_rate_bytes_per_second: (
-        Annotated[float, Gt(0), Doc("progress slower than this counts as no progress")] | None
-    ) = None
+    min_rate_bytes_per_second: Annotated[
+        Annotated[float, Gt(0)] | None, Doc("progress slower than this counts as no progress")
+    ] = None
     engine: Annotated[
         Literal["native", "gfal2"],
         Doc("native: lakeprobe sends the COPY; gfal2: gfal2 does, as FTS"),

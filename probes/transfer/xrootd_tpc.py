@@ -28,8 +28,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from annotated_types import Ge, Gt, Le, MinLen
-
 from lakeprobe.probes.clients.copyjob import CopyEnd, CopyError, CopyStats, warn_unapplied_ca_dir
 from lakeprobe.probes.clients.gfalcopy import gfal_copy
 from lakeprobe.probes.clients.xrdasync import (
@@ -56,7 +54,7 @@ from lakeprobe.probes.core.outcome import (
     passed,
 )
 from lakeprobe.probes.core.params import MIB, SweepParams
-from lakeprobe.probes.core.paramspec import Check, Doc
+from lakeprobe.probes.core.paramspec import Check, Doc, Ge, Gt, Le, MinLen
 from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.core.testfiles import (
     SUSPECT_SOURCES,
