@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import shutil
 import site
 import statistics
 import subprocess
@@ -33,6 +34,7 @@ from lakeprobe.lake import LocalLake
 
 VENV_BIN = Path(sys.executable).parent
 GFAL_LS = "import sys, gfal2; gfal2.creat_context().listdir(sys.argv[1])"
+NOT_BUILT = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", "lake-run")
 
 
 def installed(tree: Path, home: Path) -> Path:
@@ -40,9 +42,10 @@ def installed(tree: Path, home: Path) -> Path:
     venv.EnvBuilder(with_pip=False).create(home)
     paths = [p for p in site.getsitepackages() if Path(p).is_dir()]  # the project venv's too
     (Path(purelib(home)) / "project-deps.pth").write_text("".join(p + "\n" for p in paths))
-    wheels = home / "wheels"
+    source, wheels = home / "source", home / "wheels"  # a copy: setuptools writes build/
+    shutil.copytree(tree, source, symlinks=True, ignore=shutil.ignore_patterns(*NOT_BUILT))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, tree],
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, source],
                    check=True)  # fmt: skip
     subprocess.run([*pip, "--python", home / "bin" / "python", "install", "--no-deps",
                     "--no-index", "--compile", *wheels.glob("*.whl")], check=True)  # fmt: skip
@@ -54,12 +57,12 @@ def purelib(home: Path) -> str:
     return str(home / "lib" / version / "site-packages")
 
 
-def commands(lake: LocalLake, bin_dir: Path) -> dict[str, list[str]]:
+def commands(lake: LocalLake, bin_dir: Path, baseline: Path | None) -> dict[str, list[str]]:
     site_, ca = lake.sites[0], str(lake.pki.ca_dir)
     davs, root = f"{site_.davs_url}/lakeprobe", f"{site_.root_url}//lakeprobe"
     lakeprobe, python = [str(bin_dir / "lakeprobe"), "run"], str(bin_dir / "python")
     editable = [str(VENV_BIN / "lakeprobe"), "run"]
-    return {
+    runs = {
         "python -c pass": [python, "-c", "pass"],
         "python -c pass (editable)": [sys.executable, "-c", "pass"],
         # What any webdav run must import: the floor under `lakeprobe run`.
@@ -73,6 +76,11 @@ def commands(lake: LocalLake, bin_dir: Path) -> dict[str, list[str]]:
             f"{site_.https_url}/lakeprobe/",
         ],
     }  # fmt: skip
+    if baseline is not None:
+        for probe, url in (("webdav", davs), ("xrootd", root)):
+            runs[f"baseline run {probe}"] = [str(baseline / "lakeprobe"), "run", probe, url,
+                                             "--ca-dir", ca]  # fmt: skip
+    return runs
 
 
 def cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
@@ -88,14 +96,21 @@ def cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
-    rounds = parser.parse_args().rounds
+    parser.add_argument(
+        "--baseline", type=Path, help="also time a wheel of this tree (e.g. a git worktree)"
+    )
+    options = parser.parse_args()
+    rounds = options.rounds
     tree = Path(__file__).resolve().parent.parent
     for package in ("lakeprobe", "probes", "exporter"):
         compileall.compile_dir(tree / package, quiet=1)
     with tempfile.TemporaryDirectory(prefix="lakeprobe-cli-") as home, LocalLake(1) as lake:
         bin_dir = installed(tree, Path(home) / "venv")
+        baseline = None
+        if options.baseline is not None:
+            baseline = installed(options.baseline.resolve(), Path(home) / "baseline")
         env = {**os.environ, "X509_CERT_DIR": str(lake.pki.ca_dir)}
-        runs = commands(lake, bin_dir)
+        runs = commands(lake, bin_dir, baseline)
         samples: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(rounds):
             for name, argv in runs.items():  # interleaved: each round runs every command

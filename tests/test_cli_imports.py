@@ -43,7 +43,14 @@ PLAIN_RUN = (
     "lakeprobe.config.model",
     "lakeprobe.config.plan",
 )
-NOT_FOR_WEBDAV = (*NEVER, *PLAIN_RUN, "XRootD", "lakeprobe.probes.storage.xrootd")
+NOT_FOR_WEBDAV = (
+    *NEVER,
+    *PLAIN_RUN,
+    "XRootD",
+    "lakeprobe.probes.storage.xrootd",
+    "lakeprobe.probes.clients.xrdasync",  # the XRootD client's Python side, too
+    "lakeprobe.probes.common.storage",
+)
 NOT_FOR_XROOTD = (*NEVER, *PLAIN_RUN, "pycurl", "lakeprobe.probes.storage.webdav")
 # Building the parser needs no pydantic model, no probe type and no HTTP client.
 NOT_FOR_HELP = (

@@ -39,6 +39,7 @@ from lakeprobe.probes.clients.xrdasync import (
     upload,
 )
 from lakeprobe.probes.clients.xrdhandshake import check_xrootd
+from lakeprobe.probes.common.httpdigest import head_with_digest
 from lakeprobe.probes.common.sweep import list_http_files
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed
@@ -48,54 +49,7 @@ from lakeprobe.probes.credentials.secrets import Secret
 
 READ_LIMIT = 1024 * 1024  # default `max_bytes` of a read
 ANSWER_BYTES = 64 * 1024  # body kept of answers that carry no data (error pages)
-WANT_DIGEST = {"Want-Digest": "adler32", "Want-Content-Digest": "adler=1"}
-# What a server without digests answers to a request carrying Want-Digest (XrdHttp without
-# `xrootd.chksum`: 405 to HEAD and GET, while the same request without it is 200).
-DIGEST_REFUSED = frozenset({405, 501})
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class DigestReply:
-    """A HEAD that asked for adler32: the answer, the adler32 it reports, and when it reports
-    none, how the server said so (`missing`, for a detail)."""
-
-    reply: Reply
-    adler32: str | None
-    missing: str = ""
-
-
-async def head_with_digest(
-    http: HttpClient, path: str, *, expect: Collection[int] = (200,), digest: bool = True,
-    token: Secret | None = None,
-) -> DigestReply:  # fmt: skip
-    """HEAD `path` asking for adler32 (`digest`; False: not asked). A server that refuses the
-    digest request (405/501) is asked again without it: the file's existence and size are
-    still known, and a missing feature never looks like a missing file. Raises RequestFailed
-    for a status outside `expect` (of the plain HEAD when there was one) or a malformed
-    digest."""
-    if not digest:
-        reply = await http.request("HEAD", path, expect=expect, token=token)
-        return DigestReply(reply, None, "not asked")
-    reply = await http.request("HEAD", path, expect=ANY_STATUS, headers=WANT_DIGEST, token=token)
-    if reply.status in DIGEST_REFUSED:
-        refused = f"HEAD with Want-Digest: {reply.status}"
-        plain = await http.request("HEAD", path, expect=expect, token=token)
-        return DigestReply(plain, None, f"{refused}, {plain.status} without it")
-    if reply.status not in expect:
-        raise RequestFailed(status_failure(reply))
-    adler32 = reply.adler32()
-    return DigestReply(reply, adler32, "" if adler32 else _no_adler32(reply))
-
-
-def _no_adler32(reply: Reply) -> str:
-    """Why a 2xx that was asked for adler32 reports none: no digest, or another algorithm's."""
-    values = [*reply.headers.getall("Digest", []), *reply.headers.getall("Content-Digest", [])]
-    names = {item.partition("=")[0].strip().lower() for v in values for item in v.split(",")}
-    names.discard("")
-    if not names:
-        return f"{reply.method} {reply.status}: no Digest header"
-    return f"{reply.method} {reply.status}: digest {', '.join(sorted(names))}, not adler32"
 
 
 class StorageError(Exception):

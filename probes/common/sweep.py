@@ -24,15 +24,15 @@ from lakeprobe.probes.clients.httpparse import (
     MultistatusParser,
     file_names,
 )
-from lakeprobe.probes.clients.xrdasync import XrdError, XrdFileSystem
 from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed, passed
 from lakeprobe.probes.core.params import SweepParams
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.testfiles import is_foreign, is_own_file, stale_test_files
 from lakeprobe.probes.credentials.secrets import Secret
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each protocol's client loads with the sweep over it
     from lakeprobe.probes.clients.httpclient import HttpClient
+    from lakeprobe.probes.clients.xrdasync import XrdFileSystem
 
 MAX_SWEEP = 50  # stale files deleted per run at most: bounds the time a sweep takes
 
@@ -113,6 +113,8 @@ async def _head(http: HttpClient, path: str) -> bool | None:
 
 async def xrootd_exists(fs: XrdFileSystem, path: str, deadline: float) -> bool | None:
     """stat `path`: True there, False not found, None when the stat failed otherwise."""
+    from lakeprobe.probes.clients.xrdasync import XrdError
+
     try:
         await fs.stat(path, deadline)
     except XrdError as error:
@@ -149,6 +151,8 @@ async def sweep_xrootd(
     fs: XrdFileSystem, test_dir: str, probe_host: str, params: SweepParams, deadline: float
 ) -> StepOutcome:
     """Sweep over root://. Raises XrdError when the directory cannot be listed."""
+    from lakeprobe.probes.clients.xrdasync import XrdError
+
     names = await fs.dirlist(test_dir, deadline)
 
     async def delete(path: str) -> str | None:

@@ -15,7 +15,7 @@ policy (probes/core/checksums.py: WARNING by default, CRITICAL if required, not 
 none), and never skips GET: the data path works and GET still compares the bytes. Plain web
 servers and some WebDAV doors never report checksums; XrdHttp without `xrootd.chksum`
 answers 405 to a HEAD carrying Want-Digest, so such a HEAD is asked again without it
-(probes/common/storage.py head_with_digest) and the file's size is still checked.
+(probes/common/httpdigest.py head_with_digest) and the file's size is still checked.
 `delete` runs whenever a PUT was attempted, by the one rule of probes/common/cleanup.py (404,
 or 401/403 after a refused PUT: pass; a refused or failed DELETE: CRITICAL `cleanup`; a 2xx
 DELETE after which HEAD still finds the file: CRITICAL `delete_ineffective`).
@@ -37,7 +37,7 @@ from lakeprobe.probes.clients.httpclient import (
     status_failure,
 )
 from lakeprobe.probes.common.cleanup import ATTEMPTED, delete_after_write
-from lakeprobe.probes.common.storage import head_with_digest
+from lakeprobe.probes.common.httpdigest import head_with_digest
 from lakeprobe.probes.common.sweep import http_exists, list_http_files, sweep_http
 from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import ProbeContext, ProbeType

@@ -41,7 +41,7 @@ from lakeprobe.probes.clients.httpclient import (
 )
 from lakeprobe.probes.clients.httpcopy import CopyOutcome, ensure_collection, stream_copy
 from lakeprobe.probes.common.cleanup import verify_deleted
-from lakeprobe.probes.common.storage import head_with_digest
+from lakeprobe.probes.common.httpdigest import head_with_digest
 from lakeprobe.probes.common.sweep import http_exists, sweep_due, sweep_http
 from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType, copy_modes
