@@ -11,7 +11,7 @@ those run at every start on this machine and are not lakeprobe's: the editable i
 finder, and a .pth of the build machines' image that imports certifi wherever it is importable
 (~25 ms together; the "editable" rows show the project venv with both). Everything is
 byte-compiled, as a wheel install is. `gfal-ls` (gfal2-util)
-is not packaged for Debian 13: the stand-in is what it does, `python3 -c "import gfal2;
+is not packaged for Debian 12: the stand-in is what it does, `python3 -c "import gfal2;
 gfal2.creat_context().listdir(url)"` on the system Python with Debian's gfal2 bindings.
 Results: benchmarks/RESULTS.md.
 """
