@@ -43,6 +43,7 @@ MEMOIZED = {
     "probes/clients/xrdasync.py:raw_client",  # the binding's module under it
     "probes/clients/xrdleak.py:enabled",  # a fact of the binding and CPython versions
     "probes/core/testfiles.py:source_adler32",  # a digest of fixed bytes
+    "probes/core/paramspec.py:_adapter",  # a parameter class's validator, built once
     "probes/credentials/tls.py:_context",  # keyed by the CA directory and its mtime
 }
 

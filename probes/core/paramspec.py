@@ -13,10 +13,11 @@ Parameter classes set `__pydantic_config__ = PARAMS_CONFIG` (inherited by subcla
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
@@ -106,15 +107,15 @@ class Before:
 def validate_params(model: type[P], values: Mapping[str, Any]) -> P:
     """`values` (from YAML or --param) as `model`; pydantic.ValidationError names each bad
     key by its path."""
-    adapter = _ADAPTERS.get(model)
-    if adapter is None:  # built once per class, on first use
-        from pydantic import TypeAdapter
-
-        adapter = _ADAPTERS[model] = TypeAdapter(model)
-    return adapter.validate_python(values)
+    return _adapter(cast(Any, model)).validate_python(values)
 
 
-_ADAPTERS: dict[type[Any], Any] = {}
+@functools.cache
+def _adapter(model: Any) -> Any:
+    """The parameter class's validator, built on its first use (pydantic loads here)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(model)
 
 
 @dataclass(frozen=True, slots=True)
