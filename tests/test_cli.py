@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,26 @@ def test_other_commands_exit_normally_with_their_code(tmp_path: Path) -> None:
     done = lakeprobe("check-config", bad)
     assert done.returncode == 2
     assert done.stderr.splitlines()[0] == f"{bad}: server.colour: unknown key"
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        # The run's verdict stands (CRITICAL: nothing listens on the discard port).
+        (("run", "webdav", "http://127.0.0.1:9/t", "--timeout", "5", "--json"), 2),
+        (("list",), 1),
+    ],
+)
+def test_a_reader_that_leaves_is_no_traceback(args: tuple[str, ...], code: int) -> None:
+    """`lakeprobe ... | head -1`: stdout's reader has gone before the output is written. No
+    traceback and no 'Exception ignored' at exit; a run keeps its Nagios code."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to write_end now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lakeprobe.cli.main", *args],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (code, "")

@@ -97,6 +97,9 @@ def _main(args: argparse.Namespace) -> int:
             return EXIT_CONFIG_INVALID
         except KeyboardInterrupt:
             return 130
+        except BrokenPipeError:  # stdout's reader left (`lakeprobe list | head`)
+            run.discard_stdout()
+            return 1
         except Exception:  # a bug: logged here so that its traceback is scrubbed too
             logging.getLogger(__name__).exception("lakeprobe %s failed", args.command)
             return 1

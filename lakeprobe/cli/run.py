@@ -109,9 +109,13 @@ def command(args: argparse.Namespace) -> int:
         return int(Status.UNKNOWN)
     results = asyncio.run(_run_all(jobs, args.probe_host, resources))
     if args.json:
-        print(json_report([json_record(job, result) for job, result in results]))
+        report = json_report([json_record(job, result) for job, result in results])
     else:
-        print("\n\n".join(text_report(job, result) for job, result in results))
+        report = "\n\n".join(text_report(job, result) for job, result in results)
+    try:
+        print(report, flush=True)
+    except BrokenPipeError:  # the reader left (`| head -1`): the verdict and its code stand
+        discard_stdout()
     worst = max((r.status for _, r in results), key=lambda s: s.severity)
     if resources.threads.running:  # only copy probes start these threads: import on need
         from lakeprobe.probes.clients.copyjob import exit_now_if_copies_hang
@@ -119,6 +123,14 @@ def command(args: argparse.Namespace) -> int:
         exit_now_if_copies_hang(resources.threads, int(worst))  # a hung copy must not delay it
     resources.close()
     return int(worst)
+
+
+def discard_stdout() -> None:
+    """Point fd 1 at /dev/null after its reader went away, so that no later flush (the
+    interpreter's at exit, too) fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 async def _run_all(
