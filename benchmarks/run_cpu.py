@@ -5,12 +5,13 @@ every 404, so a webdav run makes 3 TLS handshakes), Debian's nginx dav over http
 http (one connection per run), and the xrootd probe over root://.
 
     .venv/bin/python benchmarks/run_cpu.py [--runs 100] [--rounds 3] [--tree /tmp/old]
-        [--loop uvloop asyncio]
+        [--loop uvloop asyncio] [--concurrency 1 32]
 
 Each child makes 5 warm-up runs, then `--runs` runs of the default 1 MiB test file through
 run_probe with one shared ProbeResources and StateStore (as in the daemon) and prints
-user+sys CPU per run (RUSAGE_SELF: the client's threads included, the servers not). Medians
-over rounds; ms.
+user+sys CPU per run (RUSAGE_SELF: the client's threads included, the servers not). With a
+concurrency of N, N targets (test directories c0..cN-1 on the same servers) run at once,
+each its share of the runs, as the daemon's runs overlap under load. Medians over rounds; ms.
 Loopback only. Results: benchmarks/RESULTS.md.
 """
 
@@ -29,7 +30,8 @@ from lakeprobe.lake.nginxdav import NginxDav
 
 CHILD = """
 import sys
-tree, kind, url, ca, runs, loop = sys.argv[1:5] + [int(sys.argv[5]), sys.argv[6]]
+tree, kind, url, ca, runs, loop, width = sys.argv[1:5] + [int(sys.argv[5]), sys.argv[6],
+                                                        int(sys.argv[7])]
 if tree:  # import lakeprobe from that checkout, not through this venv's editable install
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
     sys.path.insert(0, tree)
@@ -45,21 +47,22 @@ params_class = probe.XrootdParams if kind == "xrootd" else probe.WebdavParams
 async def main() -> None:
     resources, log = ProbeResources(), logging.getLogger("bench.run_cpu")
     state = StateStore.memory()  # one store for all runs, as the daemon's (not one per run)
-    target = Target("BENCH", "e", url, "/lakeprobe", ca_dir=Path(ca))
+    dirs = ["/lakeprobe"] if width == 1 else [f"/lakeprobe/c{i}" for i in range(width)]
+    targets = [Target("BENCH", f"e{i}", url, d, ca_dir=Path(ca)) for i, d in enumerate(dirs)]
     params = params_class()
-    async def once() -> None:
-        outcome = await run_probe(probe.PROBE_TYPE, target, params, timeout=30,
-                                  probe_host="bench", log=log, resources=resources, state=state)
-        if not outcome.result.success:
-            raise SystemExit(f"{kind} {url}: {outcome.result.reason} {outcome.result.detail}")
-    for _ in range(5):
-        await once()
+    async def runs_of(target: Target, count: int) -> None:
+        for _ in range(count):
+            outcome = await run_probe(probe.PROBE_TYPE, target, params, timeout=30,
+                                      probe_host="bench", log=log, resources=resources,
+                                      state=state)
+            if not outcome.result.success:
+                raise SystemExit(f"{kind} {url}: {outcome.result.reason} {outcome.result.detail}")
+    await asyncio.gather(*(runs_of(target, 5) for target in targets))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     before = usage.ru_utime + usage.ru_stime
-    for _ in range(runs):
-        await once()
+    await asyncio.gather(*(runs_of(target, runs // width) for target in targets))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print((usage.ru_utime + usage.ru_stime - before) / runs)
+    print((usage.ru_utime + usage.ru_stime - before) / (runs // width * width))
 
 if loop == "uvloop":  # as the daemon runs (lakeprobe/service/eventloop.py)
     import uvloop
@@ -77,13 +80,21 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, help="another checkout to compare with")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), nargs="+", default=["uvloop"],
                         help="event loop(s), each a column (the daemon's is uvloop)")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1],
+                        help="runs in flight at once, each a column")  # fmt: skip
     args = parser.parse_args()
     checkouts = {"this": "", **({str(args.tree): str(args.tree.resolve())} if args.tree else {})}
-    # One column per checkout and loop: "this", or "this asyncio" when loops are compared.
+    # One column per checkout, loop and concurrency: "this", or "this asyncio x32" when loops
+    # and concurrencies are compared.
     trees = {
-        (f"{name} {loop}" if len(args.loop) > 1 else name): (tree, loop)
+        " ".join(
+            [name]
+            + ([loop] if len(args.loop) > 1 else [])
+            + ([f"x{width}"] if len(args.concurrency) > 1 else [])
+        ): (tree, loop, width)
         for name, tree in checkouts.items()
         for loop in args.loop
+        for width in args.concurrency
     }
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
         work = Path(tmp)
@@ -93,6 +104,9 @@ def main() -> None:
         ):
             nginx.make_dir("/lakeprobe")
             site = lake.sites[0]
+            for i in range(max(args.concurrency)):
+                nginx.make_dir(f"/lakeprobe/c{i}")
+                site.make_dir(f"/lakeprobe/c{i}")
             cells = {
                 "webdav XrdHttp https": ("webdav", site.https_url),
                 "webdav nginx https": ("webdav", nginx.https_url),
@@ -102,9 +116,9 @@ def main() -> None:
             samples: dict[tuple[str, str], list[float]] = {}
             for _ in range(args.rounds):
                 for cell, (kind, url) in cells.items():
-                    for name, (tree, loop) in trees.items():  # interleaved: every round, all
+                    for name, (tree, loop, width) in trees.items():  # interleaved: all, each round
                         argv = [sys.executable, "-c", CHILD, tree, kind, url,
-                                str(lake.pki.ca_dir), str(args.runs), loop]  # fmt: skip
+                                str(lake.pki.ca_dir), str(args.runs), loop, str(width)]  # fmt: skip
                         done = subprocess.run(argv, capture_output=True, text=True, check=True)
                         samples.setdefault((cell, name), []).append(float(done.stdout))
     print(f"| endpoint | {' | '.join(f'{name} ms CPU/run' for name in trees)} |")
