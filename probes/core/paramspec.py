@@ -71,7 +71,7 @@ class MaxLen(_Bound):
 
 @dataclass(frozen=True, slots=True)
 class Doc:
-    """A parameter's one-line description (`lakeprobe run --help`, docs)."""
+    """A parameter's one-line description (`lakeprobe list`)."""
 
     text: str
 
@@ -120,14 +120,13 @@ def _adapter(model: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ParamField:
-    name: str
     annotation: Any  # the type without its Annotated metadata
     description: str | None
     default: Any  # dataclasses.MISSING when the key is required
 
 
 def param_fields(model: type[Any]) -> dict[str, ParamField]:
-    """The parameters of `model`, in declaration order."""
+    """The parameters of `model` by name, in declaration order."""
     hints = typing.get_type_hints(model, include_extras=True)
     found = {}
     for spec in dataclasses.fields(model):
@@ -138,7 +137,6 @@ def param_fields(model: type[Any]) -> dict[str, ParamField]:
         if spec.default_factory is not dataclasses.MISSING:
             default = spec.default_factory()
         found[spec.name] = ParamField(
-            name=spec.name,
             annotation=hint.__origin__ if metadata else hint,
             description=docs[0] if docs else None,
             default=default,
