@@ -33,6 +33,8 @@ NEVER = (
     "lakeprobe.probes.transfer",
     "lakeprobe.probes.clients.copyjob",
     "aiohttp",  # the probes speak HTTP through libcurl; only the perfSONAR client uses aiohttp
+    "yarl",  # HttpClient's own URL and header types load in no time (httpurl.py)
+    "multidict",
 )
 # A plain URL with the default parameters validates nothing with pydantic: its target comes
 # from lakeprobe/cli/plaintarget.py, its parameters are the dataclass defaults.

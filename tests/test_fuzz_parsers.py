@@ -22,9 +22,9 @@ from xml.sax.saxutils import escape
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from lakeprobe.probes.clients.httpclient import Reply
+from lakeprobe.probes.clients.httpheaders import Headers
 from lakeprobe.probes.clients.httpparse import (
     DigestError,
     MultistatusError,
@@ -151,7 +151,7 @@ def test_parse_decimal(text: str) -> None:
 @given(st.one_of(st.text(max_size=30), numbers))
 def test_content_length_never_raises(value: str) -> None:
     """Reply.content_length: a number of at most 20 ASCII digits, else None."""
-    headers = CIMultiDictProxy(CIMultiDict({"Content-Length": value}))
+    headers = Headers({"Content-Length": value})
     reply = Reply("HEAD", 200, "OK", headers, b"", 0, 0.0)
     assert reply.content_length == parse_decimal(value)
 

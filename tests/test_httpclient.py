@@ -8,7 +8,6 @@ import ssl
 
 import aiohttp
 import pytest
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from lakeprobe.probes.clients import aiohttpsession
 from lakeprobe.probes.clients.curlmulti import CurlFailure
@@ -19,6 +18,7 @@ from lakeprobe.probes.clients.httpclient import (
     http_url,
     status_reason,
 )
+from lakeprobe.probes.clients.httpheaders import Headers
 from lakeprobe.probes.clients.httpparse import (
     MAX_HREF,
     DigestError,
@@ -240,6 +240,6 @@ def test_multistatus_in_chunks() -> None:
 def test_content_length(value: str, expected: int | None) -> None:
     """Content-Length is 1-20 ASCII digits; anything else (5000 digits, '²', which
     str.isdigit() accepts) is unknown, never an exception."""
-    reply = Reply("HEAD", 200, "OK", CIMultiDictProxy(CIMultiDict({"Content-Length": value})),
+    reply = Reply("HEAD", 200, "OK", Headers({"Content-Length": value}),
                   b"", 0, 0.0)  # fmt: skip
     assert reply.content_length == expected

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from lakeprobe.probes.clients.copyjob import CopyEnd
 from lakeprobe.probes.clients.gfalcopy import gfal_reason
 from lakeprobe.probes.clients.httpclient import HttpClient, Reply, RequestFailed, status_failure
+from lakeprobe.probes.clients.httpheaders import Headers
 from lakeprobe.probes.clients.tpcmarkers import failure_reason
 from lakeprobe.probes.clients.xrdasync import XrdStatus, reason_for
 from lakeprobe.probes.core.context import ProbeContext
@@ -33,7 +33,7 @@ DST = "/lakeprobe/lakeprobe-h-1-abc"
 
 
 def reply(status: int, body: bytes) -> Reply:
-    return Reply("PUT", status, "", CIMultiDictProxy(CIMultiDict()), body, len(body), 0.1)
+    return Reply("PUT", status, "", Headers(), body, len(body), 0.1)
 
 
 @pytest.mark.parametrize(

@@ -47,9 +47,11 @@ class Server:
     redirects: dict[str, tuple[int, str]] = field(default_factory=dict)
     moved: dict[str, str] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
+    raw_targets: list[str] = field(default_factory=list)  # as sent: encoded, with the query
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.raw_targets.append(request.raw_path)
         self.seen.append(
             Seen(request.method, request.path, body, request.headers.get("Authorization"))
         )
@@ -222,3 +224,26 @@ async def test_refused_redirect_fails_the_step(start: Start, pki: TestPki) -> No
     assert put.detail.startswith(f"PUT: redirect to {other.url}/t/lakeprobe-h-")
     assert put.detail.endswith("not followed: host not in redirect_hosts")
     assert other.seen == []
+
+
+@pytest.mark.parametrize("location", ["http://127.0.0.1:99999/f", "http://[::1/f"])
+async def test_malformed_location_is_a_protocol_error(
+    start: Start, pki: TestPki, location: str
+) -> None:
+    """A Location that is no URL (port out of range, unclosed IPv6 bracket) fails the request
+    as protocol_error, and nothing more is sent."""
+    endpoint = await start()
+    endpoint.redirects["/f"] = (307, location)
+    with pytest.raises(RequestFailed) as caught:
+        await send(endpoint, pki, "PUT")
+    assert caught.value.outcome.reason is Reason.PROTOCOL_ERROR
+    assert caught.value.outcome.detail == "PUT: 307 with a malformed Location"
+    assert len(endpoint.seen) == 1
+
+
+async def test_location_is_sent_encoded(start: Start, pki: TestPki) -> None:
+    """A Location's escapes are kept and what a server left raw (a space) is encoded."""
+    endpoint, pool = await start(), await start()
+    endpoint.redirects["/f"] = (307, f"{pool.url}/a%2Fb c?x=1 2")
+    await send(endpoint, pki, "GET")
+    assert pool.raw_targets == ["/a%2Fb%20c?x=1%202"]

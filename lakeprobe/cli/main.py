@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from lakeprobe import __version__
-from lakeprobe.cli import demo, run
+from lakeprobe.cli import demoargs, run
 from lakeprobe.cli.logs import setup_logging
 from lakeprobe.cli.stderrscrub import scrubbed_stderr
 
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("-c", "--config", type=Path, help="list this config's targets")
     check = commands.add_parser("check-config", help="validate a config file (exit 0 or 2)")
     check.add_argument("config", type=Path)
-    demo.add_commands(commands)
+    demoargs.add_commands(commands)
     return parser
 
 
@@ -116,6 +116,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         case "check-config":
             return _check_config(args.config)
         case _:
+            from lakeprobe.cli import demo
+
             return demo.dispatch(args)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from lakeprobe.probes.core.outcome import ProbeResult, Status
@@ -69,4 +68,6 @@ def json_record(job: ProbeJob, result: ProbeResult) -> dict[str, Any]:
 
 
 def json_report(records: list[dict[str, Any]]) -> str:
+    import json  # only `--json` needs it
+
     return json.dumps(records, indent=2)

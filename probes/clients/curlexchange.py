@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pycurl
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from lakeprobe.probes.core.payloads import Payload
 
@@ -35,13 +34,11 @@ class BodyRejected(Exception):
 class Answer:
     status: int = 0
     reason: str = ""
-    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # of the final answer
+    location: str | None = None  # its first Location field
     body: list[bytes] = field(default_factory=list)
     length: int = 0
     refused: BaseException | None = None  # why the body was cut off by us
-
-    def frozen_headers(self) -> CIMultiDictProxy[str]:
-        return CIMultiDictProxy(self.headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +168,15 @@ def _header_reader(answer: Answer) -> Callable[[bytes], None]:
             parts = text.split(" ", 2)
             answer.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             answer.reason = parts[2] if len(parts) > 2 else ""
-            answer.headers = CIMultiDict()
+            answer.headers = []
+            answer.location = None
             return
         name, sep, value = text.partition(":")
         if sep and name and not name[0].isspace():
-            answer.headers.add(name.strip(), value.strip())
+            name, value = name.strip(), value.strip()
+            answer.headers.append((name, value))
+            if answer.location is None and name.lower() == "location":
+                answer.location = value
 
     return read
 

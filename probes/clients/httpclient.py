@@ -31,15 +31,14 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import quote
 
 import pycurl
-from multidict import CIMultiDictProxy
-from yarl import URL
 
 from lakeprobe.probes.clients.curlexchange import Answer, BodyRejected, Limits, build
 from lakeprobe.probes.clients.curlmulti import CurlFailure, CurlMulti
+from lakeprobe.probes.clients.httpheaders import Headers
 from lakeprobe.probes.clients.httpparse import DigestError, parse_decimal, response_adler32
+from lakeprobe.probes.clients.httpurl import HttpUrl, parse_url
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import NO_SPACE_TEXT, Reason, StepOutcome, failed
 from lakeprobe.probes.core.paths import literal_problem
@@ -57,9 +56,6 @@ MAX_REDIRECTS = 5
 REDIRECT_ANY_METHOD = frozenset({307, 308})  # same method and body (RFC 9110 15.4.8, 15.4.9)
 REDIRECT_GET_HEAD = frozenset({301, 302, 303})  # clients may turn a PUT into a GET: not followed
 _REDIRECTS = REDIRECT_ANY_METHOD | REDIRECT_GET_HEAD
-# Path characters sent as they are (RFC 3986 pchar); everything else is percent-encoded, `;`
-# too: servlet containers read it as the start of path parameters.
-_PATH_SAFE = "/:@!$&'()*+,=~"
 
 
 def http_url(url: str) -> str:
@@ -70,16 +66,14 @@ def http_url(url: str) -> str:
     return f"{HTTP_SCHEMES[scheme.lower()]}://{rest}"
 
 
-def endpoint_url(endpoint: str, path: str) -> URL:
+def endpoint_url(endpoint: str, path: str) -> HttpUrl:
     """The URL of the absolute `path` at an HTTP/WebDAV endpoint (`davs://h:p`, ...), the path
     percent-encoded as a path. ValueError for a path with no literal form: relative, or with
     a '.', '..' or empty segment (servers resolve those, encoded or not)."""
     problem = literal_problem(path)
     if problem is not None:
         raise ValueError(f"path {problem}: {path!r}")
-    base = URL(http_url(endpoint))
-    encoded = quote(path, safe=_PATH_SAFE)
-    return URL.build(scheme=base.scheme, authority=base.raw_authority, path=encoded, encoded=True)
+    return parse_url(http_url(endpoint)).with_literal_path(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +89,7 @@ class Reply:
     method: str
     status: int
     reason: str
-    headers: CIMultiDictProxy[str]
+    headers: Headers
     body: bytes  # empty when the body went to a sink
     length: int  # bytes of body received
     seconds: float  # request sent to body read
@@ -268,7 +262,7 @@ class HttpClient:
         return reply
 
     async def _broken_upload(
-        self, url: URL, headers: dict[str, str], broken: StepOutcome
+        self, url: HttpUrl, headers: dict[str, str], broken: StepOutcome
     ) -> StepOutcome:
         """What a PUT broken off twice means (module docstring): a 1-byte PUT to the same
         path (the caller deletes it with the test file) asks the server for its answer."""
@@ -287,7 +281,7 @@ class HttpClient:
         refused = status_failure(reply)
         return failed(refused.reason, _clip(f"{broken.detail}; a 1-byte PUT: {refused.detail}"))
 
-    async def _answers(self, url: URL, headers: dict[str, str]) -> bool:
+    async def _answers(self, url: HttpUrl, headers: dict[str, str]) -> bool:
         """Whether the server answers an OPTIONS for `url` with any status at all."""
         try:
             await self._follow("OPTIONS", url, headers, None, 64 * 1024, None)
@@ -297,14 +291,14 @@ class HttpClient:
             return True
         return True
 
-    def url_of(self, path: str) -> URL:
+    def url_of(self, path: str) -> HttpUrl:
         """The endpoint URL of an absolute path, encoded as HttpClient sends it."""
         return endpoint_url(self._endpoint, path)
 
     async def _follow(
         self,
         method: str,
-        url: URL,
+        url: HttpUrl,
         headers: dict[str, str],
         data: Payload | None,
         max_body: int,
@@ -316,30 +310,32 @@ class HttpClient:
             if isinstance(answer, Reply):
                 return answer
             url = self._redirect_target(method, url, answer)
-            self._ctx.log.debug("%s: %d redirect to %s", method, answer.status, _display(url))
+            self._ctx.log.debug("%s: %d redirect to %s", method, answer.status, url.display())
         detail = f"{method}: more than {MAX_REDIRECTS} redirects"
         raise RequestFailed(failed(Reason.UNEXPECTED_STATUS, detail))
 
-    def _redirect_target(self, method: str, current: URL, redirect: _Redirect) -> URL:
+    def _redirect_target(self, method: str, current: HttpUrl, redirect: _Redirect) -> HttpUrl:
         """Where a redirect leads; RequestFailed when it may not be followed."""
         try:
-            target = current.join(URL(redirect.location))
+            target = current.join(redirect.location)
             problem = self._redirect_problem(method, redirect.status, current, target)
-        except ValueError:  # yarl: a Location that is no URL
+        except ValueError:  # a Location that is no URL
             detail = f"{method}: {redirect.status} with a malformed Location"
             raise RequestFailed(failed(Reason.PROTOCOL_ERROR, detail)) from None
         if problem is not None:
-            detail = f"{method}: redirect to {_display(target)} not followed: {problem}"
+            detail = f"{method}: redirect to {target.display()} not followed: {problem}"
             raise RequestFailed(failed(Reason.UNEXPECTED_STATUS, _clip(detail)))
         return target
 
-    def _redirect_problem(self, method: str, status: int, current: URL, target: URL) -> str | None:
+    def _redirect_problem(
+        self, method: str, status: int, current: HttpUrl, target: HttpUrl
+    ) -> str | None:
         if status in REDIRECT_GET_HEAD and method not in ("GET", "HEAD"):
             return f"{status} is followed only for GET and HEAD"
         upgrade = (current.scheme, target.scheme) == ("http", "https")
         if target.scheme != current.scheme and not upgrade:
             return f"scheme {current.scheme} -> {target.scheme}"
-        host = (target.host or "").lower().rstrip(".")
+        host = target.host.rstrip(".")
         if host != self._host and not any(
             fnmatch.fnmatchcase(host, pattern) for pattern in self._redirect_hosts
         ):
@@ -349,7 +345,7 @@ class HttpClient:
     async def _send(
         self,
         method: str,
-        url: URL,
+        url: HttpUrl,
         headers: dict[str, str],
         data: Payload | None,
         max_body: int,
@@ -363,7 +359,7 @@ class HttpClient:
 
         def accept(chunk: bytes) -> None:
             answer.length += len(chunk)
-            if answer.status in _REDIRECTS and "Location" in answer.headers:
+            if answer.status in _REDIRECTS and answer.location is not None:
                 return  # a redirect's body is never kept: it is no answer
             if answer.length > max_body:
                 raise BodyRejected(f"{method}: body over {max_body} bytes")
@@ -386,12 +382,12 @@ class HttpClient:
         finally:
             curl.close()
         seconds = time.monotonic() - started
-        location = answer.headers.get("Location")
+        location = answer.location
         if answer.status in _REDIRECTS and location is not None:
             return _Redirect(answer.status, location)
         body = b"".join(answer.body)
         return Reply(
-            method, answer.status, answer.reason, answer.frozen_headers(), body, answer.length,
+            method, answer.status, answer.reason, Headers(answer.headers), body, answer.length,
             seconds,
         )  # fmt: skip
 
@@ -415,14 +411,6 @@ def _refusal(error: BaseException) -> BaseException:
 class _Redirect:
     status: int
     location: str
-
-
-def _display(url: URL) -> str:
-    """scheme://host:port/path of a redirect target: no query (it may carry credentials)."""
-    host = url.raw_host or ""
-    host = f"[{host}]" if ":" in host else host
-    port = f":{url.port}" if url.port is not None else ""
-    return f"{url.scheme}://{host}{port}{url.path}"
 
 
 def _phrase(status: int) -> str:

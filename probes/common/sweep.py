@@ -12,9 +12,9 @@ their destination at most once per `sweep_after_seconds / 4` (sweep_due).
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -96,7 +96,7 @@ async def http_exists(http: HttpClient, path: str) -> bool | None:
     """HEAD `path`: 404 gone; 200 there, unless a name never created answers 200 as well
     (a server whose HEAD cannot tell); anything else (or no answer) None: cannot tell."""
     found = await _head(http, path)
-    if found and await _head(http, f"{path}.absent-{uuid.uuid4().hex}"):
+    if found and await _head(http, f"{path}.absent-{os.urandom(16).hex()}"):
         return None
     return found
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import functools
 import posixpath
-import random
+import os
 import re
 import ssl
 import time
-import uuid
 from collections.abc import Iterator
 
 from zlib_ng.zlib_ng import adler32
@@ -28,10 +27,10 @@ def safe_host(probe_host: str) -> str:
 
 
 def new_test_file(test_dir: str, probe_host: str, now: float | None = None) -> str:
-    """An absolute path: <test_dir>/lakeprobe-<host>-<epoch>-<uuid>."""
+    """An absolute path: <test_dir>/lakeprobe-<host>-<epoch>-<128 random bits in hex>."""
     host = safe_host(probe_host)
     epoch = int(time.time() if now is None else now)
-    return posixpath.join(test_dir, f"{PREFIX}{host}-{epoch}-{uuid.uuid4().hex}")
+    return posixpath.join(test_dir, f"{PREFIX}{host}-{epoch}-{os.urandom(16).hex()}")
 
 
 def is_own_file(path: str, test_dir: str) -> bool:
@@ -134,6 +133,8 @@ def source_payload(size: int) -> bytes:
 
 def source_blocks(size: int) -> Iterator[bytes]:
     """The source file's bytes in order, in blocks of at most 1 MiB (one shared block)."""
+    import random  # only third-party-copy probes need it
+
     block = random.Random(size).randbytes(min(size, _SOURCE_BLOCK))
     whole, rest = divmod(size, len(block)) if block else (0, 0)
     for _ in range(whole):
