@@ -13,8 +13,8 @@ import yaml
 from lakeprobe.config import ConfigError, parse_config
 from lakeprobe.config.pairs import NetworkKey
 from lakeprobe.config.plan import ProbeJob, Scope, build_plan
+from lakeprobe.probes.core.archivetarget import PerfsonarArchive
 from lakeprobe.probes.core.context import NETWORK
-from lakeprobe.probes.core.target import PerfsonarArchive
 from lakeprobe.probes.registry import PAIR_PROBE_TYPES
 
 SITES = ("A", "B", "C")

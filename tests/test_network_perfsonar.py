@@ -18,10 +18,11 @@ from lakeprobe.lake.lake import free_ports
 from lakeprobe.lake.pki import TestPki, make_test_pki
 from lakeprobe.lake.psarchive import PsArchiveDouble
 from lakeprobe.probes.clients.psarchive import ArchiveClosed, ArchiveMalformed, ArchiveUnavailable
+from lakeprobe.probes.core.archivetarget import PerfsonarArchive
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status, StepResult
 from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
-from lakeprobe.probes.core.target import PairTarget, PerfsonarArchive, Target
+from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.network import perfsonar
 from lakeprobe.probes.network.params import PerfsonarParams
 

@@ -21,7 +21,8 @@ from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Stat
 from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateStore
-from lakeprobe.probes.core.target import TapeFile, TapeQos, Target
+from lakeprobe.probes.core.tapeqos import TapeFile, TapeQos
+from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.tape import ledger
 from lakeprobe.probes.tape.recall import PROBE_TYPE, TapeRecallParams
 

@@ -34,6 +34,8 @@ class UsageError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class GridUrl:
+    """A URL as typed on the command line, split into endpoint and path."""
+
     endpoint: str  # scheme://host[:port], canonical scheme; any query/fragment kept to reject
     path: str | None  # the URL's path, None when it has none
 

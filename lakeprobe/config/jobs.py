@@ -4,14 +4,14 @@ models, so that `lakeprobe run URL` makes its job without importing pydantic."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from lakeprobe.probes.core.context import ProbeParams, ProbeType
 from lakeprobe.probes.core.target import PairTarget, Target
-from lakeprobe.probes.credentials.tokens import TokenSource
 
 if TYPE_CHECKING:
     from lakeprobe.config.plan import SeriesKey
+    from lakeprobe.probes.credentials.tokens import TokenSource
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -59,7 +59,7 @@ class TokenKey:
         return {"site": self.site, "endpoint": self.endpoint, "probe": self.probe}
 
 
-TokenUse = tuple[TokenKey, TokenSource]
+TokenUse: TypeAlias = "tuple[TokenKey, TokenSource]"  # a string: tokens.py loads only with a token
 
 
 # A job's target kind: its probe type and its target agree (ProbeType is invariant in it), so
@@ -69,6 +69,8 @@ T = TypeVar("T", Target, PairTarget)
 
 @dataclass(frozen=True, slots=True)
 class ProbeJob(Generic[T]):
+    """One scheduled (or on-demand) run: a probe type, its target and parameters."""
+
     key: SeriesKey
     probe_type: ProbeType[Any, T]
     target: T

@@ -10,7 +10,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lakeprobe.probes.core.target import PerfsonarArchive
+from lakeprobe.probes.core.archivetarget import PerfsonarArchive
 
 # A DNS name as archives record it in meta.source/destination.hostname: labels of letters,
 # digits and '-', not starting or ending with '-'; a trailing dot is not part of the name.

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lakeprobe.config.types import Duration
 from lakeprobe.probes.core.paths import storage_path
-from lakeprobe.probes.core.target import TapeFile, TapeQos
+from lakeprobe.probes.core.tapeqos import TapeFile, TapeQos
 
 _HOUR = 3600.0
 

@@ -32,6 +32,8 @@ class BodyRejected(Exception):
 
 @dataclass(slots=True)
 class Answer:
+    """The answer as libcurl delivers it, filled in by the header and body callbacks."""
+
     status: int = 0
     reason: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)  # of the final answer
@@ -43,6 +45,8 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """The time limits of one exchange."""
+
     connect: float  # seconds for TCP + TLS
     stall: float  # seconds without a byte in either direction
     total: float  # seconds for the whole exchange

@@ -91,6 +91,8 @@ def _members(values: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class DavEntry:
+    """One entry of a PROPFIND listing."""
+
     name: str  # last segment of the decoded href path
     is_collection: bool
 

@@ -20,6 +20,8 @@ _LOCATION_QUERY_SAFE = _LOCATION_PATH_SAFE + "?/"
 
 @dataclass(frozen=True, slots=True)
 class HttpUrl:
+    """An absolute URL, encoded as it is sent."""
+
     scheme: str  # lower case; any scheme, so that a redirect to another one can be refused
     authority: str  # host[:port] as written ([...] around an IPv6 address), no userinfo
     host: str  # lower case, no brackets; "" when there is none

@@ -29,6 +29,8 @@ class ProbeParams:
 
 @dataclass(slots=True)
 class ProbeContext:
+    """What a run is given besides its target and parameters."""
+
     steps: StepRecorder
     deadline: float  # event-loop time by which the whole run must end
     probe_host: str  # this daemon's host name, part of every test-file name

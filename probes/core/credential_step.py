@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lakeprobe.probes.core.outcome import Reason, Status, StepOutcome, passed
 from lakeprobe.probes.core.target import Target
+from lakeprobe.probes.credentials.errors import CredentialError, IssuerError
 from lakeprobe.probes.credentials.secrets import Secret, redact
-from lakeprobe.probes.credentials.tokens import CredentialError, IssuerError
 
 CLEARTEXT_SCHEMES = frozenset({"root", "http"})
 

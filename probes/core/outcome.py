@@ -215,6 +215,8 @@ class Measurement(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
+    """One step of a run: its verdict, why, and how long it took."""
+
     name: str
     status: Status
     duration_seconds: float
@@ -229,6 +231,8 @@ class StepResult:
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
+    """One run of a probe against a target: the verdict, its steps and measurements."""
+
     status: Status
     reason: Reason
     steps: tuple[StepResult, ...]

@@ -37,4 +37,6 @@ class SweepParams(ProbeParams):
 
 @dataclass(frozen=True, kw_only=True)
 class TestFileParams(SweepParams):
+    """Parameters of probes that write, read and delete a test file."""
+
     file_size_bytes: Annotated[int, Gt(0), Le(1024 * MIB), Doc("test file size")] = MIB

@@ -16,8 +16,7 @@ import dataclasses
 import functools
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar, cast
 
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
@@ -69,18 +68,26 @@ class MaxLen(_Bound):
     """At most this many items."""
 
 
-@dataclass(frozen=True, slots=True)
+# The markers are plain slotted classes, not dataclasses: every `lakeprobe run` loads this
+# module, and a dataclass costs ~0.3 ms to create (benchmarks/RESULTS.md).
 class Doc:
     """A parameter's one-line description (`lakeprobe list`)."""
 
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class _Converter:
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+
+class Check(_Converter):
     """Check one field after its type: `fn` returns the value or raises ValueError."""
-
-    fn: Callable[[Any], Any]
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -90,11 +97,8 @@ class Check:
         return core_schema.no_info_after_validator_function(self.fn, handler(source))
 
 
-@dataclass(frozen=True, slots=True)
-class Before:
+class Before(_Converter):
     """Convert a raw value before the type check (e.g. '6h' to seconds)."""
-
-    fn: Callable[[Any], Any]
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -118,8 +122,9 @@ def _adapter(model: Any) -> Any:
     return TypeAdapter(model)
 
 
-@dataclass(frozen=True, slots=True)
-class ParamField:
+class ParamField(NamedTuple):
+    """One parameter, as `lakeprobe list` and `--param` describe it."""
+
     annotation: Any  # the type without its Annotated metadata
     description: str | None
     default: Any  # dataclasses.MISSING when the key is required

@@ -35,6 +35,8 @@ class Notices:
 
 @dataclass(slots=True)
 class ProbeResources:
+    """What every run of this process shares: threads, OIDC clients, notices, locks."""
+
     threads: BlockingThreads = field(default_factory=BlockingThreads)
     oidc: OidcClients = field(default_factory=OidcClients)
     notices: Notices = field(default_factory=Notices)

@@ -23,6 +23,8 @@ HARD_DEADLINE_GRACE_SECONDS = 1.0
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
+    """A run's result, and the bug that escaped the probe, if one did."""
+
     result: ProbeResult
     exception: str | None = None  # class name of a bug that escaped the probe
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from lakeprobe.probes.core.checksums import DEFAULT_POLICY, ChecksumPolicy
 from lakeprobe.probes.core.paths import path_problem
-from lakeprobe.probes.credentials.tokens import TokenSource
+
+if TYPE_CHECKING:  # only some targets carry them: a run of another loads none of them
+    from lakeprobe.probes.core.archivetarget import PerfsonarArchive
+    from lakeprobe.probes.core.tapeqos import TapeQos
+    from lakeprobe.probes.credentials.tokens import TokenSource
 
 # URL scheme -> the `protocol` label. One place, used by config validation and the registry.
 # iperf3://host[:port] is an iperf3 server (port 5201 when omitted, as iperf3's own default);
@@ -18,6 +23,8 @@ SCHEMES = ("root", "roots", "davs", "https", "http", "iperf3")
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """One storage endpoint of one site, with what a probe may do there."""
+
     site: str
     endpoint: str
     url: str  # scheme://host[:port], no path
@@ -66,50 +73,6 @@ class Target:
             raise ValueError(f"unsafe path {path!r}: {problem}")
         separator = "/" if self.protocol in ("root", "roots") else ""
         return f"{self.url}{separator}{path}"
-
-
-TAPE_PROTOCOLS = ("xrootd", "tape-rest")
-
-
-@dataclass(frozen=True, slots=True)
-class TapeFile:
-    """A tape-resident reference file, and its adler32 when known (8 hex digits)."""
-
-    path: str
-    adler32: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PerfsonarArchive:
-    """An endpoint that is a site's perfSONAR archive (the endpoint's `perfsonar:` block):
-    the site's measurement nodes as the archive names them, the API to read, and optional
-    Basic credentials (the password stays in its file until a request needs it)."""
-
-    bandwidth_hosts: tuple[str, ...] = ()
-    latency_hosts: tuple[str, ...] = ()
-    api: str = "auto"  # auto (OpenSearch, then esmond) | opensearch | esmond
-    username: str | None = None
-    password_file: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TapeQos:
-    """An endpoint's tape QoS class, as configured (EndpointConfig.tape): how to reach its
-    tape interface, what to recall, and what it promises. Durations in seconds."""
-
-    protocol: str  # "xrootd": prepare over root://; "tape-rest": the WLCG Tape REST API
-    files: tuple[TapeFile, ...] = ()  # recalled in turn
-    archive_dir: str | None = None  # a tape-class directory the probe may write to
-    rest_api: str | None = None  # the API URI (.../api/v1); None: discovered
-    discovery_url: str | None = None  # where /.well-known/wlcg-tape-rest-api is; None: url
-    may_evict: bool = False  # evict (XRootD) a recalled file so it can be recalled again
-    disk_lifetime: float = 3600.0  # asked for in each Tape REST stage (ISO-8601 on the wire)
-    online_warning: float = 3600.0
-    online_critical: float = 4 * 3600.0
-    archive_warning: float = 8 * 3600.0
-    archive_critical: float = 24 * 3600.0
-    abandon_after: float = 2 * 86400.0  # an older request is cancelled and released
-    poll_max_interval: float = 300.0  # capped exponential backoff between polls, as gfal2
 
 
 MODES = ("pull", "push")

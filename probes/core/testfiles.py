@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-import posixpath
 import os
+import posixpath
 import re
 import ssl
 import time

@@ -9,17 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, Protocol
 
+from lakeprobe.probes.credentials.errors import CredentialError as CredentialError
+from lakeprobe.probes.credentials.errors import IssuerError as IssuerError
 from lakeprobe.probes.credentials.jwtinfo import jwt_expiry
 from lakeprobe.probes.credentials.secrets import Secret
-
-
-class CredentialError(Exception):
-    """A configured credential cannot be loaded. The message names the source, never a value."""
-
-
-class IssuerError(CredentialError):
-    """The issuer could not be reached or refused a token. Names the endpoint, never a value."""
-
 
 # Where a token comes from: the `source` label of lakeprobe_token_expiry_seconds. A closed set:
 # "oidc" tokens are renewed by lakeprobe itself, the others by something outside it.

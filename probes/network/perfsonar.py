@@ -33,6 +33,7 @@ from lakeprobe.probes.clients.psarchive import (
     Kind,
     PsArchiveClient,
 )
+from lakeprobe.probes.core.archivetarget import PerfsonarArchive
 from lakeprobe.probes.core.context import NETWORK, ProbeContext, ProbeType
 from lakeprobe.probes.core.outcome import (
     Measurement,
@@ -44,7 +45,7 @@ from lakeprobe.probes.core.outcome import (
     passed,
 )
 from lakeprobe.probes.core.steps import StepAction, blocks_on_unreachable
-from lakeprobe.probes.core.target import PairTarget, PerfsonarArchive, Target
+from lakeprobe.probes.core.target import PairTarget, Target
 from lakeprobe.probes.credentials.secrets import redact
 from lakeprobe.probes.credentials.tokens import CredentialError
 from lakeprobe.probes.network import verdicts

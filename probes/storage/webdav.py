@@ -70,6 +70,8 @@ MAX_REFERENCE_BYTES = 1024 * MIB
 
 @dataclass(frozen=True, kw_only=True)
 class WebdavParams(TestFileParams):
+    """Parameters of the webdav probe."""
+
     check_missing: Annotated[
         bool, Doc("also HEAD and DELETE a file that does not exist, expecting 404")
     ] = True

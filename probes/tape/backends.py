@@ -31,7 +31,8 @@ from lakeprobe.probes.clients.xrdtape import (
 )
 from lakeprobe.probes.core.context import ProbeContext
 from lakeprobe.probes.core.outcome import Reason
-from lakeprobe.probes.core.target import TapeQos, Target
+from lakeprobe.probes.core.tapeqos import TapeQos
+from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import Adler32
 from lakeprobe.probes.credentials.secrets import Secret
 

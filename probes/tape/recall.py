@@ -36,7 +36,8 @@ from lakeprobe.probes.core.outcome import (
 )
 from lakeprobe.probes.core.paramspec import Doc, Gt, Le
 from lakeprobe.probes.core.steps import StepAction, blocks_on_unreachable
-from lakeprobe.probes.core.target import TapeQos, Target
+from lakeprobe.probes.core.tapeqos import TapeQos
+from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.credentials.secrets import Secret
 from lakeprobe.probes.tape import ledger as ledgers
 from lakeprobe.probes.tape.archive import archive_check
