@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from lakeprobe import __version__
 from lakeprobe.cli import demoargs, run
+from lakeprobe.cli.console import startup_done
 from lakeprobe.cli.logs import setup_logging
 from lakeprobe.cli.stderrscrub import scrubbed_stderr
 
@@ -97,6 +98,8 @@ def console() -> NoReturn:
     threads down (a hung copy already ends the process: copyjob.exit_now_if_copies_hang). Other
     commands exit normally."""
     args = _arguments(None)
+    if args.command != "run":  # a run turns the collector back on once its job is built
+        startup_done()
     code = _main(args)
     if args.command != "run":
         sys.exit(code)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakeprobe.cli.console import startup_done
 from lakeprobe.probes.core.checksums import POLICIES
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ def command(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"UNKNOWN: {error}", file=sys.stderr)
         return int(Status.UNKNOWN)
+    startup_done()  # the jobs are built: the probes' modules are loaded
     results = asyncio.run(_run_all(jobs, args.probe_host, resources))
     if args.json:
         report = json_report([json_record(job, result) for job, result in results])
