@@ -168,3 +168,23 @@ def test_a_reader_that_leaves_is_no_traceback(args: tuple[str, ...], code: int) 
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (code, "")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "webdav", "davs://h:1/d", "--param", "file_size_bytes=4", "--json"],
+        ["run", "xrootd-tpc", "root://a//d", "root://b//d", "--timeout", "30s"],
+        ["serve", "-c", "x.yaml", "--site", "S"],
+        ["list", "-c", "x.yaml"],
+        ["check-config", "x.yaml"],
+        ["demo", "--sites", "3", "--monitoring"],
+        ["lake", "--config-out", "c.yaml"],
+    ],
+)
+def test_one_command_parser_reads_as_the_whole_one(argv: list[str]) -> None:
+    """The parser built for the command alone (what a command line gets) reads its arguments
+    exactly as the parser of every command does."""
+    from lakeprobe.cli import main as cli
+
+    assert cli._parser(argv[0]).parse_args(argv) == cli._parser().parse_args(argv)

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+COMMANDS = ("lake", "demo")
 TAPE_DELAY = 5.0  # s: slow enough to see a recall pending, quick enough to see it complete
 
 

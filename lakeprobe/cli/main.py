@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # or the probe types it does not run (benchmarks/cli_start.py).
 EXIT_CONFIG_INVALID = 2
 EXIT_USAGE = 3  # UNKNOWN, as Nagios plugins report bad usage
+COMMANDS = ("serve", "run", "list", "check-config", *demoargs.COMMANDS)
 # lakeprobe uses no pydantic plugins; looking for them scans every installed distribution's
 # metadata at the first model build (~25 ms CPU per process). An operator who wants plugins
 # sets the variable (even to ""), which is then left as it is.
@@ -67,26 +68,33 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `command`, only that command's part of it: argparse
+    builds every option of every command it is given (~1 ms of a `lakeprobe run`)."""
     parser = _Parser(prog="lakeprobe", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lakeprobe {__version__}")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    serve = commands.add_parser("serve", help="run the daemon: scheduled probes, /metrics")
-    serve.add_argument("-c", "--config", type=Path, required=True)
-    serve.add_argument("--site", help="per-site deployment: only what this site owns")
-    serve.add_argument(
-        "--shard",
-        type=_shard,
-        help="'i/N': only hash shard i of N; 'hostname/N': i is the host name's trailing "
-        "'-<digits>' (a StatefulSet pod's ordinal)",
-    )
-    run.add_arguments(commands.add_parser("run", help="run one probe now (exit 0/1/2/3)"))
-    listing = commands.add_parser("list", help="probe types, or a config's targets")
-    listing.add_argument("-c", "--config", type=Path, help="list this config's targets")
-    check = commands.add_parser("check-config", help="validate a config file (exit 0 or 2)")
-    check.add_argument("config", type=Path)
-    demoargs.add_commands(commands)
+    if command in (None, "serve"):
+        serve = commands.add_parser("serve", help="run the daemon: scheduled probes, /metrics")
+        serve.add_argument("-c", "--config", type=Path, required=True)
+        serve.add_argument("--site", help="per-site deployment: only what this site owns")
+        serve.add_argument(
+            "--shard",
+            type=_shard,
+            help="'i/N': only hash shard i of N; 'hostname/N': i is the host name's trailing "
+            "'-<digits>' (a StatefulSet pod's ordinal)",
+        )
+    if command in (None, "run"):
+        run.add_arguments(commands.add_parser("run", help="run one probe now (exit 0/1/2/3)"))
+    if command in (None, "list"):
+        listing = commands.add_parser("list", help="probe types, or a config's targets")
+        listing.add_argument("-c", "--config", type=Path, help="list this config's targets")
+    if command in (None, "check-config"):
+        check = commands.add_parser("check-config", help="validate a config file (exit 0 or 2)")
+        check.add_argument("config", type=Path)
+    if command in (None, *demoargs.COMMANDS):
+        demoargs.add_commands(commands)
     return parser
 
 
@@ -115,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     os.environ.setdefault(*PYDANTIC_PLUGINS)
-    return _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    command = words[0] if words and words[0] in COMMANDS else None  # else: options first
+    return _parser(command).parse_args(argv)
 
 
 def _main(args: argparse.Namespace) -> int:
