@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -44,6 +45,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+@functools.cache  # argparse asks once per argument
 def _terminal_columns() -> int:
     try:
         columns = int(os.environ.get("COLUMNS", ""))

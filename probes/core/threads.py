@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 DEFAULT_THREADS = 16
 T = TypeVar("T")
@@ -55,7 +57,9 @@ class BlockingThreads:
     def submit(self, work: Callable[[], T], ticket: Ticket) -> asyncio.Future[T]:
         """Run `work` on a pool thread; the future resolves on the running loop."""
         with self._lock:
-            if self._pool is None:
+            if self._pool is None:  # only copy and gfal2 probes get here: imported on need
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=self._name)
             pool = self._pool
         return asyncio.get_running_loop().run_in_executor(pool, self._tracked, work, ticket)
