@@ -1,6 +1,7 @@
 """Path safety by construction (probes/core/paths.py): what validation accepts, every client sends
 literally; what it rejects names the offending character or segment. Checked against the
-parsers the clients use: yarl (aiohttp) for HTTP and XrdCl's own URL parser for root://."""
+parsers the other side uses: yarl (aiohttp, as in the test servers) for HTTP and XrdCl's own URL
+parser for root://."""
 
 from __future__ import annotations
 
