@@ -53,7 +53,13 @@ NOT_FOR_WEBDAV = (
     "lakeprobe.probes.clients.xrdasync",  # the XRootD client's Python side, too
     "lakeprobe.probes.common.storage",
 )
-NOT_FOR_XROOTD = (*NEVER, *PLAIN_RUN, "pycurl", "lakeprobe.probes.storage.webdav")
+NOT_FOR_XROOTD = (
+    *NEVER,
+    *PLAIN_RUN,
+    "pycurl",
+    "lakeprobe.probes.storage.webdav",
+    "lakeprobe.probes.clients.httpparse",  # the PROPFIND parser (and expat with it)
+)
 # Building the parser needs no pydantic model, no probe type and no HTTP client.
 NOT_FOR_HELP = (
     *NOT_FOR_WEBDAV,

@@ -18,12 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from lakeprobe.probes.clients.httpparse import (
-    MAX_LISTING_BYTES,
-    MultistatusError,
-    MultistatusParser,
-    file_names,
-)
 from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed, passed
 from lakeprobe.probes.core.params import SweepParams
 from lakeprobe.probes.core.state import StateStore
@@ -66,8 +60,15 @@ async def list_http_files(
 ) -> list[str]:
     """The names of the files directly in `directory` (PROPFIND Depth 1), parsed as the
     listing arrives. `token` replaces the client's own for this request."""
-    # httpclient imports here and below: it loads libcurl, which an xrootd run never needs.
+    # httpclient and httpparse import here and below: they load libcurl and expat, which an
+    # xrootd run never needs.
     from lakeprobe.probes.clients.httpclient import ANY_STATUS, RequestFailed, status_failure
+    from lakeprobe.probes.clients.httpparse import (
+        MAX_LISTING_BYTES,
+        MultistatusError,
+        MultistatusParser,
+        file_names,
+    )
 
     listing, head = MultistatusParser(), bytearray()
 
