@@ -37,10 +37,13 @@ class Answer:
     status: int = 0
     reason: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)  # of the final answer
-    location: str | None = None  # its first Location field
     body: list[bytes] = field(default_factory=list)
     length: int = 0
     refused: BaseException | None = None  # why the body was cut off by us
+
+    def location(self) -> str | None:
+        """The first Location field, if any."""
+        return next((value for name, value in self.headers if name.lower() == "location"), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +176,10 @@ def _header_reader(answer: Answer) -> Callable[[bytes], None]:
             answer.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             answer.reason = parts[2] if len(parts) > 2 else ""
             answer.headers = []
-            answer.location = None
             return
         name, sep, value = text.partition(":")
         if sep and name and not name[0].isspace():
-            name, value = name.strip(), value.strip()
-            answer.headers.append((name, value))
-            if answer.location is None and name.lower() == "location":
-                answer.location = value
+            answer.headers.append((name.strip(), value.strip()))
 
     return read
 

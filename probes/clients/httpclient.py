@@ -360,7 +360,7 @@ class HttpClient:
 
         def accept(chunk: bytes) -> None:
             answer.length += len(chunk)
-            if answer.status in _REDIRECTS and answer.location is not None:
+            if answer.status in _REDIRECTS and answer.location() is not None:
                 return  # a redirect's body is never kept: it is no answer
             if answer.length > max_body:
                 raise BodyRejected(f"{method}: body over {max_body} bytes")
@@ -383,8 +383,8 @@ class HttpClient:
         finally:
             curl.close()
         seconds = time.monotonic() - started
-        location = answer.location
-        if answer.status in _REDIRECTS and location is not None:
+        location = answer.location() if answer.status in _REDIRECTS else None
+        if location is not None:
             return _Redirect(answer.status, location)
         body = b"".join(answer.body)
         return Reply(
@@ -417,8 +417,8 @@ class _Redirect:
 
 
 def _phrase(status: int) -> str:
-    """The standard reason phrase, for an answer that came without one (HTTP/2, some
-    servers). http's enums cost every run ~0.5 ms to create: loaded only here."""
+    """The standard reason phrase, for a status line that came without one. http's enums
+    cost every run ~0.5 ms to create: loaded only here."""
     from http import HTTPStatus
 
     try:
