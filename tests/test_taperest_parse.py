@@ -172,10 +172,14 @@ def test_unusable_request_ids(rid: object) -> None:
      (400, {"title": "File missing", "detail": "/g not in request"}, b"",
       "400 File missing: /g not in request"),
      (404, {}, b'{"title":"Not Found","status":404,"detail":""}', "404 Not Found"),
-     (400, {}, b"", "400 Bad Request"), (502, {}, b"proxy error\nmore", "502 proxy error")],
+     (400, {}, b"", "400 Bad Request"), (502, {}, b"proxy error\nmore", "502 proxy error"),
+     (500, {}, b"500 Internal Server Error\n\nServer got itself in trouble",
+      "500 Internal Server Error"),
+     (503, {}, b"5031 requests queued", "503 5031 requests queued")],
 )  # fmt: skip
 def test_problem_text(status: int, headers: dict[str, str], body: bytes, text: str) -> None:
-    """Problem JSON (EOS detail ""), dCache header problems, empty bodies (StoRM), plain text."""
+    """Problem JSON (EOS detail ""), dCache header problems, empty bodies (StoRM), plain text
+    (a page that starts with its own status line keeps one status)."""
     assert problem_text(status, headers, body) == text
 
 

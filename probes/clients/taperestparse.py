@@ -227,6 +227,8 @@ def problem_text(status: int, headers: Mapping[str, str], body: bytes) -> str:
     if not title and not detail:
         title = body[:200].decode("utf-8", "replace").strip().split("\n", 1)[0]
     text = ": ".join(part.strip() for part in (title, detail) if part and part.strip())
+    if text.split(" ", 1)[0] == str(status):  # a plain error page's "500 Internal Server Error"
+        return _clip(text)
     return _clip(f"{status} {text or _phrase(status)}")
 
 
