@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -263,7 +265,8 @@ def test_config_for_a_tape_lake(tmp_path: Path) -> None:
     """A tape site fronted by the lake's Tape REST double gets two tape endpoints, prepare
     over root:// (evicting, with an archive directory) and the Tape REST API over davs://
     (discovered at the double), each with its own reference files, on tape only, with their
-    adler32. Only tape-recall targets them, and `lakeprobe check-config` accepts the config."""
+    adler32. Only tape-recall targets them, and `lakeprobe check-config` accepts the config.
+    With the site stopped, the double answers a 500 problem naming its backend's error."""
     with LocalLake(
         site_names=["CERN", "DESY"],
         base_dir=tmp_path / "lake",
@@ -311,4 +314,23 @@ def test_config_for_a_tape_lake(tmp_path: Path) -> None:
             ("tape-recall", "CERN", "tape-xrootd"),
             ("tape-recall", "CERN", "tape-rest"),
         }
+        cern.stop()  # the double's XRootD backend gone: a 500 problem, not a traceback
+        status, problem = post_json(api.api_uri + "/archiveinfo", {"paths": [files[0]["path"]]},
+                                    lake.pki.ca_dir)  # fmt: skip
+        assert status == 500
+        assert problem["detail"].startswith("tape backend: query: ")
     assert refuses_connections(api.port)  # the double stopped with the lake
+
+
+def post_json(url: str, document: object, ca_dir: Path) -> tuple[int, dict[str, str]]:
+    """POST `document` to an https `url`: the status and the JSON answer."""
+    parts = urlsplit(url)
+    tls = ssl.create_default_context(capath=str(ca_dir))
+    connection = http.client.HTTPSConnection(parts.netloc, context=tls, timeout=60)
+    try:
+        connection.request("POST", parts.path, json.dumps(document),
+                           {"Content-Type": "application/json"})  # fmt: skip
+        reply = connection.getresponse()
+        return reply.status, json.loads(reply.read())
+    finally:
+        connection.close()

@@ -167,6 +167,30 @@ async def test_rejected_stage(api: TapeRestClient, double: TapeRestDouble) -> No
     assert double.open_requests() == []
 
 
+async def test_tape_backend_down(
+    api: TapeRestClient, double: TapeRestDouble, backend: MemoryTapeBackend
+) -> None:
+    """The double over a tape site that cannot answer: a 500 problem naming the backend
+    (StoRM's problem has a title only), never a traceback: archiveinfo's server_error, and
+    a stage refused (stage_rejected covers any 4xx/5xx, docs/reasons.md)."""
+    await api.discover()
+    backend.down = True
+    calls = [
+        (api.archiveinfo([F1]), Reason.SERVER_ERROR),
+        (api.stage([F1], 60), Reason.STAGE_REJECTED),
+    ]
+    for call, reason in calls:
+        with pytest.raises(TapeRestError) as raised:
+            await call
+        assert raised.value.reason is reason
+        text = "500 Internal Server Error"
+        assert text in raised.value.detail
+        assert f"500 {text}" not in raised.value.detail
+        assert ("tape site down" in raised.value.detail) == (double.dialect != "storm")
+    backend.down = False
+    assert await api.archiveinfo([F1]) == {F1: Locality.TAPE}
+
+
 async def test_server_gone(api: TapeRestClient, double: TapeRestDouble) -> None:
     """A network failure is a TapeRestError with the transport's reason."""
     double.stop()

@@ -49,6 +49,12 @@ from lakeprobe.lake.threadedapp import ThreadedApp
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class BackendError(Exception):
+    """The tape site behind the double cannot answer (its server is down, say); the double
+    answers 500 with it as the problem's detail, as a Tape REST server over a dead tape
+    backend does, instead of an unhandled exception."""
+
+
 @dataclass(frozen=True, slots=True)
 class BackendFile:
     """What the tape site says of one path (XRootD query prepare's fields)."""
@@ -90,7 +96,12 @@ class MemoryTapeBackend:
     def __init__(self, recall_delay: float = 0.5) -> None:
         self.recall_delay = recall_delay
         self.files: dict[str, MemoryFile] = {}
+        self.down = False  # every call raises BackendError, as a stopped tape site would
         self._lock = threading.Lock()
+
+    def _reachable(self) -> None:
+        if self.down:
+            raise BackendError("tape site down")
 
     def add(self, path: str, **state: Any) -> MemoryFile:
         with self._lock:
@@ -98,6 +109,7 @@ class MemoryTapeBackend:
             return self.files[path]
 
     async def stage(self, paths: Sequence[str]) -> str:
+        self._reachable()
         with self._lock:
             for path in paths:
                 file = self.files.get(path)
@@ -106,6 +118,7 @@ class MemoryTapeBackend:
         return uuid.uuid4().hex
 
     async def query(self, request_id: str | None, paths: Sequence[str]) -> dict[str, BackendFile]:
+        self._reachable()
         with self._lock:
             return {path: self._look(path) for path in paths}
 
@@ -121,6 +134,7 @@ class MemoryTapeBackend:
         return BackendFile(True, on_tape, file.online, error, file.unavailable)
 
     async def evict(self, paths: Sequence[str]) -> None:
+        self._reachable()
         with self._lock:
             for path in paths:
                 file = self.files.get(path)
@@ -128,6 +142,7 @@ class MemoryTapeBackend:
                     file.online = False
 
     async def cancel(self, request_id: str, paths: Sequence[str]) -> None:
+        self._reachable()
         with self._lock:
             for path in paths:
                 if path in self.files:
@@ -202,9 +217,14 @@ class TapeRestDouble(ThreadedApp):
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Keep (method, path) of each request: tests check the URL shapes clients use."""
+        """Keep (method, path) of each request: tests check the URL shapes clients use. A
+        backend that cannot answer is a 500 problem naming it."""
         self.seen.append((request.method, request.path))
-        return await handler(request)
+        try:
+            return await handler(request)
+        except BackendError as error:
+            detail = f"tape backend: {error}"
+            return problem(self.dialect, 500, "Internal Server Error", detail)
 
     async def _discovery(self, request: web.Request) -> web.Response:
         endpoint = {"uri": self.api_uri, "version": "v1", "metadata": {}}

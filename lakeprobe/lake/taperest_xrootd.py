@@ -6,9 +6,11 @@ over MemoryTapeBackend never loads the XRootD bindings."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
-from lakeprobe.lake.taperest import BackendFile
+from lakeprobe.lake.taperest import BackendError, BackendFile
+from lakeprobe.probes.clients.xrdasync import XrdError
 from lakeprobe.probes.clients.xrdtape import (
     PrepareStatus,
     prepare_cancel,
@@ -33,19 +35,32 @@ class XrootdPrepareBackend:
         return asyncio.get_running_loop().time() + CALL_SECONDS
 
     async def stage(self, paths: Sequence[str]) -> str:
-        return await prepare_stage(self.root_url, paths, self._deadline())
+        with _unreachable_site():
+            return await prepare_stage(self.root_url, paths, self._deadline())
 
     async def query(self, request_id: str | None, paths: Sequence[str]) -> dict[str, BackendFile]:
-        answer = await query_prepare(
-            self.root_url, request_id or LOCALITY_ID, paths, self._deadline()
-        )
+        with _unreachable_site():
+            answer = await query_prepare(
+                self.root_url, request_id or LOCALITY_ID, paths, self._deadline()
+            )
         return {path: _file(answer[path]) for path in paths}
 
     async def evict(self, paths: Sequence[str]) -> None:
-        await prepare_evict(self.root_url, paths, self._deadline())
+        with _unreachable_site():
+            await prepare_evict(self.root_url, paths, self._deadline())
 
     async def cancel(self, request_id: str, paths: Sequence[str]) -> None:
-        await prepare_cancel(self.root_url, request_id, paths, self._deadline())
+        with _unreachable_site():
+            await prepare_cancel(self.root_url, request_id, paths, self._deadline())
+
+
+@contextlib.contextmanager
+def _unreachable_site() -> Iterator[None]:
+    """The XRootD site's errors as the double's BackendError (a 500 problem to the client)."""
+    try:
+        yield
+    except XrdError as error:
+        raise BackendError(str(error)) from None
 
 
 def _file(status: PrepareStatus) -> BackendFile:
