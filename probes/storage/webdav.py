@@ -9,6 +9,9 @@ passes on it without another request. Only when that HEAD did not answer 404 (th
 failed or was not verified) does head_missing ask for a name never created. Servers that
 close the connection after every 404 (XrdHttp 5.5) make the client open a new TLS connection
 for the next request, so each 404 saved is a handshake saved (benchmarks/RESULTS.md).
+Moving delete_missing before the delete saves nothing there: XrdHttp 5.5 answers a DELETE's
+404 with `Connection: Keep-Alive` and closes anyway (libcurl's next send fails, and it
+reconnects), so the run's two 404s take two connections in either order.
 
 A HEAD without any adler32 digest is `checksum_unavailable` by the endpoint's `checksums`
 policy (probes/core/checksums.py: WARNING by default, CRITICAL if required, not asked if
