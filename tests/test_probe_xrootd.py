@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from lakeprobe.lake import LocalLake, XrootdSite
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status
 from lakeprobe.probes.core.paramspec import validate_params
 from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import PREFIX, new_test_file
 from lakeprobe.probes.credentials.tokens import FileToken
@@ -46,12 +49,15 @@ def target(
     )  # fmt: skip
 
 
-async def probe(tgt: Target, timeout: float = 5.0, **params: object) -> tuple[ProbeResult, float]:
-    """Run the probe as the daemon does; returns the result and the wall time it took."""
+async def probe(
+    tgt: Target, timeout: float = 5.0, state: StateStore | None = None, **params: object
+) -> tuple[ProbeResult, float]:
+    """Run the probe as the daemon does (`state`: a store shared across runs, as the
+    daemon's; else one per run); returns the result and the wall time it took."""
     started = time.monotonic()
     outcome = await run_probe(
         PROBE_TYPE, tgt, validate_params(XrootdParams, params), timeout=timeout,
-        probe_host="testhost", log=LOG,
+        probe_host="testhost", log=LOG, state=state,
     )  # fmt: skip
     assert outcome.exception is None
     return outcome.result, time.monotonic() - started
@@ -219,6 +225,38 @@ async def test_sweep(lake: LocalLake) -> None:
     assert "1 stale" in result.steps[-1].detail
     assert not site.local_path(stale).exists()
     assert all(site.local_path(path).exists() for path in keep)
+
+
+async def test_sweep_at_most_every_quarter_of_sweep_after(lake: LocalLake) -> None:
+    """With one state store across runs, as in the daemon, the test directory is listed and
+    swept at most once per sweep_after_seconds / 4 (a leftover is only stale after
+    sweep_after_seconds); a sweep that fails stays due, so the next run reports it again."""
+    site, test_dir, old = lake.sites[0], LocalLake.test_dir, time.time() - 3 * 3600
+    state = StateStore.memory()
+    first_stale, second_stale = (new_test_file(test_dir, "testhost", now=old) for _ in "ab")
+    site.put_file(first_stale, b"x")
+    first, _ = await probe(target(site), state=state, sweep_after_seconds=3600)
+    assert (first.steps[-1].status, first.steps[-1].detail) == (
+        Status.OK, "1 stale test files deleted")  # fmt: skip
+    site.put_file(second_stale, b"x")
+    second, _ = await probe(target(site), state=state, sweep_after_seconds=3600)
+    assert second.status is Status.OK
+    assert second.steps[-1].status is Status.SKIPPED
+    assert re.fullmatch(r"test directory swept \d+ s ago \(at most every 900 s\)",
+                        second.steps[-1].detail)  # fmt: skip
+    assert site.local_path(second_stale).exists()
+
+    undeletable = new_test_file(test_dir, "testhost", now=old)
+    site.put_file(f"{undeletable}/inside", b"x")  # a non-empty directory: rm refuses it
+    state = StateStore.memory()
+    for _ in range(2):
+        failing, _ = await probe(target(site), state=state, sweep_after_seconds=3600)
+        assert (failing.steps[-1].status, failing.steps[-1].reason) == (
+            Status.WARNING, Reason.CLEANUP)  # fmt: skip
+    shutil.rmtree(site.local_path(undeletable))
+    cleared, _ = await probe(target(site), state=state, sweep_after_seconds=3600)
+    assert (cleared.status, cleared.steps[-1].status) == (Status.OK, Status.OK)
+    assert not site.local_path(second_stale).exists()
 
 
 async def test_missing_token_file(lake: LocalLake, tmp_path: Path) -> None:

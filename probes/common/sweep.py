@@ -6,7 +6,11 @@ the test-file pattern, guarded by is_own_file) of this identity older than
 than `sweep_foreign_after_seconds`; at most MAX_SWEEP per run. Each delete is verified
 (HEAD or stat): a file a `delete_ineffective` delete left behind is retried here, and still
 there after a successful answer it fails the sweep with `cleanup`. The transfer probes sweep
-their destination at most once per `sweep_after_seconds / 4` (sweep_due).
+their destination, and the xrootd probe its test directory, at most once per
+`sweep_after_seconds / 4` (sweep_when_due): a leftover is only stale after
+`sweep_after_seconds`, so listing the directory every run would only load the namespace. A
+sweep that did not pass is due again at the next run. (The webdav probe sweeps every run: it
+lists the directory anyway, in its propfind step.)
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed, passed
+from lakeprobe.probes.core.outcome import Reason, Status, StepOutcome, failed, passed
 from lakeprobe.probes.core.params import SweepParams
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.testfiles import is_foreign, is_own_file, stale_test_files
@@ -42,6 +46,30 @@ def sweep_due(state: StateStore, key: str, every: float) -> float | None:
         return now - last
     state.put(SWEPT, key, now)
     return None
+
+
+async def sweep_when_due(
+    state: StateStore,
+    key: str,
+    every: float,
+    sweep: Callable[[], Awaitable[StepOutcome]],
+    what: str,
+) -> StepOutcome:
+    """`sweep()` when `key` is due (sweep_due), else SKIPPED saying when `what` was last
+    swept. A sweep that fails or raises leaves `key` due: the next run sweeps, and reports,
+    again, so a cleanup fault stays visible instead of showing once per `every`."""
+    since = sweep_due(state, key, every)
+    if since is not None:
+        detail = f"{what} swept {since:.0f} s ago (at most every {every:g} s)"
+        return StepOutcome(Status.SKIPPED, Reason.NONE, detail)
+    try:
+        outcome = await sweep()
+    except BaseException:
+        state.delete(SWEPT, key)
+        raise
+    if not outcome.ok:
+        state.delete(SWEPT, key)
+    return outcome
 
 
 def stale_names(names: list[str], probe_host: str, params: SweepParams) -> list[str]:

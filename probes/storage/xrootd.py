@@ -1,6 +1,7 @@
 """The `xrootd` probe: a storage endpoint over root:// and roots://, with the XRootD client.
 
-Write mode: credential, ping, stat_dir, write, stat_file, checksum, read, delete, sweep.
+Write mode: credential, ping, stat_dir, write, stat_file, checksum, read, delete, sweep (at
+most once per sweep_after_seconds / 4 per test directory: probes/common/sweep.py).
 Read-only mode: credential, ping, stat_file, checksum, read of the reference file.
 
 A token (target.token) travels as CGI `?authz=<token>` on every path; it is revealed only at
@@ -31,7 +32,7 @@ from lakeprobe.probes.clients.xrdasync import (
 )
 from lakeprobe.probes.clients.xrdhandshake import check_xrootd
 from lakeprobe.probes.common.cleanup import ATTEMPTED, delete_after_write
-from lakeprobe.probes.common.sweep import sweep_xrootd, xrootd_exists
+from lakeprobe.probes.common.sweep import sweep_when_due, sweep_xrootd, xrootd_exists
 from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import ProbeContext, ProbeType
 from lakeprobe.probes.core.credential_step import load_tokens
@@ -196,8 +197,12 @@ class _Run:
             return _skipped("test directory not reachable")
         if self.ctx.remaining() <= 0:
             return _skipped("no time left before the deadline")
-        host, params = self.ctx.probe_host, self.params
-        return await sweep_xrootd(self._fs(), self.target.test_dir, host, params, self.ctx.deadline)
+        host, params, test_dir = self.ctx.probe_host, self.params, self.target.test_dir
+        return await sweep_when_due(
+            self.ctx.state, self.target.url_for(test_dir), params.sweep_after_seconds / 4,
+            lambda: sweep_xrootd(self._fs(), test_dir, host, params, self.ctx.deadline),
+            "test directory",
+        )  # fmt: skip
 
     async def stat_reference(self) -> StepOutcome:
         reference = self.target.reference_file

@@ -42,7 +42,7 @@ from lakeprobe.probes.clients.httpclient import (
 from lakeprobe.probes.clients.httpcopy import CopyOutcome, ensure_collection, stream_copy
 from lakeprobe.probes.common.cleanup import verify_deleted
 from lakeprobe.probes.common.httpdigest import head_with_digest
-from lakeprobe.probes.common.sweep import http_exists, sweep_due, sweep_http
+from lakeprobe.probes.common.sweep import http_exists, sweep_http, sweep_when_due
 from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType, copy_modes
 from lakeprobe.probes.core.credential_step import load_tokens
@@ -311,11 +311,11 @@ class _Run:
         if not self.dst_answered:
             return StepOutcome(Status.SKIPPED, Reason.NONE, "the destination did not answer")
         destination, every = self.pair.destination, self.params.sweep_after_seconds / 4
-        since = sweep_due(self.ctx.state, str(self.dst.url_of(destination.test_dir)), every)
-        if since is not None:
-            detail = f"destination swept {since:.0f} s ago (at most every {every:g} s)"
-            return StepOutcome(Status.SKIPPED, Reason.NONE, detail)
-        return await sweep_http(self.dst, destination.test_dir, self.ctx.probe_host, self.params)
+        return await sweep_when_due(
+            self.ctx.state, str(self.dst.url_of(destination.test_dir)), every,
+            lambda: sweep_http(self.dst, destination.test_dir, self.ctx.probe_host, self.params),
+            "destination",
+        )  # fmt: skip
 
 
 class HttpTpcProbe:

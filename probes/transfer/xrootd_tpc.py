@@ -40,7 +40,7 @@ from lakeprobe.probes.clients.xrdasync import (
 from lakeprobe.probes.clients.xrdcopy import xrootd_copy
 from lakeprobe.probes.clients.xrdhandshake import check_xrootd
 from lakeprobe.probes.common.cleanup import verify_deleted
-from lakeprobe.probes.common.sweep import sweep_due, sweep_xrootd, xrootd_exists
+from lakeprobe.probes.common.sweep import sweep_when_due, sweep_xrootd, xrootd_exists
 from lakeprobe.probes.core import checksums
 from lakeprobe.probes.core.context import PairParams, ProbeContext, ProbeType, copy_modes
 from lakeprobe.probes.core.credential_step import load_tokens
@@ -306,12 +306,12 @@ class _Run:
         if not self.dst_answered:
             return StepOutcome(Status.SKIPPED, Reason.NONE, "the destination did not answer")
         every = self.params.sweep_after_seconds / 4
-        since = sweep_due(self.ctx.state, self.dst.url_for(self.dst.test_dir), every)
-        if since is not None:
-            detail = f"destination swept {since:.0f} s ago (at most every {every:g} s)"
-            return StepOutcome(Status.SKIPPED, Reason.NONE, detail)
         fs, host = self._fs("destination"), self.ctx.probe_host
-        return await sweep_xrootd(fs, self.dst.test_dir, host, self.params, self.ctx.deadline)
+        return await sweep_when_due(
+            self.ctx.state, self.dst.url_for(self.dst.test_dir), every,
+            lambda: sweep_xrootd(fs, self.dst.test_dir, host, self.params, self.ctx.deadline),
+            "destination",
+        )  # fmt: skip
 
 
 class XrootdTpcProbe:
