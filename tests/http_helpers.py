@@ -1,8 +1,9 @@
 """HTTP helpers for tests: a daemon config for tests of the HTTP port (where the probes do not
-matter), and a loopback server for a test double's handler."""
+matter), a loopback server for a test double's handler, and a relay that counts connections."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -45,3 +46,45 @@ async def serve_handler(
         yield f"http://{host}:{port}"
     finally:
         await runner.cleanup()
+
+
+class CountingRelay:
+    """A TCP relay on a free 127.0.0.1 port to `port` on 127.0.0.1, counting the connections
+    clients open (TLS passes through untouched): `async with CountingRelay(p) as relay:`."""
+
+    def __init__(self, port: int) -> None:
+        self.target_port, self.port, self.connections = port, 0, 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> CountingRelay:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            pipe = asyncio.create_task(_pipe(source, sink))
+            self._pipes.add(pipe)
+            pipe.add_done_callback(self._pipes.discard)
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except ConnectionError:
+        pass
+    finally:
+        sink.close()

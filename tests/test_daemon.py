@@ -48,10 +48,12 @@ def all_ran(samples: Samples, sites: list[str]) -> bool:
     return all((p, s) in done for p in PROBES for s in sites)
 
 
-# The xrootd probe sweeps at most once per sweep_after_seconds / 4: its sweep step has a
-# duration and a success after the first run, and only a status (SKIPPED) after later ones.
+# The xrootd probe sweeps at most once per sweep_after_seconds / 4, and webdav asks DELETE of
+# a missing file once per delete_missing_every_seconds: each step has a duration and a success
+# after the first run, and only a status (SKIPPED) after later ones.
 RATE_LIMITED_STEP = re.compile(
-    r'^lakeprobe_probe_step_(duration_seconds|success)\{.*probe="xrootd".*step="sweep"'
+    r"^lakeprobe_probe_step_(duration_seconds|success)\{.*"
+    r'(probe="xrootd".*step="sweep"|probe="webdav".*step="delete_missing")'
 )
 
 

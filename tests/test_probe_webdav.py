@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from http_helpers import CountingRelay
 
 from lakeprobe.lake import LocalLake, XrootdSite, make_test_pki
 from lakeprobe.probes.core.outcome import Measurement, ProbeResult, Reason, Status, StepResult
 from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex, new_test_file
 from lakeprobe.probes.credentials.tokens import FileToken
@@ -28,12 +30,22 @@ SMALL = WebdavParams(file_size_bytes=64 * 1024)
 
 
 async def probe(
-    lake: LocalLake, url: str, *, params: WebdavParams = SMALL, timeout: float = 10.0, **kw: Any
+    lake: LocalLake,
+    url: str,
+    *,
+    params: WebdavParams = SMALL,
+    timeout: float = 10.0,
+    state: StateStore | None = None,
+    on_demand: bool = False,
+    **kw: Any,
 ) -> ProbeResult:
     kw.setdefault("ca_dir", lake.pki.ca_dir)
     kw.setdefault("test_dir", lake.test_dir)
     target = Target(site="SITE", endpoint="webdav", url=url, **kw)
-    outcome = await run_probe(PROBE_TYPE, target, params, timeout=timeout, probe_host=HOST, log=LOG)
+    outcome = await run_probe(
+        PROBE_TYPE, target, params, timeout=timeout, probe_host=HOST, log=LOG, state=state,
+        on_demand=on_demand,
+    )  # fmt: skip
     assert outcome.exception is None
     return outcome.result
 
@@ -69,6 +81,23 @@ async def test_healthy_endpoint(lake: LocalLake, scheme: str, keep_alive: bool) 
         result.measurements[m] for m in (Measurement.WRITE_BYTES, Measurement.READ_BYTES)
     )
     assert written == read == 64 * 1024
+
+
+async def test_one_connection_a_run_between_delete_missing_checks(lake: LocalLake) -> None:
+    """XrdHttp closes the connection after every 404: a run that asks DELETE of a missing
+    file needs a second TLS connection for it, and the runs between (the check not due, the
+    delete's verifying HEAD the last request) make one. On demand the check is always due."""
+    state, counts, asked = StateStore.memory(), [], []
+    async with CountingRelay(lake.sites[0].http_port) as relay:
+        for on_demand in (False, False, True):
+            before = relay.connections
+            url = f"davs://127.0.0.1:{relay.port}"
+            result = await probe(lake, url, state=state, on_demand=on_demand)
+            assert result.status is Status.OK, result.steps
+            counts.append(relay.connections - before)
+            asked.append(steps(result)["delete_missing"].status)
+    assert counts == [2, 1, 2]
+    assert asked == [Status.OK, Status.SKIPPED, Status.OK]
 
 
 async def test_stopped_site_is_critical_connect(lake: LocalLake) -> None:

@@ -18,12 +18,14 @@ from http_helpers import serve_handler
 from lakeprobe.probes.clients.httpparse import MAX_LISTING_ENTRIES
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status
 from lakeprobe.probes.core.runner import run_probe
+from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex
 from lakeprobe.probes.credentials.tokens import FileToken
 from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
 
 TEST_DIR = "/lakeprobe"
+SMALL = WebdavParams(file_size_bytes=4096)
 
 
 @dataclass
@@ -106,14 +108,27 @@ async def dav() -> AsyncIterator[FakeDav]:
         yield fake
 
 
-async def probe(dav: FakeDav, **kw: Any) -> ProbeResult:
-    target = Target("SITE", "fake", dav.url, TEST_DIR, **kw)
-    params = WebdavParams(file_size_bytes=4096)
+async def probe(
+    dav: FakeDav,
+    *,
+    params: WebdavParams = SMALL,
+    state: StateStore | None = None,
+    on_demand: bool = False,
+    test_dir: str = TEST_DIR,
+    **kw: Any,
+) -> ProbeResult:
+    target = Target("SITE", "fake", dav.url, test_dir, **kw)
     outcome = await run_probe(
-        PROBE_TYPE, target, params, timeout=5, probe_host="h", log=logging.getLogger("test")
-    )
+        PROBE_TYPE, target, params, timeout=5, probe_host="h", log=logging.getLogger("test"),
+        state=state, on_demand=on_demand,
+    )  # fmt: skip
     assert outcome.exception is None
     return outcome.result
+
+
+def missing_deletes(dav: FakeDav) -> int:
+    """DELETEs of names never written (the delete_missing step's requests)."""
+    return sum(1 for m, p in dav.requests if m == "DELETE" and p not in dav.deleted)
 
 
 @pytest.mark.parametrize(
@@ -250,3 +265,42 @@ async def test_head_missing_asks_a_new_name_when_the_delete_check_saw_no_404(
     # Besides the delete check's own names (the file, its `.absent-` control name): one.
     others = [p for p in _heads_of_missing(dav) if p not in dav.deleted and ".absent-" not in p]
     assert len(others) == 1
+
+
+def delete_missing(result: ProbeResult) -> tuple[Status, str]:
+    step = next(s for s in result.steps if s.name == "delete_missing")
+    return step.status, step.detail
+
+
+async def test_delete_missing_asked_once_per_period(dav: FakeDav) -> None:
+    """A server's answer to DELETE of a missing file is asked once per period per test
+    directory: later runs skip the step, saying when it last gave 404; an on-demand run
+    (`lakeprobe run`) and a period of 0 ask every time; another test directory has its own."""
+    state = StateStore.memory()
+    first = await probe(dav, state=state)
+    later = await probe(dav, state=state)
+    assert delete_missing(first) == (Status.OK, "DELETE of a missing file: 404")
+    assert (later.status, delete_missing(later)[0]) == (Status.OK, Status.SKIPPED)
+    assert delete_missing(later)[1].startswith("DELETE of a missing file gave 404 0 s ago")
+    assert "(asked at most every 900 s)" in delete_missing(later)[1]
+    assert missing_deletes(dav) == 1
+    await probe(dav, state=state, on_demand=True)
+    await probe(
+        dav, state=state, params=WebdavParams(file_size_bytes=4096, delete_missing_every_seconds=0)
+    )
+    await probe(dav, state=state, test_dir="/other")
+    assert missing_deletes(dav) == 4
+
+
+async def test_wrong_delete_missing_answer_asked_every_run(dav: FakeDav) -> None:
+    """A server that answers 204 to DELETE of a missing file is asked, and warned about,
+    every run until it answers 404: a fault never shows only once per period."""
+    state, dav.fault = StateStore.memory(), "delete_missing_204"
+    for _ in range(3):
+        result = await probe(dav, state=state)
+        assert (result.status, result.reason) == (Status.WARNING, Reason.UNEXPECTED_STATUS)
+    assert missing_deletes(dav) == 3
+    dav.fault = ""
+    for _ in range(2):
+        assert (await probe(dav, state=state)).status is Status.OK
+    assert missing_deletes(dav) == 4

@@ -154,6 +154,7 @@ async def _run_all(
                     log=log,
                     state=state,
                     resources=resources,
+                    on_demand=True,
                 )
                 for j in jobs
             )

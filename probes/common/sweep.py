@@ -22,7 +22,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from lakeprobe.probes.core.outcome import Reason, Status, StepOutcome, failed, passed
+from lakeprobe.probes.common.cadence import when_due
+from lakeprobe.probes.core.outcome import Reason, StepOutcome, failed, passed
 from lakeprobe.probes.core.params import SweepParams
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.testfiles import is_foreign, is_own_file, stale_test_files
@@ -37,17 +38,6 @@ MAX_SWEEP = 50  # stale files deleted per run at most: bounds the time a sweep t
 SWEPT = "sweep-last"  # state scope: destination (endpoint URL + test dir) -> unix time
 
 
-def sweep_due(state: StateStore, key: str, every: float) -> float | None:
-    """None when `key` is due for a sweep (and marks it swept now, so concurrent runs do
-    not sweep it twice); else the seconds since its last sweep. Kept in the state store, so
-    a restart does not sweep every destination at once."""
-    last, now = state.get(SWEPT, key), time.time()
-    if isinstance(last, int | float) and 0 <= now - last < every:
-        return now - last
-    state.put(SWEPT, key, now)
-    return None
-
-
 async def sweep_when_due(
     state: StateStore,
     key: str,
@@ -55,21 +45,14 @@ async def sweep_when_due(
     sweep: Callable[[], Awaitable[StepOutcome]],
     what: str,
 ) -> StepOutcome:
-    """`sweep()` when `key` is due (sweep_due), else SKIPPED saying when `what` was last
-    swept. A sweep that fails or raises leaves `key` due: the next run sweeps, and reports,
-    again, so a cleanup fault stays visible instead of showing once per `every`."""
-    since = sweep_due(state, key, every)
-    if since is not None:
-        detail = f"{what} swept {since:.0f} s ago (at most every {every:g} s)"
-        return StepOutcome(Status.SKIPPED, Reason.NONE, detail)
-    try:
-        outcome = await sweep()
-    except BaseException:
-        state.delete(SWEPT, key)
-        raise
-    if not outcome.ok:
-        state.delete(SWEPT, key)
-    return outcome
+    """`sweep()` when `key` is due, else SKIPPED saying when `what` was last swept
+    (probes/common/cadence.py). A sweep that fails or raises leaves `key` due: the next run
+    sweeps, and reports, again, so a cleanup fault stays visible instead of showing once per
+    `every`."""
+    return await when_due(
+        state, SWEPT, key, every, sweep,
+        lambda since: f"{what} swept {since:.0f} s ago (at most every {every:g} s)",
+    )  # fmt: skip
 
 
 def stale_names(names: list[str], probe_host: str, params: SweepParams) -> list[str]:

@@ -37,6 +37,9 @@ class ProbeContext:
     log: logging.Logger
     state: StateStore  # what runs remember (probes/core/state.py), owned by the daemon
     resources: ProbeResources  # what outlives runs: copy threads, OIDC clients, notices
+    # Asked for by hand (`lakeprobe run`): checks that otherwise wait their turn
+    # (probes/common/cadence.py) run now.
+    on_demand: bool = False
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - asyncio.get_running_loop().time())

@@ -39,17 +39,19 @@ async def run_probe(
     log: logging.Logger,
     state: StateStore | None = None,
     resources: ProbeResources | None = None,
+    on_demand: bool = False,
 ) -> RunOutcome:
     """Never raises (except cancellation): deadlines and bugs become results. Without a
     `state`, the run remembers nothing for the next one; without `resources` (the owner's
-    copy threads, OIDC clients, notices), it gets its own, released when it ends."""
+    copy threads, OIDC clients, notices), it gets its own, released when it ends.
+    `on_demand`: a run asked for by hand, in which no check waits its turn."""
     owned = resources is None
     resources = resources if resources is not None else ProbeResources()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     recorder = StepRecorder(deadline, params.slow_step_seconds, cleanup_reserve(timeout))
     state = state if state is not None else StateStore.memory()
-    ctx = ProbeContext(recorder, deadline, probe_host, log, state, resources)
+    ctx = ProbeContext(recorder, deadline, probe_host, log, state, resources, on_demand)
     probe = probe_type.factory()
     try:
         async with asyncio.timeout_at(deadline + HARD_DEADLINE_GRACE_SECONDS):
