@@ -63,6 +63,11 @@ def test_list_shows_probe_types_and_params() -> None:
             ["run", "xrootd", "root://127.0.0.1:1", "--test-dir", "rel"],
             "test_dir must be an absolute path",
         ),
+        (  # a URL after the options is still the URL
+            ["run", "xrootd", "--test-dir", "rel", "root://127.0.0.1:1"],
+            "test_dir must be an absolute path",
+        ),
+        (["run", "xrootd", "root://127.0.0.1:1", "--bogus"], "unrecognized arguments: --bogus"),
         (
             ["run", "xrootd", "root://127.0.0.1:1", "--bearer-discovery"],
             "a token over root:// travels in cleartext: use roots:// (or https://), "

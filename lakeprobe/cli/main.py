@@ -127,7 +127,15 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     os.environ.setdefault(*PYDANTIC_PLUGINS)
     words = sys.argv[1:] if argv is None else argv
     command = words[0] if words and words[0] in COMMANDS else None  # else: options first
-    return _parser(command).parse_args(argv)
+    parser = _parser(command)
+    args, extra = parser.parse_known_args(argv)
+    # URLs after options (`run webdav --param k=v davs://h/d`), as the grid tools take them:
+    # argparse fills `URL ...` once, from the words before the first option.
+    if args.command == "run" and extra and not any(w.startswith("-") for w in extra):
+        args.urls += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _main(args: argparse.Namespace) -> int:
