@@ -213,7 +213,7 @@ class _Run:
         """Whether DELETE of a missing file gives 404 is a property of the server's software
         and configuration: asked every delete_missing_every_seconds, not every run. Against
         servers that close the connection after a 404 (XrdHttp), each run that skips it
-        saves a TLS connection: a fifth of the run's CPU (benchmarks/RESULTS.md)."""
+        saves a TLS connection: a quarter of the run's CPU (benchmarks/RESULTS.md)."""
         every = 0.0 if self.ctx.on_demand else self.params.delete_missing_every_seconds
         key = self.target.url_for(self.target.test_dir)
         return await when_due(
