@@ -5,10 +5,13 @@ default 1 MiB test file. Targets per minute are reached with many endpoints per 
 same servers under different test directories.
 
     .venv/bin/python benchmarks/one_core_load.py [--targets 10000] [--seconds 150] [--cpu 0]
-        [--loop asyncio|uvloop] [--py-spy PATH --profile FILE]
+        [--loop asyncio|uvloop] [--py-spy PATH --profile FILE] [--max-concurrent 64]
+        [--switch-interval 0.005]
 
-`--loop` picks the daemon's event loop (lakeprobe/service/eventloop.py): uvloop, the
-daemon's default, or the standard asyncio loop, to measure what the loop costs.
+`--max-concurrent` is the config's max_concurrent_runs; `--switch-interval` the daemon's
+sys.setswitchinterval. `--loop` picks the daemon's event loop
+(lakeprobe/service/eventloop.py): uvloop, the daemon's default, or the standard asyncio
+loop, to measure what the loop costs.
 
 The lake's XRootD servers are moved to the other core(s), so the pinned core is the daemon's
 alone (other processes on the machine may still share it). Reported, from the daemon's
@@ -16,8 +19,10 @@ process: CPU time per run (user + sys, the XrdCl threads included) and core usag
 steady part (after the first interval and its jitter: every target greeted), runs started
 against the expected count, start lag (due -> slots granted) p50/p99/max from the
 scheduler's own hook, missed runs by cause and failed runs by reason; and the servers'
-CPU over the same part (on a 2-core machine they have one core: are they the limit?).
-Loopback only.
+CPU over the same part (on a 2-core machine they have one core: are they the limit?). And
+how fast the host is at the time: the CPU a fixed piece of reference work costs on the pinned
+core just before the daemon starts and just after it stops, that core's steal time over the
+window, and the daemon's context switches a run. Loopback only.
 Results: benchmarks/RESULTS.md.
 """
 
@@ -26,10 +31,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import json
 import logging
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,7 +71,7 @@ class RecordingScheduler(ProbeScheduler):
         self.lags.append((time.monotonic(), lag))
 
 
-def config(lake: LocalLake, per_site: int, listen: str) -> dict[str, Any]:
+def config(lake: LocalLake, per_site: int, listen: str, slots: int) -> dict[str, Any]:
     """`per_site` endpoints per XRootD site and protocol, each with its own test directory,
     in configured sites of 50 (a site takes at most 100 endpoints); caps sized for the many
     endpoints these few servers stand in for."""
@@ -86,7 +93,7 @@ def config(lake: LocalLake, per_site: int, listen: str) -> dict[str, Any]:
             "interval": INTERVAL,
             "timeout": TIMEOUT,
             "ca_dir": str(lake.pki.ca_dir),
-            "max_concurrent_runs": 64,
+            "max_concurrent_runs": slots,
             "max_concurrent_per_endpoint": 32,
         },
         "sites": sites,
@@ -106,6 +113,51 @@ def servers_cpu_seconds(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def reference_work_ms(repeats: int = 7) -> tuple[float, float]:
+    """CPU ms of two fixed pieces of work, medians of `repeats`: SHA-256 of 4 MiB and an
+    interpreter loop (in the caches), and copying 64 MiB twice (memory bandwidth). How fast
+    this core is now: on a shared VM the same code costs more CPU while other guests load the
+    host, which steal time does not show."""
+    block, big, compute, memory = bytes(4 * 1024 * 1024), bytearray(64 * 1024 * 1024), [], []
+    for _ in range(repeats):
+        started, total = time.thread_time(), 0
+        hashlib.sha256(block).digest()
+        for i in range(200_000):
+            total += i & 7
+        compute.append((time.thread_time() - started) * 1000)
+        started = time.thread_time()
+        bytes(big)
+        bytearray(big)
+        memory.append((time.thread_time() - started) * 1000)
+    return statistics.median(compute), statistics.median(memory)
+
+
+def steal_seconds(cpu: int) -> float:
+    """The hypervisor's steal time of one core so far, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == f"cpu{cpu}":
+            return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    return float("nan")
+
+
+def context_switches() -> tuple[int, int]:
+    """Voluntary and involuntary context switches of this process's threads that are alive
+    (the event loop's, XrdCl's, the copy and resolver pools'), from /proc."""
+    voluntary = involuntary = 0
+    for status in Path("/proc/self/task").glob("*/status"):
+        try:
+            text = status.read_text()
+        except OSError:  # the thread ended
+            continue
+        for line in text.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                voluntary += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                involuntary += int(line.split()[1])
+    return voluntary, involuntary
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -137,6 +189,8 @@ class GcTimer:
 
 async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict[str, Any]:
     """In the pinned child: run the daemon `seconds`, measure after WARM_UP."""
+    reference_before = reference_work_ms()
+    core = min(os.sched_getaffinity(0))
     gc_timer = GcTimer()
     daemon = Daemon(path, load_config(path))
     defaults = daemon.config.defaults
@@ -153,17 +207,21 @@ async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict
     # second run slips past its end) with none missed by the daemon.
     await asyncio.sleep(WARM_UP)
     cpu0, wall0, begun = cpu_seconds(), time.monotonic(), len(RecordingScheduler.lags)
-    servers0 = servers_cpu_seconds(server_pids)
+    servers0, steal0 = servers_cpu_seconds(server_pids), steal_seconds(core)
+    switches0 = context_switches()
     gc0 = gc_timer.snapshot()
     await asyncio.sleep(seconds - WARM_UP)
     cpu, wall = cpu_seconds() - cpu0, time.monotonic() - wall0
     servers = servers_cpu_seconds(server_pids) - servers0
+    steal = steal_seconds(core) - steal0
+    switches = [b - a for a, b in zip(switches0, context_switches(), strict=True)]
     gc1 = gc_timer.snapshot()
     gc_seconds = [b - a for a, b in zip(gc0[0], gc1[0], strict=True)]
     gc_count = [b - a for a, b in zip(gc0[1], gc1[1], strict=True)]
     runs = len(RecordingScheduler.lags) - begun
     stop.set()
     await serving
+    reference_after = reference_work_ms()
     steady = [lag for at, lag in RecordingScheduler.lags if at >= wall0]
     registry = daemon.registry
     missed = {
@@ -200,6 +258,9 @@ async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict
         "gc_seconds": gc_seconds,
         "gc_count": gc_count,
         "run_seconds_p50": quantile([result.duration_seconds for result in last], 0.5),
+        "reference_ms": [reference_before, reference_after],
+        "steal_seconds": steal,
+        "context_switches": switches,
     }
 
 
@@ -222,6 +283,14 @@ def report(result: dict[str, Any]) -> None:
         )
         print(f"garbage collector: {passes} CPU")  # fmt: skip
     print(f"run wall time p50 {result.get('run_seconds_p50', float('nan')):.3f} s (slots held)")
+    if "reference_ms" in result:
+        (compute0, memory0), (compute1, memory1) = result["reference_ms"]
+        work = f"compute {compute0:.1f}/{compute1:.1f}, memory {memory0:.1f}/{memory1:.1f}"
+        steal = result["steal_seconds"]
+        print(f"host: reference work, ms CPU before/after: {work}; steal {steal:.1f} s")
+    if "context_switches" in result:
+        voluntary, involuntary = (n / max(runs, 1) for n in result["context_switches"])
+        print(f"context switches a run: {voluntary:.1f} voluntary, {involuntary:.1f} involuntary")
     print(f"last result reasons {result['last_reasons']}")
     for reason, example in result.get("failure_examples", {}).items():
         print(f"  e.g. {reason}: {example}")
@@ -243,10 +312,11 @@ def main(args: argparse.Namespace) -> None:
                 pin_lake(lake, others)
             path = workdir / "lakeprobe.yaml"
             listen = f"127.0.0.1:{free_ports(1)[0]}"
-            path.write_text(yaml.safe_dump(config(lake, per_site, listen)))
+            path.write_text(yaml.safe_dump(config(lake, per_site, listen, args.max_concurrent)))
             pids = ",".join(str(site.pid) for site in lake.sites)
             child = [sys.executable, __file__, "--child", str(path), "--seconds", str(args.seconds),
-                     "--loop", args.loop, "--server-pids", pids]  # fmt: skip
+                     "--loop", args.loop, "--server-pids", pids,
+                     "--switch-interval", str(args.switch_interval)]  # fmt: skip
             if args.py_spy:  # collapsed stacks of the daemon, sampled for its whole run
                 child = [args.py_spy, "record", "-r", "50", "-f", "raw", "-o", str(args.profile),
                          "--", *child]  # fmt: skip
@@ -264,6 +334,10 @@ if __name__ == "__main__":
     parser.add_argument("--targets", type=int, default=10_000, help="targets, each run per minute")
     parser.add_argument("--seconds", type=float, default=150.0, help="daemon run time, > 65")
     parser.add_argument("--cpu", type=int, default=0, help="the core the daemon is pinned to")
+    parser.add_argument("--max-concurrent", type=int, default=64,
+                        help="defaults.max_concurrent_runs (the daemon's default: 32)")  # fmt: skip
+    parser.add_argument("--switch-interval", type=float, default=sys.getswitchinterval(),
+                        help="the daemon's sys.setswitchinterval, seconds")  # fmt: skip
     parser.add_argument("--loop", choices=eventloop.CHOICES, default="uvloop")
     parser.add_argument("--py-spy", help="profile the daemon with this py-spy executable")
     parser.add_argument("--profile", type=Path, default=Path("one_core_load.txt"),
@@ -274,6 +348,7 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.ERROR)
     if args.child:
         os.environ[eventloop.ENV] = args.loop  # the child is the daemon: as `serve` picks it
+        sys.setswitchinterval(args.switch_interval)
         pids = [int(pid) for pid in args.server_pids.split(",") if pid]
         print(json.dumps(eventloop.run(run_daemon(args.child, args.seconds, pids))))
     else:
