@@ -22,7 +22,8 @@ scheduler's own hook, missed runs by cause and failed runs by reason; and the se
 CPU over the same part (on a 2-core machine they have one core: are they the limit?). And
 how fast the host is at the time: the CPU a fixed piece of reference work costs on the pinned
 core just before the daemon starts and just after it stops, that core's steal time over the
-window, and the daemon's context switches a run. Loopback only.
+window, the daemon's context switches and minor page faults a run and its system CPU.
+Loopback only.
 Results: benchmarks/RESULTS.md.
 """
 
@@ -104,6 +105,12 @@ def config(lake: LocalLake, per_site: int, listen: str, slots: int) -> dict[str,
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def kernel_side() -> tuple[float, int]:
+    """System CPU seconds and minor page faults of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_stime, usage.ru_minflt
 
 
 def servers_cpu_seconds(pids: list[int]) -> float:
@@ -207,11 +214,13 @@ async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict
     # second run slips past its end) with none missed by the daemon.
     await asyncio.sleep(WARM_UP)
     cpu0, wall0, begun = cpu_seconds(), time.monotonic(), len(RecordingScheduler.lags)
+    kernel0 = kernel_side()
     servers0, steal0 = servers_cpu_seconds(server_pids), steal_seconds(core)
     switches0 = context_switches()
     gc0 = gc_timer.snapshot()
     await asyncio.sleep(seconds - WARM_UP)
     cpu, wall = cpu_seconds() - cpu0, time.monotonic() - wall0
+    (system, faults), (system0, faults0) = kernel_side(), kernel0
     servers = servers_cpu_seconds(server_pids) - servers0
     steal = steal_seconds(core) - steal0
     switches = [b - a for a, b in zip(switches0, context_switches(), strict=True)]
@@ -261,6 +270,8 @@ async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict
         "reference_ms": [reference_before, reference_after],
         "steal_seconds": steal,
         "context_switches": switches,
+        "system_seconds": system - system0,
+        "page_faults": faults - faults0,
     }
 
 
@@ -288,6 +299,9 @@ def report(result: dict[str, Any]) -> None:
         work = f"compute {compute0:.1f}/{compute1:.1f}, memory {memory0:.1f}/{memory1:.1f}"
         steal = result["steal_seconds"]
         print(f"host: reference work, ms CPU before/after: {work}; steal {steal:.1f} s")
+    if "page_faults" in result:
+        system, faults = result["system_seconds"], result["page_faults"] / max(runs, 1)
+        print(f"of the CPU: system {system:.1f} s; minor page faults a run {faults:.0f}")
     if "context_switches" in result:
         voluntary, involuntary = (n / max(runs, 1) for n in result["context_switches"])
         print(f"context switches a run: {voluntary:.1f} voluntary, {involuntary:.1f} involuntary")
