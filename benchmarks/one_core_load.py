@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import gc
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -60,6 +61,7 @@ from lakeprobe.service.server import serve
 from lakeprobe.service.timetable import JITTER_FRACTION
 
 INTERVAL = 60.0
+SERIES_STEP = 10.0  # seconds a row of the time series covers
 WARM_UP = INTERVAL * (1 + JITTER_FRACTION) + 2.0  # + the plan's application, generously
 TIMEOUT = 20.0
 
@@ -196,6 +198,42 @@ class GcTimer:
         return list(self.seconds), list(self.count)
 
 
+async def sample_series(
+    scheduler: RecordingScheduler, gc_timer: GcTimer, rows: list[dict[str, Any]]
+) -> None:
+    """Every SERIES_STEP s from the daemon's start: its CPU, the runs started so far, runs in
+    flight and waiting for slots, and the garbage collector's total: when did it fall
+    behind, and did it catch up?"""
+    while True:
+        seconds, count = gc_timer.snapshot()
+        rows.append({
+            "at": time.monotonic(), "cpu": cpu_seconds(), "started": len(scheduler.lags),
+            "running": scheduler.admission.running, "waiting": scheduler.admission.waiting,
+            "gc": sum(seconds), "gc_count": count,
+        })  # fmt: skip
+        await asyncio.sleep(SERIES_STEP)
+
+
+def series_table(rows: list[dict[str, Any]], lags: list[tuple[float, float]]) -> list[str]:
+    """One line per SERIES_STEP: runs started a minute, core, start lag p50/p99 of the runs
+    started in it, runs running/waiting at its end, GC CPU and passes per generation."""
+    lines = ["  from  runs/min  core  lag p50  lag p99  running  waiting  GC core  gen0/1/2"]
+    origin = rows[0]["at"]
+    for before, after in itertools.pairwise(rows):
+        span = after["at"] - before["at"]
+        started = [lag for at, lag in lags if before["at"] <= at < after["at"]]
+        passes = "/".join(
+            str(b - a) for a, b in zip(before["gc_count"], after["gc_count"], strict=True)
+        )
+        lines.append(
+            f"{before['at'] - origin:6.0f}  {len(started) / span * 60:8.0f}  "
+            f"{(after['cpu'] - before['cpu']) / span:4.2f}  {quantile(started, 0.5):7.3f}  "
+            f"{quantile(started, 0.99):7.3f}  {after['running']:7d}  {after['waiting']:7d}  "
+            f"{(after['gc'] - before['gc']) / span:7.3f}  {passes}"
+        )
+    return lines
+
+
 async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict[str, Any]:
     """In the pinned child: run the daemon `seconds`, measure after WARM_UP."""
     reference_before = reference_work_ms()
@@ -209,6 +247,8 @@ async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict
         max_per_endpoint=defaults.max_concurrent_per_endpoint,
     )  # fmt: skip
     stop = asyncio.Event()
+    rows: list[dict[str, Any]] = []
+    sampling = asyncio.create_task(sample_series(daemon.scheduler, gc_timer, rows))
     serving = asyncio.create_task(serve(daemon, stop))
     # Every target greeted and run once, and its first jittered run due: a job's first run is
     # at its phase, later ones up to 5 % of the interval after their grid time, so a window
@@ -230,6 +270,7 @@ async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict
     gc_seconds = [b - a for a, b in zip(gc0[0], gc1[0], strict=True)]
     gc_count = [b - a for a, b in zip(gc0[1], gc1[1], strict=True)]
     runs = len(RecordingScheduler.lags) - begun
+    sampling.cancel()
     stop.set()
     await serving
     reference_after = reference_work_ms()
@@ -277,6 +318,7 @@ async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict
         "context_switches": switches,
         "system_seconds": system - system0,
         "page_faults": faults - faults0,
+        "series": series_table(rows, RecordingScheduler.lags),
     }
 
 
@@ -314,6 +356,9 @@ def report(result: dict[str, Any]) -> None:
         voluntary, involuntary = (n / max(runs, 1) for n in result["context_switches"])
         print(f"context switches a run: {voluntary:.1f} voluntary, {involuntary:.1f} involuntary")
     print(f"last result reasons {result['last_reasons']}")
+    if "series" in result:
+        print("time series, from the daemon's start:")
+        print("\n".join(result["series"]))
     for reason, example in result.get("failure_examples", {}).items():
         print(f"  e.g. {reason}: {example}")
 
@@ -346,7 +391,8 @@ def main(args: argparse.Namespace) -> None:
             pids = ",".join(str(site.pid) for site in lake.sites)
             child = [sys.executable, __file__, "--child", str(path), "--seconds", str(args.seconds),
                      "--loop", args.loop, "--server-pids", pids,
-                     "--switch-interval", str(args.switch_interval)]  # fmt: skip
+                     "--switch-interval", str(args.switch_interval),
+                     "--gc-threshold", args.gc_threshold]  # fmt: skip
             if args.py_spy:  # collapsed stacks of the daemon, sampled for its whole run
                 child = [args.py_spy, "record", "-r", "50", "-f", "raw", "-o", str(args.profile),
                          "--", *child]  # fmt: skip
@@ -373,6 +419,8 @@ if __name__ == "__main__":
                         help="the daemon's sys.setswitchinterval, seconds")  # fmt: skip
     parser.add_argument("--disturb", type=float, default=0.0,
                         help="busy-loop seconds on the daemon's core, from 20 s in")  # fmt: skip
+    parser.add_argument("--gc-threshold", default="",
+                        help="the daemon's gc.set_threshold, e.g. 700,10,10")  # fmt: skip
     parser.add_argument("--loop", choices=eventloop.CHOICES, default="uvloop")
     parser.add_argument("--py-spy", help="profile the daemon with this py-spy executable")
     parser.add_argument("--profile", type=Path, default=Path("one_core_load.txt"),
@@ -384,6 +432,8 @@ if __name__ == "__main__":
     if args.child:
         os.environ[eventloop.ENV] = args.loop  # the child is the daemon: as `serve` picks it
         sys.setswitchinterval(args.switch_interval)
+        if args.gc_threshold:
+            gc.set_threshold(*(int(n) for n in args.gc_threshold.split(",")))
         pids = [int(pid) for pid in args.server_pids.split(",") if pid]
         print(json.dumps(eventloop.run(run_daemon(args.child, args.seconds, pids))))
     else:

@@ -49,8 +49,9 @@ def all_ran(samples: Samples, sites: list[str]) -> bool:
 
 
 # The xrootd probe sweeps at most once per sweep_after_seconds / 4, and webdav asks DELETE of
-# a missing file once per delete_missing_every_seconds: each step has a duration and a success
-# after the first run, and only a status (SKIPPED) after later ones.
+# a missing file once per delete_missing_every_seconds, at the test directory's own point of
+# it: each step has a duration and a success after a run that did it, and only a status
+# (SKIPPED) after the others.
 RATE_LIMITED_STEP = re.compile(
     r"^lakeprobe_probe_step_(duration_seconds|success)\{.*"
     r'(probe="xrootd".*step="sweep"|probe="webdav".*step="delete_missing")'

@@ -18,7 +18,7 @@ from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex, new_test_file
 from lakeprobe.probes.credentials.tokens import FileToken
-from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
+from lakeprobe.probes.storage.webdav import DELETE_MISSING_ASKED, PROBE_TYPE, WebdavParams
 
 pytestmark = pytest.mark.lake
 
@@ -26,7 +26,9 @@ LOG = logging.getLogger("test.webdav")
 HOST = "testhost"
 WRITE_STEPS = ["options", "put", "head", "get", "propfind", "delete", "head_missing",
                "delete_missing", "sweep"]  # fmt: skip
-SMALL = WebdavParams(file_size_bytes=64 * 1024)
+# Every run asks DELETE of a missing file: a run without a state store has no point of the
+# period to wait for (probes/common/cadence.py).
+SMALL = WebdavParams(file_size_bytes=64 * 1024, delete_missing_every_seconds=0)
 
 
 async def probe(
@@ -71,7 +73,9 @@ async def test_healthy_endpoint(lake: LocalLake, scheme: str, keep_alive: bool) 
     """Every step OK over davs, https and plain http, with connections reused or not; the
     test file is gone afterwards and the measurements report the bytes moved."""
     site = lake.sites[0]
-    params = WebdavParams(file_size_bytes=64 * 1024, keep_alive=keep_alive)
+    params = WebdavParams(
+        file_size_bytes=64 * 1024, keep_alive=keep_alive, delete_missing_every_seconds=0
+    )
     result = await probe(lake, f"{scheme}://127.0.0.1:{site.http_port}", params=params)
     assert (result.status, result.reason) == (Status.OK, Reason.NONE), result.steps
     assert [s.name for s in result.steps] == WRITE_STEPS
@@ -83,16 +87,21 @@ async def test_healthy_endpoint(lake: LocalLake, scheme: str, keep_alive: bool) 
     assert written == read == 64 * 1024
 
 
+PERIODIC = WebdavParams(file_size_bytes=64 * 1024, delete_missing_every_seconds=900)
+
+
 async def test_one_connection_a_run_between_delete_missing_checks(lake: LocalLake) -> None:
     """XrdHttp closes the connection after every 404: a run that asks DELETE of a missing
     file needs a second TLS connection for it, and the runs between (the check not due, the
     delete's verifying HEAD the last request) make one. On demand the check is always due."""
     state, counts, asked = StateStore.memory(), [], []
     async with CountingRelay(lake.sites[0].http_port) as relay:
+        url = f"davs://127.0.0.1:{relay.port}"
+        key = Target("SITE", "webdav", url, lake.test_dir).url_for(lake.test_dir)
+        state.put(DELETE_MISSING_ASKED, key, 0.0)  # due now: as after a check that failed
         for on_demand in (False, False, True):
             before = relay.connections
-            url = f"davs://127.0.0.1:{relay.port}"
-            result = await probe(lake, url, state=state, on_demand=on_demand)
+            result = await probe(lake, url, params=PERIODIC, state=state, on_demand=on_demand)
             assert result.status is Status.OK, result.steps
             counts.append(relay.connections - before)
             asked.append(steps(result)["delete_missing"].status)
@@ -204,7 +213,9 @@ async def test_unwritable_test_dir_is_critical_auth(lake: LocalLake) -> None:
 
 async def test_slow_steps_warn(lake: LocalLake) -> None:
     """With a near-zero slow threshold every step that passed is WARNING slow."""
-    params = WebdavParams(file_size_bytes=1024, slow_step_seconds=1e-9)
+    params = WebdavParams(
+        file_size_bytes=1024, slow_step_seconds=1e-9, delete_missing_every_seconds=0
+    )
     result = await probe(lake, lake.sites[0].davs_url, params=params)
     assert (result.status, result.reason) == (Status.WARNING, Reason.SLOW)
     assert {s.reason for s in result.steps} == {Reason.SLOW}

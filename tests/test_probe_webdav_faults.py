@@ -16,16 +16,18 @@ from aiohttp import web
 from http_helpers import serve_handler
 
 from lakeprobe.probes.clients.httpparse import MAX_LISTING_ENTRIES
+from lakeprobe.probes.common import cadence
 from lakeprobe.probes.core.outcome import ProbeResult, Reason, Status
 from lakeprobe.probes.core.runner import run_probe
 from lakeprobe.probes.core.state import StateStore
 from lakeprobe.probes.core.target import Target
 from lakeprobe.probes.core.testfiles import adler32_hex
 from lakeprobe.probes.credentials.tokens import FileToken
-from lakeprobe.probes.storage.webdav import PROBE_TYPE, WebdavParams
+from lakeprobe.probes.storage.webdav import DELETE_MISSING_ASKED, PROBE_TYPE, WebdavParams
 
 TEST_DIR = "/lakeprobe"
 SMALL = WebdavParams(file_size_bytes=4096)
+EVERY_RUN = WebdavParams(file_size_bytes=4096, delete_missing_every_seconds=0)
 
 
 @dataclass
@@ -159,7 +161,7 @@ async def test_faults(
     """Each misbehaviour gives its own status and reason, at the step that saw it; the test
     file is deleted whatever failed (except when DELETE itself is refused)."""
     dav.fault = fault
-    result = await probe(dav)
+    result = await probe(dav, params=EVERY_RUN)
     assert (result.status, result.reason) == (status, reason), result.steps
     by_name = {s.name: s for s in result.steps}
     if step is not None:
@@ -272,11 +274,42 @@ def delete_missing(result: ProbeResult) -> tuple[Status, str]:
     return step.status, step.detail
 
 
-async def test_delete_missing_asked_once_per_period(dav: FakeDav) -> None:
+class Clock:
+    """The cadence's wall clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(cadence, "time", fake)
+    return fake
+
+
+def share_of(dav: FakeDav) -> float:
+    """The test directory's own point of the period (probes/common/cadence.py)."""
+    key = Target("SITE", "fake", dav.url, TEST_DIR).url_for(TEST_DIR)
+    return cadence.share(DELETE_MISSING_ASKED, key)
+
+
+async def test_delete_missing_asked_once_per_period(dav: FakeDav, clock: Clock) -> None:
     """A server's answer to DELETE of a missing file is asked once per period per test
-    directory: later runs skip the step, saying when it last gave 404; an on-demand run
-    (`lakeprobe run`) and a period of 0 ask every time; another test directory has its own."""
-    state = StateStore.memory()
+    directory, each directory at its own point of the period: a daemon starting with
+    thousands of targets does not ask them all in its first minute. Runs before that point
+    say when it is due; later runs say when it last gave 404; an on-demand run (`lakeprobe
+    run`) and a period of 0 ask every time."""
+    state, share = StateStore.memory(), share_of(dav)
+    before = await probe(dav, state=state)
+    assert (before.status, delete_missing(before)[0]) == (Status.OK, Status.SKIPPED)
+    not_yet = f"DELETE of a missing file not asked yet: due in {900 * share:.0f} s"
+    assert delete_missing(before)[1].startswith(not_yet)
+    assert missing_deletes(dav) == 0
+    clock.now += 900 * share
     first = await probe(dav, state=state)
     later = await probe(dav, state=state)
     assert delete_missing(first) == (Status.OK, "DELETE of a missing file: 404")
@@ -284,18 +317,33 @@ async def test_delete_missing_asked_once_per_period(dav: FakeDav) -> None:
     assert delete_missing(later)[1].startswith("DELETE of a missing file gave 404 0 s ago")
     assert "(asked at most every 900 s)" in delete_missing(later)[1]
     assert missing_deletes(dav) == 1
+    # The next time: after 900 s plus up to half of it, by the same share.
+    clock.now += 900 * (1 + cadence.SPREAD * share) - 1
+    await probe(dav, state=state)
+    assert missing_deletes(dav) == 1
+    clock.now += 2
+    await probe(dav, state=state)
+    assert missing_deletes(dav) == 2
     await probe(dav, state=state, on_demand=True)
-    await probe(
-        dav, state=state, params=WebdavParams(file_size_bytes=4096, delete_missing_every_seconds=0)
-    )
-    await probe(dav, state=state, test_dir="/other")
+    await probe(dav, state=state, params=EVERY_RUN)
     assert missing_deletes(dav) == 4
 
 
-async def test_wrong_delete_missing_answer_asked_every_run(dav: FakeDav) -> None:
+def test_test_directories_spread_over_the_period() -> None:
+    """10,000 test directories' first checks fall evenly over the period: none of its tenths
+    holds more than 12 % of them."""
+    shares = [cadence.share(DELETE_MISSING_ASKED, f"davs://h:1/d{n}") for n in range(10_000)]
+    tenths = [sum(1 for s in shares if k / 10 <= s < (k + 1) / 10) for k in range(10)]
+    assert max(tenths) < 1_200, tenths
+
+
+async def test_wrong_delete_missing_answer_asked_every_run(dav: FakeDav, clock: Clock) -> None:
     """A server that answers 204 to DELETE of a missing file is asked, and warned about,
-    every run until it answers 404: a fault never shows only once per period."""
+    every run from its first check until it answers 404: a fault never shows only once per
+    period."""
     state, dav.fault = StateStore.memory(), "delete_missing_204"
+    await probe(dav, state=state)  # sets the directory's first check
+    clock.now += 900
     for _ in range(3):
         result = await probe(dav, state=state)
         assert (result.status, result.reason) == (Status.WARNING, Reason.UNEXPECTED_STATUS)

@@ -6,23 +6,61 @@ When each key was last done is a record in the state store (scope and key chosen
 caller), so a restart does not redo every key at once. Only a pass is remembered: work that
 failed or raised is due again at the next run, so a fault stays visible every run instead of
 showing once per period.
+
+Keys are spread over time, as the scheduler spreads runs over their interval: a daemon
+starting with 10,000 targets would otherwise do every key's work in its first minute, and
+again all together one period later, every period (a minute that costs ~15 % more CPU at
+10,000 targets: benchmarks/RESULTS.md). Each key has a stable share of the period (from its
+name): its period is `every` to 1.5 x `every`, so keys done together drift apart; and with
+`first_at_phase` a key never done starts at its share of the first period instead of at
+once (for work whose answer can wait; a sweep of what was left before the start cannot).
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from lakeprobe.probes.core.outcome import Reason, Status, StepOutcome
 from lakeprobe.probes.core.state import StateStore
 
+SPREAD = 0.5  # a key's period: `every` x (1 + SPREAD x its share)
+_FIRST = "first_due"  # record of a key never done: {_FIRST: unix time it is first due}
+_DUE_NOW = 0.0  # record of a key whose work did not pass: done at the epoch, so due
 
-def seconds_since_done(state: StateStore, scope: str, key: str, every: float) -> float | None:
+
+@dataclass(frozen=True, slots=True)
+class NotDue:
+    """Why a key's work is skipped this run: last done `since` seconds ago, or never done
+    (`since` None) and first due in `first_in` seconds."""
+
+    since: float | None
+    first_in: float = 0.0
+
+
+def share(scope: str, key: str) -> float:
+    """A stable fraction in [0, 1) for the key, from its name."""
+    return zlib.crc32(f"{scope}\0{key}".encode()) / 2**32
+
+
+def not_due(
+    state: StateStore, scope: str, key: str, every: float, *, first_at_phase: bool = False
+) -> NotDue | None:
     """None when `key` is due (and marks it done now, so concurrent runs do not both do
-    it); else the seconds since it was last done. `every` 0: always due."""
-    last, now = state.get(scope, key), time.time()
-    if isinstance(last, int | float) and 0 <= now - last < every:
-        return now - last
+    it); else why not. `every` 0: always due."""
+    record, now = state.get(scope, key), time.time()
+    if every > 0:
+        fraction = share(scope, key)
+        if isinstance(record, int | float) and 0 <= now - record < every * (1 + SPREAD * fraction):
+            return NotDue(since=now - record)
+        if record is None and first_at_phase:
+            record = {_FIRST: now + every * fraction}
+            state.put(scope, key, record)
+        first = record.get(_FIRST) if isinstance(record, dict) else None
+        if isinstance(first, int | float) and now < first:
+            return NotDue(since=None, first_in=first - now)
     state.put(scope, key, now)
     return None
 
@@ -33,18 +71,20 @@ async def when_due(
     key: str,
     every: float,
     work: Callable[[], Awaitable[StepOutcome]],
-    not_due: Callable[[float], str],
+    skipped: Callable[[NotDue], str],
+    *,
+    first_at_phase: bool = False,
 ) -> StepOutcome:
-    """`work()` when `key` is due, else SKIPPED with `not_due(seconds since last done)` as
-    the detail. A result that is not ok, or an exception, leaves `key` due."""
-    since = seconds_since_done(state, scope, key, every)
-    if since is not None:
-        return StepOutcome(Status.SKIPPED, Reason.NONE, not_due(since))
+    """`work()` when `key` is due, else SKIPPED with `skipped(why)` as the detail. A result
+    that is not ok, or an exception, leaves `key` due at the next run."""
+    why = not_due(state, scope, key, every, first_at_phase=first_at_phase)
+    if why is not None:
+        return StepOutcome(Status.SKIPPED, Reason.NONE, skipped(why))
     try:
         outcome = await work()
     except BaseException:
-        state.delete(scope, key)
+        state.put(scope, key, _DUE_NOW)
         raise
     if not outcome.ok:
-        state.delete(scope, key)
+        state.put(scope, key, _DUE_NOW)
     return outcome

@@ -51,7 +51,7 @@ async def sweep_when_due(
     `every`."""
     return await when_due(
         state, SWEPT, key, every, sweep,
-        lambda since: f"{what} swept {since:.0f} s ago (at most every {every:g} s)",
+        lambda why: f"{what} swept {why.since or 0:.0f} s ago (at most every {every:g} s)",
     )  # fmt: skip
 
 

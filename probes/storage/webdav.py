@@ -43,7 +43,7 @@ from lakeprobe.probes.clients.httpclient import (
     guarded,
     status_failure,
 )
-from lakeprobe.probes.common.cadence import when_due
+from lakeprobe.probes.common.cadence import NotDue, when_due
 from lakeprobe.probes.common.cleanup import ATTEMPTED, delete_after_write
 from lakeprobe.probes.common.httpdigest import head_with_digest
 from lakeprobe.probes.common.sweep import http_exists, list_http_files, sweep_http
@@ -90,13 +90,25 @@ class WebdavParams(TestFileParams):
         Ge(0),
         Le(86400),
         Doc(
-            "DELETE a missing file at most this often per test directory (0: every run); "
-            "one that did not answer 404 is asked again next run; `lakeprobe run` always asks"
+            "DELETE a missing file about this often per test directory (0: every run), the "
+            "first time at the directory's own point of the period; one that did not answer "
+            "404 is asked again next run; `lakeprobe run` always asks"
         ),
     ] = 900.0
     keep_alive: Annotated[
         bool, Doc("reuse connections between steps; false opens one per request")
     ] = True
+
+
+def delete_missing_skipped(why: NotDue, every: float) -> str:
+    if why.since is None:
+        return (
+            f"DELETE of a missing file not asked yet: due in {why.first_in:.0f} s"
+            f" (asked at most every {every:g} s, each test directory at its own time)"
+        )
+    return (
+        f"DELETE of a missing file gave 404 {why.since:.0f} s ago (asked at most every {every:g} s)"
+    )
 
 
 def _skipped(detail: str) -> StepOutcome:
@@ -219,8 +231,8 @@ class _Run:
         return await when_due(
             self.ctx.state, DELETE_MISSING_ASKED, key, every,
             lambda: self.expect_missing("DELETE"),
-            lambda since: f"DELETE of a missing file gave 404 {since:.0f} s ago"
-            f" (asked at most every {every:g} s)",
+            lambda why: delete_missing_skipped(why, every),
+            first_at_phase=True,
         )  # fmt: skip
 
     async def expect_missing(self, method: str) -> StepOutcome:
