@@ -24,7 +24,10 @@ how fast the host is at the time: the CPU a fixed piece of reference work costs 
 core just before the daemon starts and just after it stops, that core's steal time over the
 window, the daemon's context switches and minor page faults a run and its system CPU.
 `--disturb N` runs a busy loop on the daemon's core for N s from 20 s in (before the window);
-the p99 lag over the window's last interval shows whether the backlog drained.
+the p99 lag over the window's last interval shows whether the backlog drained. A time series
+every 10 s from the daemon's start (warm-up included) gives its core, runs started a minute,
+the start lag p50/p99 of the runs started then, runs running and waiting for slots at its end,
+and the garbage collector's CPU and passes: when it fell behind, and when it caught up.
 Loopback only.
 Results: benchmarks/RESULTS.md.
 """
@@ -271,12 +274,17 @@ async def run_daemon(path: Path, seconds: float, server_pids: list[int]) -> dict
     gc_count = [b - a for a, b in zip(gc0[1], gc1[1], strict=True)]
     runs = len(RecordingScheduler.lags) - begun
     sampling.cancel()
+    ended = wall0 + wall
+    admission = daemon.scheduler.admission  # the series' last row: the window's end
+    rows.append({
+        "at": ended, "cpu": cpu0 + cpu, "started": begun + runs, "running": admission.running,
+        "waiting": admission.waiting, "gc": sum(gc1[0]), "gc_count": gc1[1],
+    })  # fmt: skip
     stop.set()
     await serving
     reference_after = reference_work_ms()
-    steady = [lag for at, lag in RecordingScheduler.lags if at >= wall0]
-    ended = wall0 + wall
-    last_minute = [lag for at, lag in RecordingScheduler.lags if at >= ended - INTERVAL]
+    steady = [lag for at, lag in RecordingScheduler.lags if wall0 <= at < ended]
+    last_minute = [lag for at, lag in RecordingScheduler.lags if ended - INTERVAL <= at < ended]
     registry = daemon.registry
     missed = {
         f"{p}/{c}": registry.get_sample_value(
@@ -391,8 +399,7 @@ def main(args: argparse.Namespace) -> None:
             pids = ",".join(str(site.pid) for site in lake.sites)
             child = [sys.executable, __file__, "--child", str(path), "--seconds", str(args.seconds),
                      "--loop", args.loop, "--server-pids", pids,
-                     "--switch-interval", str(args.switch_interval),
-                     "--gc-threshold", args.gc_threshold]  # fmt: skip
+                     "--switch-interval", str(args.switch_interval)]  # fmt: skip
             if args.py_spy:  # collapsed stacks of the daemon, sampled for its whole run
                 child = [args.py_spy, "record", "-r", "50", "-f", "raw", "-o", str(args.profile),
                          "--", *child]  # fmt: skip
@@ -419,8 +426,6 @@ if __name__ == "__main__":
                         help="the daemon's sys.setswitchinterval, seconds")  # fmt: skip
     parser.add_argument("--disturb", type=float, default=0.0,
                         help="busy-loop seconds on the daemon's core, from 20 s in")  # fmt: skip
-    parser.add_argument("--gc-threshold", default="",
-                        help="the daemon's gc.set_threshold, e.g. 700,10,10")  # fmt: skip
     parser.add_argument("--loop", choices=eventloop.CHOICES, default="uvloop")
     parser.add_argument("--py-spy", help="profile the daemon with this py-spy executable")
     parser.add_argument("--profile", type=Path, default=Path("one_core_load.txt"),
@@ -432,8 +437,6 @@ if __name__ == "__main__":
     if args.child:
         os.environ[eventloop.ENV] = args.loop  # the child is the daemon: as `serve` picks it
         sys.setswitchinterval(args.switch_interval)
-        if args.gc_threshold:
-            gc.set_threshold(*(int(n) for n in args.gc_threshold.split(",")))
         pids = [int(pid) for pid in args.server_pids.split(",") if pid]
         print(json.dumps(eventloop.run(run_daemon(args.child, args.seconds, pids))))
     else:

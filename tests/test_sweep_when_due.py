@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from lakeprobe.probes.common.sweep import sweep_when_due
+from lakeprobe.probes.common import cadence
+from lakeprobe.probes.common.sweep import SWEPT, sweep_when_due
 from lakeprobe.probes.core.outcome import Reason, Status, StepOutcome, failed, passed
 from lakeprobe.probes.core.state import StateStore
 
@@ -51,3 +52,33 @@ async def test_not_passed_stays_due(outcome: StepOutcome, error: Exception | Non
     for _ in range(2):
         await sweep_when_due(state, "k", 900, fixed, "x")
     assert fixed.count == 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_repeats_spread_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Destinations first swept in the same minute (a daemon's start) sweep again 1 to 1.5
+    periods later, each by its own share from its name: they drift apart instead of all
+    sweeping together once a period."""
+    clock, state = Clock(), StateStore.memory()
+    monkeypatch.setattr(cadence, "time", clock)
+    keys = [f"root://h//d{n}" for n in range(200)]
+    sweep = Sweeps(passed())
+    for key in keys:
+        await sweep_when_due(state, key, 900, sweep, "test directory")
+    assert sweep.count == 200  # the first sweep: at once
+    next_due = sorted(900 * (1 + cadence.SPREAD * cadence.share(SWEPT, k)) for k in keys)
+    assert next_due[-1] - next_due[0] > 0.8 * 450  # spread over most of half a period
+    key = keys[0]
+    own = 900 * (1 + cadence.SPREAD * cadence.share(SWEPT, key))
+    clock.now += own - 1
+    assert (await sweep_when_due(state, key, 900, sweep, "x")).status is Status.SKIPPED
+    clock.now += 2
+    assert (await sweep_when_due(state, key, 900, sweep, "x")).status is Status.OK
+    assert sweep.count == 201

@@ -8,8 +8,11 @@ than `sweep_foreign_after_seconds`; at most MAX_SWEEP per run. Each delete is ve
 there after a successful answer it fails the sweep with `cleanup`. The transfer probes sweep
 their destination, and the xrootd probe its test directory, at most once per
 `sweep_after_seconds / 4` (sweep_when_due): a leftover is only stale after
-`sweep_after_seconds`, so listing the directory every run would only load the namespace. A
-sweep that did not pass is due again at the next run. (The webdav probe sweeps every run: it
+`sweep_after_seconds`, so listing the directory every run would only load the namespace. The
+first sweep is at a destination's first run (what was left before the start goes at once);
+later ones come 1 to 1.5 periods apart, by the destination's name (probes/common/cadence.py),
+so destinations first swept together drift apart. A sweep that did not pass is due again at
+the next run. (The webdav probe sweeps every run: it
 lists the directory anyway, in its propfind step.)
 """
 

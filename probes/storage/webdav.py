@@ -13,9 +13,10 @@ Moving delete_missing before the delete saves nothing there: XrdHttp 5.5 answers
 404 with `Connection: Keep-Alive` and closes anyway (libcurl's next send fails, and it
 reconnects), so the run's two 404s take two connections in either order. So delete_missing,
 which asks about the server's software rather than its health, runs at most once per
-`delete_missing_every_seconds` per test directory (probes/common/cadence.py: an answer other
-than 404 is asked again every run until it is fixed; `lakeprobe run` always asks); the runs
-between make one connection (benchmarks/RESULTS.md).
+`delete_missing_every_seconds` per test directory, first at the directory's own point of
+that period (probes/common/cadence.py: an answer other than 404 is asked again every run
+until it is fixed; `lakeprobe run` always asks); the runs between make one connection
+(benchmarks/RESULTS.md).
 
 A HEAD without any adler32 digest is `checksum_unavailable` by the endpoint's `checksums`
 policy (probes/core/checksums.py: WARNING by default, CRITICAL if required, not asked if
