@@ -6,7 +6,7 @@ same servers under different test directories.
 
     .venv/bin/python benchmarks/one_core_load.py [--targets 10000] [--seconds 150] [--cpu 0]
         [--loop asyncio|uvloop] [--py-spy PATH --profile FILE] [--max-concurrent 64]
-        [--switch-interval 0.005]
+        [--switch-interval 0.005] [--disturb SECONDS] [--contend SHARE]
 
 `--max-concurrent` is the config's max_concurrent_runs; `--switch-interval` the daemon's
 sys.setswitchinterval. `--loop` picks the daemon's event loop
@@ -24,10 +24,12 @@ how fast the host is at the time: the CPU a fixed piece of reference work costs 
 core just before the daemon starts and just after it stops, that core's steal time over the
 window, the daemon's context switches and minor page faults a run and its system CPU.
 `--disturb N` runs a busy loop on the daemon's core for N s from 20 s in (before the window);
-the p99 lag over the window's last interval shows whether the backlog drained. A time series
-every 10 s from the daemon's start (warm-up included) gives its core, runs started a minute,
-the start lag p50/p99 of the runs started then, runs running and waiting for slots at its end,
-and the garbage collector's CPU and passes: when it fell behind, and when it caught up.
+the p99 lag over the window's last interval shows whether the backlog drained. `--contend F`
+keeps a neighbour busy F of every 10 ms on that core for the whole run: a slower host. A
+time series every 10 s from the daemon's start (warm-up included) gives its core, runs
+started a minute, the start lag p50/p99 of the runs started then, runs running and waiting
+for slots at its end, and the garbage collector's CPU and passes: when it fell behind, and
+when it caught up.
 Loopback only.
 Results: benchmarks/RESULTS.md.
 """
@@ -385,6 +387,16 @@ def disturb(cpu: int, seconds: float) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", spin])
 
 
+def contend(cpu: int, share: float, seconds: float) -> subprocess.Popen[bytes]:
+    """For `seconds`, a process on the daemon's core busy `share` of every 10 ms: a host that
+    leaves the daemon that much less of its core (a neighbour, a slower VM)."""
+    spin = f"import time\nend = time.monotonic() + {seconds}\n"
+    spin += "while (now := time.monotonic()) < end:\n"
+    spin += f"    while time.monotonic() < now + {share * 0.01}: pass\n"
+    spin += f"    time.sleep({(1 - share) * 0.01})"
+    return subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", spin])
+
+
 def main(args: argparse.Namespace) -> None:
     others = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)) if c != args.cpu)
     per_site = max(1, args.targets // (3 * 2))
@@ -404,11 +416,15 @@ def main(args: argparse.Namespace) -> None:
                 child = [args.py_spy, "record", "-r", "50", "-f", "raw", "-o", str(args.profile),
                          "--", *child]  # fmt: skip
             hog = disturb(args.cpu, args.disturb) if args.disturb else None
+            neighbour = contend(args.cpu, args.contend, args.seconds + 30) if args.contend else None
             out = subprocess.run(
                 ["taskset", "-c", str(args.cpu), *child], check=True, stdout=subprocess.PIPE
             ).stdout
             if hog is not None:
                 hog.wait()
+            if neighbour is not None:
+                neighbour.kill()
+                neighbour.wait()
             report(json.loads(next(x for x in reversed(out.splitlines()) if x[:1] == b"{")))
             crashed = [site.name for site in lake.sites if site.crashed]
             if crashed:  # XRootD 5.5.3 segfaults now and then under many HTTPS connections
@@ -424,6 +440,8 @@ if __name__ == "__main__":
                         help="defaults.max_concurrent_runs (the daemon's default: 32)")  # fmt: skip
     parser.add_argument("--switch-interval", type=float, default=sys.getswitchinterval(),
                         help="the daemon's sys.setswitchinterval, seconds")  # fmt: skip
+    parser.add_argument("--contend", type=float, default=0.0,
+                        help="share of the daemon's core a neighbour takes, e.g. 0.1")  # fmt: skip
     parser.add_argument("--disturb", type=float, default=0.0,
                         help="busy-loop seconds on the daemon's core, from 20 s in")  # fmt: skip
     parser.add_argument("--loop", choices=eventloop.CHOICES, default="uvloop")

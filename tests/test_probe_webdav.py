@@ -26,9 +26,7 @@ LOG = logging.getLogger("test.webdav")
 HOST = "testhost"
 WRITE_STEPS = ["options", "put", "head", "get", "propfind", "delete", "head_missing",
                "delete_missing", "sweep"]  # fmt: skip
-# Every run asks DELETE of a missing file: a run without a state store has no point of the
-# period to wait for (probes/common/cadence.py).
-SMALL = WebdavParams(file_size_bytes=64 * 1024, delete_missing_every_seconds=0)
+SMALL = WebdavParams(file_size_bytes=64 * 1024)
 
 
 async def probe(
@@ -73,9 +71,7 @@ async def test_healthy_endpoint(lake: LocalLake, scheme: str, keep_alive: bool) 
     """Every step OK over davs, https and plain http, with connections reused or not; the
     test file is gone afterwards and the measurements report the bytes moved."""
     site = lake.sites[0]
-    params = WebdavParams(
-        file_size_bytes=64 * 1024, keep_alive=keep_alive, delete_missing_every_seconds=0
-    )
+    params = WebdavParams(file_size_bytes=64 * 1024, keep_alive=keep_alive)
     result = await probe(lake, f"{scheme}://127.0.0.1:{site.http_port}", params=params)
     assert (result.status, result.reason) == (Status.OK, Reason.NONE), result.steps
     assert [s.name for s in result.steps] == WRITE_STEPS
@@ -85,9 +81,6 @@ async def test_healthy_endpoint(lake: LocalLake, scheme: str, keep_alive: bool) 
         result.measurements[m] for m in (Measurement.WRITE_BYTES, Measurement.READ_BYTES)
     )
     assert written == read == 64 * 1024
-
-
-PERIODIC = WebdavParams(file_size_bytes=64 * 1024, delete_missing_every_seconds=900)
 
 
 async def test_one_connection_a_run_between_delete_missing_checks(lake: LocalLake) -> None:
@@ -101,7 +94,7 @@ async def test_one_connection_a_run_between_delete_missing_checks(lake: LocalLak
         state.put(DELETE_MISSING_ASKED, key, 0.0)  # due now: as after a check that failed
         for on_demand in (False, False, True):
             before = relay.connections
-            result = await probe(lake, url, params=PERIODIC, state=state, on_demand=on_demand)
+            result = await probe(lake, url, state=state, on_demand=on_demand)
             assert result.status is Status.OK, result.steps
             counts.append(relay.connections - before)
             asked.append(steps(result)["delete_missing"].status)
@@ -213,9 +206,7 @@ async def test_unwritable_test_dir_is_critical_auth(lake: LocalLake) -> None:
 
 async def test_slow_steps_warn(lake: LocalLake) -> None:
     """With a near-zero slow threshold every step that passed is WARNING slow."""
-    params = WebdavParams(
-        file_size_bytes=1024, slow_step_seconds=1e-9, delete_missing_every_seconds=0
-    )
+    params = WebdavParams(file_size_bytes=1024, slow_step_seconds=1e-9)
     result = await probe(lake, lake.sites[0].davs_url, params=params)
     assert (result.status, result.reason) == (Status.WARNING, Reason.SLOW)
     assert {s.reason for s in result.steps} == {Reason.SLOW}

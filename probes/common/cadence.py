@@ -13,7 +13,9 @@ again all together one period later, every period (a minute that costs ~15 % mor
 10,000 targets: benchmarks/RESULTS.md). Each key has a stable share of the period (from its
 name): its period is `every` to 1.5 x `every`, so keys done together drift apart; and with
 `first_at_phase` a key never done starts at its share of the first period instead of at
-once (for work whose answer can wait; a sweep of what was left before the start cannot).
+once (for work whose answer can wait; a sweep of what was left before the start cannot). A
+run with a store of its own (no state given: nothing is remembered for a next run) does the
+work at once.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def not_due(
         fraction = share(scope, key)
         if isinstance(record, int | float) and 0 <= now - record < every * (1 + SPREAD * fraction):
             return NotDue(since=now - record)
-        if record is None and first_at_phase:
+        if record is None and first_at_phase and not state.one_run:
             record = {_FIRST: now + every * fraction}
             state.put(scope, key, record)
         first = record.get(_FIRST) if isinstance(record, dict) else None

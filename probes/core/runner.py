@@ -50,7 +50,7 @@ async def run_probe(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     recorder = StepRecorder(deadline, params.slow_step_seconds, cleanup_reserve(timeout))
-    state = state if state is not None else StateStore.memory()
+    state = state if state is not None else StateStore.memory(one_run=True)
     ctx = ProbeContext(recorder, deadline, probe_host, log, state, resources, on_demand)
     probe = probe_type.factory()
     try:

@@ -46,6 +46,7 @@ class StateStore:
         self._mutex = threading.Lock()  # one connection, used from the loop and from threads
         self._locks: dict[str, asyncio.Lock] = {}
         self._held: dict[str, OrderedDict[Any, Any]] = {}
+        self.one_run = False  # see memory()
 
     @classmethod
     def open(cls, directory: Path, *, exclusive: bool = False) -> StateStore:
@@ -70,11 +71,14 @@ class StateStore:
         return cls(db, str(path), lock_fd)
 
     @classmethod
-    def memory(cls) -> StateStore:
-        """A store that lives as long as the process (tests, one-off use)."""
+    def memory(cls, *, one_run: bool = False) -> StateStore:
+        """A store that lives as long as the process (tests, one-off use); `one_run`: only
+        as long as one run, which then has no later run to leave work to."""
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         db.execute(_SCHEMA)
-        return cls(db, ":memory:")
+        store = cls(db, ":memory:")
+        store.one_run = one_run
+        return store
 
     def __repr__(self) -> str:
         return f"StateStore({self._where})"
