@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/xrootd_tpc_vs_xrdcp.py [--rounds 8] [--sizes-mib 128 1024]
 
 A 2-site local lake (lakeprobe.lake.LocalLake, 127.0.0.1). Per size, the probe uploads its
-source file once (a warm-up run), then `--rounds` interleaved rounds of:
+source file once (a warm-up run), then `--rounds` interleaved rounds of (xrdcp first in even
+rounds, the probe first in odd ones):
 
 - `xrdcp --tpc only root://A//<source> root://B//lakeprobe/dst-<n>`: wall time of the process;
 - one xrootd-tpc probe run (run_probe, engine xrootd): its TRANSFER_THROUGHPUT (what the
@@ -195,9 +196,14 @@ def bench(lake: LocalLake, size: int, n_rounds: int) -> list[Round]:
     asyncio.run(probe_run(pair, size))  # uploads the source file; warms the page cache
     rounds, counted = [], CountedStats()
     for n in range(n_rounds):
-        xrdcp_wall, xrdcp_true, xrdcp_cpu = xrdcp_round(lake, size, n)
-        counted.count = 0
-        reported, step, true, cpu = probe_round(lake, pair, size)
+        if n % 2:  # odd rounds: the probe first, so neither side always follows the other
+            counted.count = 0
+            reported, step, true, cpu = probe_round(lake, pair, size)
+            xrdcp_wall, xrdcp_true, xrdcp_cpu = xrdcp_round(lake, size, n)
+        else:
+            xrdcp_wall, xrdcp_true, xrdcp_cpu = xrdcp_round(lake, size, n)
+            counted.count = 0
+            reported, step, true, cpu = probe_round(lake, pair, size)
         rounds.append(Round(xrdcp_wall, xrdcp_true, reported, step, true, xrdcp_cpu, cpu,
                             counted.count))  # fmt: skip
     return rounds
