@@ -7,6 +7,7 @@ same servers under different test directories.
     .venv/bin/python benchmarks/one_core_load.py [--targets 10000] [--seconds 150] [--cpu 0]
         [--loop asyncio|uvloop] [--py-spy PATH --profile FILE] [--max-concurrent 64]
         [--switch-interval 0.005] [--disturb SECONDS] [--contend SHARE]
+        [--delete-missing-every SECONDS]
 
 `--max-concurrent` is the config's max_concurrent_runs; `--switch-interval` the daemon's
 sys.setswitchinterval. `--loop` picks the daemon's event loop
@@ -25,11 +26,12 @@ core just before the daemon starts and just after it stops, that core's steal ti
 window, the daemon's context switches and minor page faults a run and its system CPU.
 `--disturb N` runs a busy loop on the daemon's core for N s from 20 s in (before the window);
 the p99 lag over the window's last interval shows whether the backlog drained. `--contend F`
-keeps a neighbour busy F of every 10 ms on that core for the whole run: a slower host. A
-time series every 10 s from the daemon's start (warm-up included) gives its core, runs
-started a minute, the start lag p50/p99 of the runs started then, runs running and waiting
-for slots at its end, and the garbage collector's CPU and passes: when it fell behind, and
-when it caught up.
+keeps a neighbour busy F of every 10 ms on that core for the whole run: a slower host.
+`--delete-missing-every S` shortens the webdav probe's period for DELETE of a missing file
+(default 900 s), to see its repeats within a short run. A time series every 10 s from the
+daemon's start (warm-up included) gives its core, runs started a minute, the start lag
+p50/p99 of the runs started then, runs running and waiting for slots at its end, and the
+garbage collector's CPU and passes: when it fell behind, and when it caught up.
 Loopback only.
 Results: benchmarks/RESULTS.md.
 """
@@ -81,7 +83,9 @@ class RecordingScheduler(ProbeScheduler):
         self.lags.append((time.monotonic(), lag))
 
 
-def config(lake: LocalLake, per_site: int, listen: str, slots: int) -> dict[str, Any]:
+def config(
+    lake: LocalLake, per_site: int, listen: str, slots: int, delete_missing_every: float | None
+) -> dict[str, Any]:
     """`per_site` endpoints per XRootD site and protocol, each with its own test directory,
     in configured sites of 50 (a site takes at most 100 endpoints); caps sized for the many
     endpoints these few servers stand in for."""
@@ -97,6 +101,9 @@ def config(lake: LocalLake, per_site: int, listen: str, slots: int) -> dict[str,
                     {"name": f"root{n}", "url": site.root_url, "test_dir": test_dir},
                 ]
             sites.append({"name": f"{site.name}-{group // 50:02d}", "endpoints": endpoints})
+    webdav: dict[str, Any] = {"name": "webdav", "type": "webdav"}
+    if delete_missing_every is not None:
+        webdav["params"] = {"delete_missing_every_seconds": delete_missing_every}
     return {
         "server": {"listen": listen, "probe_host": "bench"},
         "defaults": {
@@ -107,7 +114,7 @@ def config(lake: LocalLake, per_site: int, listen: str, slots: int) -> dict[str,
             "max_concurrent_per_endpoint": 32,
         },
         "sites": sites,
-        "probes": [{"name": "webdav", "type": "webdav"}, {"name": "xrootd", "type": "xrootd"}],
+        "probes": [webdav, {"name": "xrootd", "type": "xrootd"}],
     }
 
 
@@ -407,7 +414,10 @@ def main(args: argparse.Namespace) -> None:
                 pin_lake(lake, others)
             path = workdir / "lakeprobe.yaml"
             listen = f"127.0.0.1:{free_ports(1)[0]}"
-            path.write_text(yaml.safe_dump(config(lake, per_site, listen, args.max_concurrent)))
+            settings = config(
+                lake, per_site, listen, args.max_concurrent, args.delete_missing_every
+            )
+            path.write_text(yaml.safe_dump(settings))
             pids = ",".join(str(site.pid) for site in lake.sites)
             child = [sys.executable, __file__, "--child", str(path), "--seconds", str(args.seconds),
                      "--loop", args.loop, "--server-pids", pids,
@@ -440,6 +450,8 @@ if __name__ == "__main__":
                         help="defaults.max_concurrent_runs (the daemon's default: 32)")  # fmt: skip
     parser.add_argument("--switch-interval", type=float, default=sys.getswitchinterval(),
                         help="the daemon's sys.setswitchinterval, seconds")  # fmt: skip
+    parser.add_argument("--delete-missing-every", type=float,
+                        help="the webdav probe's delete_missing_every_seconds")  # fmt: skip
     parser.add_argument("--contend", type=float, default=0.0,
                         help="share of the daemon's core a neighbour takes, e.g. 0.1")  # fmt: skip
     parser.add_argument("--disturb", type=float, default=0.0,

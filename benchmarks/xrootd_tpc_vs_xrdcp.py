@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/xrootd_tpc_vs_xrdcp.py [--rounds 8] [--sizes-mib 128 1024]
 
 A 2-site local lake (lakeprobe.lake.LocalLake, 127.0.0.1). Per size, the probe uploads its
-source file once (a warm-up run), then `--rounds` interleaved rounds of (xrdcp first in even
-rounds, the probe first in odd ones):
+source file once (a warm-up run), then `--rounds` interleaved rounds of (in even rounds a
+control copy, xrdcp, the probe; in odd ones the probe, xrdcp, the control copy):
 
 - `xrdcp --tpc only root://A//<source> root://B//lakeprobe/dst-<n>`: wall time of the process;
 - one xrootd-tpc probe run (run_probe, engine xrootd): its TRANSFER_THROUGHPUT (what the
   daemon exports), the transfer time it implies, the copy step's duration, and how many
-  destination stats its landing watch (probes/clients/xrdcopy.py) sent.
+  destination stats its landing watch (probes/clients/xrdcopy.py) sent;
+- a control: a second `xrdcp --tpc only` of the same file, on xrdcp's other side: how much
+  two copies of the same tool differ anyway (the floor of any "within 5 %" between copies).
 
 For both, the truth: a thread stats the destination's file on B's local disk every 5 ms and
 notes when it reached its final size (the data moved), timed from the copy's start (the
@@ -98,6 +100,7 @@ class Round:
     xrdcp_cpu: float  # user+sys of the xrdcp process
     probe_cpu: float  # user+sys of this process during the probe run (whole run)
     stats: int  # destination stats the probe's landing watch sent
+    control_true: float  # a second xrdcp copy, next to the first: how much copies differ
 
 
 def target(lake: LocalLake, site: XrootdSite) -> Target:
@@ -165,6 +168,10 @@ def probe_round(lake: LocalLake, pair: PairTarget, size: int) -> tuple[float, fl
     return reported, copy.duration_seconds, watch.reached() - copy_started, cpu
 
 
+def within(ratios: list[float], tolerance: float = 0.05) -> int:
+    return sum(1 for ratio in ratios if abs(ratio - 1) <= tolerance)
+
+
 def rate(size: int, seconds: float) -> float:
     return size / MIB / seconds
 
@@ -188,7 +195,12 @@ def report(size: int, rounds: list[Round]) -> None:
                         ("its own true", "probe_true")):  # fmt: skip
         ratios = [getattr(r, field) / r.probe_reported for r in rounds]
         print(f"probe reported / {name} throughput: median {statistics.median(ratios):.2f}x, "
-              f"min {min(ratios):.2f}x, max {max(ratios):.2f}x")  # fmt: skip
+              f"min {min(ratios):.2f}x, max {max(ratios):.2f}x, "
+              f"within 5 % in {within(ratios)} of {len(ratios)}")  # fmt: skip
+    ratios = [r.control_true / r.xrdcp_true for r in rounds]
+    print(f"control: xrdcp true / the control copy's true throughput: median "
+          f"{statistics.median(ratios):.2f}x, min {min(ratios):.2f}x, max {max(ratios):.2f}x, "
+          f"within 5 % in {within(ratios)} of {len(ratios)}")  # fmt: skip
 
 
 def bench(lake: LocalLake, size: int, n_rounds: int) -> list[Round]:
@@ -196,16 +208,20 @@ def bench(lake: LocalLake, size: int, n_rounds: int) -> list[Round]:
     asyncio.run(probe_run(pair, size))  # uploads the source file; warms the page cache
     rounds, counted = [], CountedStats()
     for n in range(n_rounds):
-        if n % 2:  # odd rounds: the probe first, so neither side always follows the other
+        # Even rounds: control, xrdcp, probe; odd: probe, xrdcp, control. The probe always
+        # follows or precedes xrdcp's copy, as the control copy does on its other side.
+        if n % 2:
             counted.count = 0
             reported, step, true, cpu = probe_round(lake, pair, size)
             xrdcp_wall, xrdcp_true, xrdcp_cpu = xrdcp_round(lake, size, n)
+            control = xrdcp_round(lake, size, n)[1]
         else:
+            control = xrdcp_round(lake, size, n)[1]
             xrdcp_wall, xrdcp_true, xrdcp_cpu = xrdcp_round(lake, size, n)
             counted.count = 0
             reported, step, true, cpu = probe_round(lake, pair, size)
         rounds.append(Round(xrdcp_wall, xrdcp_true, reported, step, true, xrdcp_cpu, cpu,
-                            counted.count))  # fmt: skip
+                            counted.count, control))  # fmt: skip
     return rounds
 
 
