@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from state_helpers import CadenceClock
 
 from lakeprobe.lake import LocalLake, TestPki, require_binaries
 from lakeprobe.lake.nginxdav import NginxDav, missing_nginx
+from lakeprobe.probes.common import cadence
 
 
 def need_binaries(*extra: str) -> None:
@@ -40,6 +42,14 @@ def _root_logging_restored() -> Iterator[None]:
 
 
 LakeFactory = Callable[..., LocalLake]
+
+
+@pytest.fixture
+def cadence_clock(monkeypatch: pytest.MonkeyPatch) -> CadenceClock:
+    """Periodic work's clock (probes.common.cadence), moved by the test."""
+    clock = CadenceClock()
+    monkeypatch.setattr(cadence, "time", clock)
+    return clock
 
 
 @pytest.fixture(scope="session")

@@ -25,3 +25,14 @@ _RESOURCES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProbeResources]
 
 def loop_resources() -> ProbeResources:
     return _RESOURCES.setdefault(asyncio.get_running_loop(), ProbeResources())
+
+
+class CadenceClock:
+    """The wall clock of probes.common.cadence (the `cadence_clock` fixture puts it there),
+    moved only by the test: `clock.now += seconds`."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from http_helpers import serve_handler
+from state_helpers import CadenceClock
 
 from lakeprobe.probes.clients.httpparse import MAX_LISTING_ENTRIES
 from lakeprobe.probes.common import cadence
@@ -274,30 +275,15 @@ def delete_missing(result: ProbeResult) -> tuple[Status, str]:
     return step.status, step.detail
 
 
-class Clock:
-    """The cadence's wall clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(cadence, "time", fake)
-    return fake
-
-
 def share_of(dav: FakeDav) -> float:
     """The test directory's own point of the period (probes/common/cadence.py)."""
     key = Target("SITE", "fake", dav.url, TEST_DIR).url_for(TEST_DIR)
     return cadence.share(DELETE_MISSING_ASKED, key)
 
 
-async def test_delete_missing_asked_once_per_period(dav: FakeDav, clock: Clock) -> None:
+async def test_delete_missing_asked_once_per_period(
+    dav: FakeDav, cadence_clock: CadenceClock
+) -> None:
     """A server's answer to DELETE of a missing file is asked once per period per test
     directory, each directory at its own point of the period: a daemon starting with
     thousands of targets does not ask them all in its first minute. Runs before that point
@@ -309,7 +295,7 @@ async def test_delete_missing_asked_once_per_period(dav: FakeDav, clock: Clock) 
     not_yet = f"DELETE of a missing file not asked yet: due in {900 * share:.0f} s"
     assert delete_missing(before)[1].startswith(not_yet)
     assert missing_deletes(dav) == 0
-    clock.now += 900 * share
+    cadence_clock.now += 900 * share
     first = await probe(dav, state=state)
     later = await probe(dav, state=state)
     assert delete_missing(first) == (Status.OK, "DELETE of a missing file: 404")
@@ -318,10 +304,10 @@ async def test_delete_missing_asked_once_per_period(dav: FakeDav, clock: Clock) 
     assert "(asked at most every 900 s)" in delete_missing(later)[1]
     assert missing_deletes(dav) == 1
     # The next time: after 900 s plus up to half of it, by the same share.
-    clock.now += 900 * (1 + cadence.SPREAD * share) - 1
+    cadence_clock.now += 900 * (1 + cadence.SPREAD * share) - 1
     await probe(dav, state=state)
     assert missing_deletes(dav) == 1
-    clock.now += 2
+    cadence_clock.now += 2
     await probe(dav, state=state)
     assert missing_deletes(dav) == 2
     await probe(dav, state=state, on_demand=True)
@@ -337,13 +323,15 @@ def test_test_directories_spread_over_the_period() -> None:
     assert max(tenths) < 1_200, tenths
 
 
-async def test_wrong_delete_missing_answer_asked_every_run(dav: FakeDav, clock: Clock) -> None:
+async def test_wrong_delete_missing_answer_asked_every_run(
+    dav: FakeDav, cadence_clock: CadenceClock
+) -> None:
     """A server that answers 204 to DELETE of a missing file is asked, and warned about,
     every run from its first check until it answers 404: a fault never shows only once per
     period."""
     state, dav.fault = StateStore.memory(), "delete_missing_204"
     await probe(dav, state=state)  # sets the directory's first check
-    clock.now += 900
+    cadence_clock.now += 900
     for _ in range(3):
         result = await probe(dav, state=state)
         assert (result.status, result.reason) == (Status.WARNING, Reason.UNEXPECTED_STATUS)

@@ -4,6 +4,7 @@ pass (failed or raised) due again at the next run."""
 from __future__ import annotations
 
 import pytest
+from state_helpers import CadenceClock
 
 from lakeprobe.probes.common import cadence
 from lakeprobe.probes.common.sweep import SWEPT, sweep_when_due
@@ -54,20 +55,11 @@ async def test_not_passed_stays_due(outcome: StepOutcome, error: Exception | Non
     assert fixed.count == 1
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-
-async def test_repeats_spread_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_repeats_spread_by_name(cadence_clock: CadenceClock) -> None:
     """Destinations first swept in the same minute (a daemon's start) sweep again 1 to 1.5
     periods later, each by its own share from its name: they drift apart instead of all
     sweeping together once a period."""
-    clock, state = Clock(), StateStore.memory()
-    monkeypatch.setattr(cadence, "time", clock)
+    clock, state = cadence_clock, StateStore.memory()
     keys = [f"root://h//d{n}" for n in range(200)]
     sweep = Sweeps(passed())
     for key in keys:
