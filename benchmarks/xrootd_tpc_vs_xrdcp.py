@@ -1,6 +1,7 @@
 """Benchmark: the xrootd-tpc probe's copy against `xrdcp --tpc only`, and both against the truth.
 
     .venv/bin/python benchmarks/xrootd_tpc_vs_xrdcp.py [--rounds 8] [--sizes-mib 128 1024]
+        [--lake-in /dev/shm] [--pin-sites]
 
 A 2-site local lake (lakeprobe.lake.LocalLake, 127.0.0.1). Per size, the probe uploads its
 source file once (a warm-up run), then `--rounds` interleaved rounds of (in even rounds a
@@ -20,6 +21,11 @@ So each side is compared with the real transfer of the same copy (like with like
 two real transfers with each other (a real slowdown shows there). Rates in MiB/s. CPU (user+sys):
 the xrdcp process; this process during the probe run (includes the 5 ms stat thread).
 
+Two ways to look for where the copies' spread comes from: `--lake-in` makes the lake's
+directory (its data too) under a directory of your choice, e.g. tmpfs, to take the disk
+out; `--pin-sites` pins site A's server to CPU 0 and B's to CPU 1 (taskset, every thread),
+to take the scheduler's moving them out.
+
 Results: benchmarks/RESULTS.md ("XRootD TPC vs xrdcp").
 """
 
@@ -33,6 +39,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -225,13 +232,26 @@ def bench(lake: LocalLake, size: int, n_rounds: int) -> list[Round]:
     return rounds
 
 
+def pin_sites(lake: LocalLake) -> None:
+    cpus = os.cpu_count() or 1
+    for cpu, site in enumerate(lake.sites):
+        pin = ["taskset", "--all-tasks", "--pid", "--cpu-list", str(cpu % cpus), str(site.pid)]
+        subprocess.run(pin, check=True, stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--sizes-mib", type=int, nargs="+", default=[128, 1024])
+    parser.add_argument("--lake-in", type=Path, help="make the lake's directory here (e.g. tmpfs)")
+    parser.add_argument("--pin-sites", action="store_true", help="site A on CPU 0, B on CPU 1")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.lake_in is not None:
+        tempfile.tempdir = str(args.lake_in)  # where LocalLake makes (and removes) its directory
     with LocalLake(2) as lake:
+        if args.pin_sites:
+            pin_sites(lake)
         free = shutil.disk_usage(lake.base_dir).free
         for size in (s * MIB for s in args.sizes_mib):
             if free < 4 * size:
