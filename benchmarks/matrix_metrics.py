@@ -9,8 +9,9 @@ IPv4 and IPv6: 2 x 22,350 network series sets beside the transfer matrix. With
 
 The daemon object is built for real (config validation, plan, scheduler, results store);
 only the probe runs are synthetic. Times are the process's CPU time (user + sys): the machine
-is shared. Last, /metrics is served and scraped over HTTP by curl (another process) with every
-pair new: the daemon's CPU for that scrape and its peak RSS. Results: benchmarks/RESULTS.md.
+is shared. The daemon is started by serve(), as `lakeprobe serve` starts it, and serves
+/metrics throughout; last, curl (another process) scrapes it over HTTP with every pair new: the
+daemon's CPU for that scrape and its peak RSS. Results: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -69,11 +70,7 @@ def _result(key: object, rng: random.Random) -> ProbeResult:
 
 
 async def http_scrape(daemon: Daemon) -> tuple[float, float, int]:
-    """Serve /metrics and let curl fetch it once: the daemon's CPU and wall time, bytes."""
-    stop = asyncio.Event()
-    serving = asyncio.create_task(serve(daemon, stop))
-    await asyncio.sleep(0.5)
-    print(f"RSS with /metrics served, before the scrape {rss_mib():.0f} MiB")
+    """Let curl fetch /metrics once: the daemon's CPU and wall time, bytes."""
     url = f"http://{daemon.config.server.listen}/metrics"
     cpu, wall = time.process_time(), time.perf_counter()
     curl = await asyncio.create_subprocess_exec(
@@ -82,9 +79,18 @@ async def http_scrape(daemon: Daemon) -> tuple[float, float, int]:
     )  # fmt: skip
     out, _ = await curl.communicate()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    stop.set()
-    await serving
     return cpu, wall, int(out or 0)
+
+
+async def serving(daemon: Daemon, stop: asyncio.Event) -> asyncio.Task[None]:
+    """The daemon as `lakeprobe serve` runs it: serve() starts it (plans and schedules every
+    pair) and serves /metrics. Returns once it is started."""
+    task = asyncio.create_task(serve(daemon, stop))
+    while not daemon.started:
+        if task.done():
+            task.result()  # serve() failed: raise its error
+        await asyncio.sleep(0.05)
+    return task
 
 
 async def main(sites: int, repeat: int, workdir: Path, network: bool, shard: str | None) -> None:
@@ -94,7 +100,8 @@ async def main(sites: int, repeat: int, workdir: Path, network: bool, shard: str
     config_path.write_text(yaml.safe_dump(config))
     started = time.perf_counter()
     daemon = Daemon(config_path, load_config(config_path), shard=shard)
-    daemon.start()  # validates, plans and schedules every pair (first runs are far ahead)
+    stop = asyncio.Event()
+    server = await serving(daemon, stop)  # first runs are far ahead; the few due fail at once
     print(f"sites={sites} targets={len(daemon.store)} start={time.perf_counter() - started:.2f}s")
 
     def scrape() -> int:
@@ -123,13 +130,18 @@ async def main(sites: int, repeat: int, workdir: Path, network: bool, shard: str
     print(f"render CPU, 10% of targets new: {partial[0]:.3f} s")
     print(f"render CPU, unchanged (median of {repeat}): {statistics.median(warm):.3f} s")
     print(f"RSS {rss_mib():.0f} MiB (peak {peak:.0f} MiB)")
+    idle = time.process_time()
+    await asyncio.sleep(1)  # the runs that fall due meanwhile (they fail at once): background
+    idle = time.process_time() - idle
     renew(daemon, rng)
+    print(f"RSS before the HTTP scrape {rss_mib():.0f} MiB; daemon CPU idle {idle:.3f} s/s")
     cpu, wall, size = await http_scrape(daemon)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"HTTP scrape by curl, every target new: daemon CPU {cpu:.3f} s, {wall:.3f} s wall, "
           f"{size / 1e6:.1f} MB")  # fmt: skip
     print(f"RSS {rss_mib():.0f} MiB (peak {peak:.0f} MiB = {peak * 1.048576:.0f} MB)")
-    await daemon.stop()
+    stop.set()
+    await server  # stops the daemon
 
 
 if __name__ == "__main__":
