@@ -41,12 +41,20 @@ def _labels(labels: dict[str, str]) -> str:
 class _Text:
     """One target's text: made once per target, then updated in place, so a scrape after
     every target ran allocates no new containers (22,350 new lists a scrape pulled a full
-    garbage collection of the whole daemon into it, doubling its CPU)."""
+    garbage collection of the whole daemon into it, doubling its CPU). A one-sample family's
+    block is only its line's end (`} 1.0\n`): the scrape puts the family's `name{` and the
+    target's labels before it, so the labels, most of a line, are kept once per target, not
+    once per line."""
 
     row: Row
-    labels: str  # a target's labels change only with the plan
-    blocks: list[bytes]  # per family of `row`
+    labels: bytes  # a target's labels change only with the plan
+    blocks: list[bytes]  # per family of `row`; b"": no sample
     version: int = -1  # of the TargetState rendered; -1: none yet
+
+
+# A row's targets: their labels, and their text per family, in the same order.
+_Group = tuple[list[bytes], list[list[bytes]]]
+_NO_GROUP: _Group = ([], [])
 
 
 class Exposition:
@@ -92,36 +100,49 @@ class Exposition:
         return b"".join(self.chunks())
 
     def chunks(self) -> Iterator[bytes]:
-        """The exposition in pieces of at most PARTS_PER_CHUNK targets, so a large one is
-        streamed, never joined; the header once per family, a family without samples left
+        """The exposition in pieces of at most PARTS_PER_CHUNK targets' lines, so a large one
+        is streamed, never joined; the header once per family, a family without samples left
         out."""
         self._streaming += 1
         try:
-            for family, parts in self._bodies():
+            for family, parts, per_target in self._bodies():
                 if not any(parts):
                     continue
                 yield _header(family)
                 # Pieces, not the family's megabytes: each is copied on its way to the socket
                 # (joined, framed as an HTTP chunk, buffered), which made a scrape's peak.
-                for start in range(0, len(parts), PARTS_PER_CHUNK):
-                    yield b"".join(parts[start : start + PARTS_PER_CHUNK])
+                step = PARTS_PER_CHUNK * per_target
+                for start in range(0, len(parts), step):
+                    yield b"".join(parts[start : start + step])
         finally:
             self._streaming -= 1
 
-    def _bodies(self) -> Iterator[tuple[Family[Any], list[bytes]]]:
+    def _bodies(self) -> Iterator[tuple[Family[Any], list[bytes], int]]:
+        """Per family, its text in parts, and how many parts a target has at most."""
         groups = self._blocks_by_row()  # all targets at once: a reload mid-stream is not seen
         for family in self._results:
             parts: list[bytes] = []
+            if isinstance(family.samples, One):
+                head = f"{family.name}{{".encode()
+                for row, i in self._positions[family]:
+                    labels, texts = groups.get(row, _NO_GROUP)
+                    for target_labels, blocks in zip(labels, texts, strict=True):
+                        if end := blocks[i]:
+                            parts += (head, target_labels, end)
+                yield family, parts, 3
+                continue
             for row, i in self._positions[family]:
-                parts += map(itemgetter(i), groups.get(row, ()))
-            yield family, parts
+                parts += map(itemgetter(i), groups.get(row, _NO_GROUP)[1])
+            yield family, parts, 1
         for token_family in self._tokens:
             subjects = self._token_subjects.get(token_family, ())
-            yield token_family, [_render(token_family, *s) for s in subjects]
+            yield token_family, [_render(token_family, *s) for s in subjects], 1
 
-    def _blocks_by_row(self) -> dict[Row, list[list[bytes]]]:
-        """Each target's text per family of its row, in store order, grouped by row."""
-        groups: dict[Row, list[list[bytes]]] = defaultdict(list)
+    def _blocks_by_row(self) -> dict[Row, _Group]:
+        """Each target's labels, and its text per family of its row, in store order, grouped
+        by row. Two lists, not a pair per target: 22,350 new tuples kept through a scrape
+        would pull a full garbage collection into it."""
+        groups: dict[Row, _Group] = defaultdict(lambda: ([], []))
         cache, rows, plans = self._cache, self._rows, self._plans
         for key, state in self._store.view():
             text = cache.get(key)
@@ -129,7 +150,7 @@ class Exposition:
                 row = rows.get(key)
                 if row is None:
                     continue
-                text = cache[key] = _Text(row, _labels(key.labels()), [])
+                text = cache[key] = _Text(row, _labels(key.labels()).encode(), [])
             if text.version != state.version:
                 blocks = _render_target(plans[text.row], text.labels, state)
                 if self._streaming > 1:  # another scrape still streams the old list
@@ -137,7 +158,9 @@ class Exposition:
                 else:
                     text.blocks[:] = blocks
                 text.version = state.version
-            groups[text.row].append(text.blocks)
+            labels, texts = groups[text.row]
+            labels.append(text.labels)
+            texts.append(text.blocks)
         return groups
 
 
@@ -153,30 +176,31 @@ def _header(family: Family[Any]) -> bytes:
     return f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.kind}\n".encode()
 
 
-# Per result family: the family, the value of a one-sample family (else None), "name{".
-_Plan = tuple[tuple[ResultFamily, Callable[[TargetState], float | None] | None, str], ...]
+# Per result family: the family, and the value of a one-sample family (else None).
+_Plan = tuple[tuple[ResultFamily, Callable[[TargetState], float | None] | None], ...]
 
 
 def _plan(row: Row) -> _Plan:
-    return tuple(
-        (f, f.samples.value if isinstance(f.samples, One) else None, f"{f.name}{{")
-        for f in row.results
-    )
+    return tuple((f, f.samples.value if isinstance(f.samples, One) else None) for f in row.results)
 
 
-def _render_target(plan: _Plan, labels: str, state: TargetState) -> list[bytes]:
-    """A target's text per family of its row; one-sample families inlined (the hot path)."""
+def _render_target(plan: _Plan, labels: bytes, state: TargetState) -> list[bytes]:
+    """A target's text per family of its row: a one-sample family's line end (the hot path,
+    inlined), any other family's lines whole."""
     blocks = []
-    for family, one, head in plan:
+    text_labels = None
+    for family, one in plan:
         if one is None:
-            blocks.append(_render(family, labels, state))
+            if text_labels is None:
+                text_labels = labels.decode()
+            blocks.append(_render(family, text_labels, state))
             continue
         value = one(state)
         if value is None:
             blocks.append(b"")
             continue
         text = repr(float(value))
-        blocks.append(f"{head}{labels}}} {_SPECIAL.get(text, text)}\n".encode())
+        blocks.append(f"}} {_SPECIAL.get(text, text)}\n".encode())
     return blocks
 
 

@@ -243,3 +243,36 @@ def test_a_scrape_in_flight_keeps_what_it_began_with() -> None:
     assert after != before
     assert b"".join([*head, *first]) == before
     assert exposition.render() == after
+
+
+def test_a_sample_missing_for_one_target_of_a_row_leaves_no_partial_line() -> None:
+    """A one-sample family's line is put together at the scrape (name, the target's labels,
+    its cached line end): a target of the same row without that sample gets no line at all,
+    not a name and labels without a value, and the text stays parseable."""
+    config = {
+        "sites": [
+            {"name": name, "endpoints": [{"name": "webdav", "url": f"davs://127.0.0.{n}:8443"}]}
+            for n, name in enumerate(("SITE-B", "SITE-C", "SITE-D"), start=1)
+        ],
+        "probes": [{"name": "webdav", "type": "webdav"}],
+    }
+    jobs = build_plan(parse_config(yaml.safe_dump(config)))
+    keys = [job.key for job in jobs if isinstance(job.key, TargetKey)]
+    assert len(keys) == 3
+    store = ResultsStore()
+    store.set_targets(keys)
+    with_bytes = result(Status.OK)
+    without = dataclasses.replace(with_bytes, measurements={})
+    for key, run in zip(keys, (without, with_bytes, without), strict=True):
+        store.record(key, run)
+    exposition = Exposition(store)
+    exposition.set_plan(jobs)
+    text = exposition.render().decode()
+    lines = [line for line in text.splitlines() if line.startswith("lakeprobe_probe_write_bytes")]
+    assert lines == [
+        'lakeprobe_probe_write_bytes{probe="webdav",site="SITE-C",endpoint="webdav",'
+        'protocol="davs"} 1024.0'
+    ]
+    data = parse(text)
+    assert value(data, "lakeprobe_probe_write_bytes", keys[1]) == 1024
+    assert all(value(data, "lakeprobe_probe_success", key) == 1 for key in keys)
