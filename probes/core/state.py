@@ -39,14 +39,21 @@ class StateError(Exception):
 class StateStore:
     """Use `StateStore.open(directory)` (the daemon: `exclusive=True`), or `memory()`."""
 
-    def __init__(self, db: sqlite3.Connection, where: str, lock_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        where: str,
+        lock_fd: int | None = None,
+        *,
+        one_run: bool = False,
+    ) -> None:
         self._db = db
         self._where = where
         self._lock_fd = lock_fd
         self._mutex = threading.Lock()  # one connection, used from the loop and from threads
         self._locks: dict[str, asyncio.Lock] = {}
         self._held: dict[str, OrderedDict[Any, Any]] = {}
-        self.one_run = False  # see memory()
+        self.one_run = one_run  # see memory()
 
     @classmethod
     def open(cls, directory: Path, *, exclusive: bool = False) -> StateStore:
@@ -76,9 +83,7 @@ class StateStore:
         as long as one run, which then has no later run to leave work to."""
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         db.execute(_SCHEMA)
-        store = cls(db, ":memory:")
-        store.one_run = one_run
-        return store
+        return cls(db, ":memory:", one_run=one_run)
 
     def __repr__(self) -> str:
         return f"StateStore({self._where})"
